@@ -1,0 +1,2 @@
+//! Placeholder replaced by the workflow-hash benchmark.
+fn main() {}

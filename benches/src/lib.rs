@@ -1,0 +1,1 @@
+//! Criterion benchmarks for comfy-pool; see `benches/` and `cargo xtask bench`.

@@ -1,0 +1,1 @@
+//! `comfy-client`: work in progress.

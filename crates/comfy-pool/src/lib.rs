@@ -1,0 +1,1 @@
+//! `comfy-pool`: work in progress.

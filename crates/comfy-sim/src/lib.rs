@@ -1,0 +1,1 @@
+//! `comfy-sim`: work in progress.

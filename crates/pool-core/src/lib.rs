@@ -1,0 +1,1 @@
+//! `pool-core`: work in progress.

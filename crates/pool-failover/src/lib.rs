@@ -1,0 +1,1 @@
+//! `pool-failover`: work in progress.

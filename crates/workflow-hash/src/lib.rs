@@ -1,0 +1,1 @@
+//! `workflow-hash`: work in progress.

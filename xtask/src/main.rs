@@ -1,0 +1,51 @@
+//! Project automation for comfy-pool, run as `cargo xtask <command>` from anywhere in the tree.
+//!
+//! Every command prints the commands it runs before running them, so what CI does can be
+//! repeated by hand.
+
+mod ci;
+mod command;
+mod hash;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Project automation for comfy-pool.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Everything CI checks: lint (fmt, clippy, docs) then the full test suite.
+    Ci,
+    /// `cargo fmt --check`, clippy with warnings denied, and `cargo doc` with warnings denied.
+    Lint,
+    /// The full test suite: every crate's unit, integration and doc tests.
+    Test,
+    /// Print the structural hash of each workflow file, like `sha256sum` (stdin for none or `-`).
+    Hash {
+        /// API-format workflow JSON files.
+        files: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Ci => ci::lint().and_then(|()| ci::test()),
+        Task::Lint => ci::lint(),
+        Task::Test => ci::test(),
+        Task::Hash { files } => hash::run(&files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
