@@ -6,6 +6,7 @@
 mod ci;
 mod command;
 mod hash;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,18 @@ enum Task {
         /// API-format workflow JSON files.
         files: Vec<String>,
     },
+    /// Start simulated ComfyUI servers on consecutive ports (Ctrl-C stops them).
+    Sim {
+        /// How many servers to start.
+        #[arg(long, default_value_t = 3)]
+        count: u16,
+        /// Address of the first server; the others take the following ports.
+        #[arg(long, default_value = "127.0.0.1:8188")]
+        listen: String,
+        /// Further options for every server (see `cargo run -p comfy-sim -- --help`).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +53,11 @@ fn main() -> ExitCode {
         Task::Lint => ci::lint(),
         Task::Test => ci::test(),
         Task::Hash { files } => hash::run(&files),
+        Task::Sim {
+            count,
+            listen,
+            extra,
+        } => sim::run(count, &listen, &extra),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
