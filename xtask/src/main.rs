@@ -5,6 +5,7 @@
 
 mod ci;
 mod command;
+mod demo;
 mod hash;
 mod sim;
 
@@ -32,6 +33,17 @@ enum Task {
         /// API-format workflow JSON files.
         files: Vec<String>,
     },
+    /// Run a demo: `basic` (default), `advanced` or `multitenant`, on simulated servers unless
+    /// `--hosts URL,URL` (or `COMFY_HOSTS`) names real ones.
+    Demo {
+        /// The demo's name first (optional), then its options (`--hosts`, `--verbose`, ...).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "NAME] [ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Start simulated ComfyUI servers on consecutive ports (Ctrl-C stops them).
     Sim {
         /// How many servers to start.
@@ -53,6 +65,7 @@ fn main() -> ExitCode {
         Task::Lint => ci::lint(),
         Task::Test => ci::test(),
         Task::Hash { files } => hash::run(&files),
+        Task::Demo { args } => demo::run(&args),
         Task::Sim {
             count,
             listen,
