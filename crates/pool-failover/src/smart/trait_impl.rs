@@ -1,0 +1,175 @@
+//! `impl FailoverStrategy for SmartStrategy`.
+
+use std::sync::atomic::Ordering;
+
+use tokio::time::Instant;
+use workflow_hash::WorkflowHash;
+
+use super::SmartStrategy;
+use super::ops::Ctx;
+use crate::{
+    AllBlocked, Claim, FailoverEvent, FailoverStrategy, FailureClass, PairStatus, ServerId,
+};
+
+impl FailoverStrategy for SmartStrategy {
+    #[inline]
+    fn is_allowed(&self, server: &ServerId, hash: &WorkflowHash, now: Instant) -> bool {
+        if self.tracked.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        let now = self.clock.tick(now);
+        let inner = self.inner.read();
+        inner
+            .table
+            .get(server.as_str(), hash)
+            .is_none_or(|entry| entry.allows(now))
+    }
+
+    fn first_allowed(
+        &self,
+        candidates: &[ServerId],
+        hash: &WorkflowHash,
+        now: Instant,
+    ) -> Option<usize> {
+        if candidates.is_empty() {
+            return None;
+        }
+        if self.tracked.load(Ordering::Acquire) == 0 {
+            return Some(0);
+        }
+        let now = self.clock.tick(now);
+        let inner = self.inner.read();
+        candidates.iter().position(|server| {
+            inner
+                .table
+                .get(server.as_str(), hash)
+                .is_none_or(|entry| entry.allows(now))
+        })
+    }
+
+    fn claim(&self, server: &ServerId, hash: &WorkflowHash, now: Instant) -> Claim {
+        if self.tracked.load(Ordering::Acquire) == 0 {
+            return Claim::granted();
+        }
+        let tick = self.clock.tick(now);
+        {
+            let inner = self.inner.read();
+            match inner.table.get(server.as_str(), hash) {
+                None => return Claim::granted(),
+                Some(entry) if !Ctx::claim_mutates(entry, tick) => {
+                    return if entry.allows(tick) {
+                        Claim::granted()
+                    } else {
+                        Claim::denied()
+                    };
+                }
+                Some(_) => {}
+            }
+        }
+        self.write(|ctx, inner| ctx.claim(inner, server, hash, tick))
+    }
+
+    fn record_failure(
+        &self,
+        server: &ServerId,
+        hash: &WorkflowHash,
+        class: FailureClass,
+        now: Instant,
+    ) -> Vec<FailoverEvent> {
+        let tick = self.clock.tick(now);
+        self.write(|ctx, inner| ctx.record_failure(inner, server, hash, class, tick))
+    }
+
+    fn record_success(
+        &self,
+        server: &ServerId,
+        hash: &WorkflowHash,
+        now: Instant,
+    ) -> Vec<FailoverEvent> {
+        if self.tracked.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let tick = self.clock.tick(now);
+        self.write(|_, inner| Ctx::record_success(inner, server, hash, tick))
+    }
+
+    fn poll_events(&self, now: Instant) -> Vec<FailoverEvent> {
+        let tick = self.clock.tick(now);
+        if self
+            .inner
+            .read()
+            .table
+            .next_wake()
+            .is_none_or(|wake| wake > tick)
+        {
+            return Vec::new();
+        }
+        self.write(|ctx, inner| ctx.poll(inner, tick))
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let wake = self.inner.read().table.next_wake()?;
+        Some(self.clock.instant(wake))
+    }
+
+    fn reset_workflow(&self, hash: &WorkflowHash) -> Vec<FailoverEvent> {
+        self.write(|_, inner| {
+            let mut events = Vec::new();
+            let servers: Vec<ServerId> = inner
+                .table
+                .servers
+                .iter()
+                .filter(|(_, table)| table.pairs.contains_key(hash))
+                .map(|(server, _)| server.clone())
+                .collect();
+            for server in servers {
+                if let Some(entry) = inner.table.remove(server.as_str(), hash) {
+                    Ctx::reset_events(&server, [(hash, &entry)], &mut events);
+                }
+            }
+            events
+        })
+    }
+
+    fn reset_server(&self, server: &ServerId) -> Vec<FailoverEvent> {
+        self.write(|_, inner| {
+            let mut events = Vec::new();
+            if let Some(table) = inner.table.remove_server(server.as_str()) {
+                Ctx::reset_events(server, &table.pairs, &mut events);
+            }
+            events
+        })
+    }
+
+    fn reset_all(&self) -> Vec<FailoverEvent> {
+        self.write(|_, inner| {
+            let mut events = Vec::new();
+            for (server, table) in inner.table.clear() {
+                Ctx::reset_events(&server, &table.pairs, &mut events);
+            }
+            events
+        })
+    }
+
+    fn snapshot(&self, now: Instant) -> Vec<PairStatus> {
+        let tick = self.clock.tick(now);
+        let inner = self.inner.read();
+        let mut out = Vec::with_capacity(inner.table.len());
+        for (server, table) in &inner.table.servers {
+            for (hash, entry) in &table.pairs {
+                out.push(self.status(server, hash, entry, tick));
+            }
+        }
+        out
+    }
+
+    fn on_all_blocked(
+        &self,
+        candidates: &[ServerId],
+        hash: &WorkflowHash,
+        now: Instant,
+    ) -> AllBlocked {
+        let tick = self.clock.tick(now);
+        self.write(|ctx, inner| ctx.on_all_blocked(inner, candidates, hash, tick))
+    }
+}
