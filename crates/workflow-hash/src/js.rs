@@ -1,0 +1,382 @@
+//! The JavaScript details the hash must reproduce byte for byte: `JSON.stringify` string
+//! escaping, `Number.prototype.toString` number formatting and the order in which JavaScript
+//! enumerates object keys (array-index keys first, numerically).
+
+use std::cmp::Ordering;
+
+use serde_json::Number;
+
+use crate::sink::Sink;
+
+/// Escape class per byte: 0 = literal, `u` = `\u00xx`, otherwise the letter after `\`.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = b'u';
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `s` as `JSON.stringify` would (well-formed variant; Rust strings have no lone
+/// surrogates): only `"`, `\` and control characters are escaped, control characters without a
+/// short form as lowercase `\u00xx`.
+#[inline]
+pub(crate) fn write_string<S: Sink>(sink: &mut S, s: &str) {
+    write_wrapped(sink, b"\"", s, b"\"");
+}
+
+/// Writes an object member's key: `"key":`, preceded by a comma unless it is the first.
+#[inline]
+pub(crate) fn write_key<S: Sink>(sink: &mut S, first: bool, key: &str) {
+    write_wrapped(sink, if first { b"\"" } else { b",\"" }, key, b"\":");
+}
+
+/// Writes `prefix`, the escaped `s`, `suffix`; `prefix` ends and `suffix` starts with a quote.
+#[inline(always)]
+fn write_wrapped<S: Sink>(sink: &mut S, prefix: &[u8], s: &str, suffix: &[u8]) {
+    let bytes = s.as_bytes();
+    if is_clean(bytes) {
+        sink.put3(prefix, bytes, suffix);
+    } else {
+        sink.put(prefix);
+        write_escaped(sink, bytes);
+        sink.put(suffix);
+    }
+}
+
+/// Whether no byte of `bytes` needs escaping (eight bytes at a time).
+#[inline(always)]
+fn is_clean(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        if let Ok(word) = <[u8; 8]>::try_from(chunk)
+            && needs_escape(u64::from_le_bytes(word))
+        {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| ESCAPE[usize::from(b)] == 0)
+}
+
+/// Whether any of the eight bytes is a control character, `"` or `\` (SWAR test).
+#[inline(always)]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (below_space
+        | has_zero(word ^ (ONES * u64::from(b'"')))
+        | has_zero(word ^ (ONES * u64::from(b'\\'))))
+        != 0
+}
+
+/// Writes the body of a string that needs at least one escape.
+#[cold]
+fn write_escaped<S: Sink>(sink: &mut S, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let class = ESCAPE[usize::from(byte)];
+        if class == 0 {
+            continue;
+        }
+        // Escaped bytes are ASCII, so runs between them stay valid UTF-8.
+        if let Some(run) = bytes.get(start..i) {
+            sink.put(run);
+        }
+        if class == b'u' {
+            let hi = HEX[usize::from(byte >> 4)];
+            let lo = HEX[usize::from(byte & 0xf)];
+            sink.put(&[b'\\', b'u', b'0', b'0', hi, lo]);
+        } else {
+            sink.put(&[b'\\', class]);
+        }
+        start = i + 1;
+    }
+    if let Some(run) = bytes.get(start..) {
+        sink.put(run);
+    }
+}
+
+/// Writes `n` as JavaScript prints the double `JSON.parse` would make of it: every JSON number
+/// is an IEEE double in JavaScript, so integers beyond 2^53 lose precision exactly as there.
+pub(crate) fn write_number<S: Sink>(sink: &mut S, n: &Number) {
+    const EXACT: u64 = 1 << 53;
+    if let Some(u) = n.as_u64().filter(|&u| u <= EXACT) {
+        write_integer(sink, false, u);
+    } else if let Some(i) = n.as_i64().filter(|&i| i.unsigned_abs() <= EXACT) {
+        write_integer(sink, i < 0, i.unsigned_abs());
+    } else {
+        let value = if let Some(u) = n.as_u64() {
+            u as f64
+        } else if let Some(i) = n.as_i64() {
+            i as f64
+        } else {
+            n.as_f64().unwrap_or(0.0)
+        };
+        let mut buf = ryu_js::Buffer::new();
+        sink.put(buf.format(value).as_bytes());
+    }
+}
+
+/// Writes an integer of at most 2^53 in decimal, as JavaScript prints it (no `-0`).
+#[inline]
+pub(crate) fn write_integer<S: Sink>(sink: &mut S, negative: bool, mut value: u64) {
+    let mut buf = [0u8; 21];
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        if let Some(slot) = buf.get_mut(pos) {
+            *slot = b'0' + (value % 10) as u8;
+        }
+        value /= 10;
+        if value == 0 || pos == 1 {
+            break;
+        }
+    }
+    if negative && buf.get(pos..) != Some(b"0".as_slice()) {
+        pos -= 1;
+        if let Some(slot) = buf.get_mut(pos) {
+            *slot = b'-';
+        }
+    }
+    if let Some(digits) = buf.get(pos..) {
+        sink.put(digits);
+    }
+}
+
+/// Sort rank of an object key in JavaScript's own-key order: an array index (a canonical
+/// decimal integer `0..=2^32-2`) ranks by its value, every other key ranks after all indices.
+#[inline]
+pub(crate) fn key_rank(key: &str) -> u64 {
+    const NOT_INDEX: u64 = u64::MAX;
+    let bytes = key.as_bytes();
+    match bytes {
+        [] => NOT_INDEX,
+        [b'0'] => 0,
+        [b'0', ..] => NOT_INDEX,
+        _ if bytes.len() > 10 => NOT_INDEX,
+        _ => {
+            let mut value: u64 = 0;
+            for &b in bytes {
+                if !b.is_ascii_digit() {
+                    return NOT_INDEX;
+                }
+                value = value * 10 + u64::from(b - b'0');
+            }
+            if value <= 0xFFFF_FFFE {
+                value
+            } else {
+                NOT_INDEX
+            }
+        }
+    }
+}
+
+/// Compares two strings by UTF-16 code units, as JavaScript's default `Array.prototype.sort`
+/// does. UTF-8 byte order is code point order, which differs only between a supplementary
+/// character (a surrogate pair, `0xD800..`) and a BMP character at `U+E000..=U+FFFF`.
+#[inline]
+pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let Some(pos) = mismatch(ab, bb) else {
+        return ab.len().cmp(&bb.len());
+    };
+    let (x, y) = (
+        ab.get(pos).copied().unwrap_or(0),
+        bb.get(pos).copied().unwrap_or(0),
+    );
+    // Below 0xEE neither byte can start U+E000..=U+FFFF or a supplementary character, so byte
+    // order is UTF-16 order.
+    if x < 0xEE && y < 0xEE {
+        return x.cmp(&y);
+    }
+    // Back up to the start of the character that differs (same prefix in both strings).
+    let mut start = pos;
+    while start > 0 && !a.is_char_boundary(start) {
+        start -= 1;
+    }
+    let ca = a
+        .get(start..)
+        .and_then(|s| s.chars().next())
+        .map_or(0, u32::from);
+    let cb = b
+        .get(start..)
+        .and_then(|s| s.chars().next())
+        .map_or(0, u32::from);
+    let unit = |c: u32| if c >= 0x1_0000 { 0xD800 } else { c };
+    unit(ca).cmp(&unit(cb)).then(ca.cmp(&cb))
+}
+
+/// Index of the first differing byte within the common length, eight bytes at a time.
+#[inline(always)]
+fn mismatch(a: &[u8], b: &[u8]) -> Option<usize> {
+    let len = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= len {
+        let wa = a
+            .get(i..i + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map(u64::from_le_bytes);
+        let wb = b
+            .get(i..i + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map(u64::from_le_bytes);
+        let diff = wa.unwrap_or(0) ^ wb.unwrap_or(0);
+        if diff != 0 {
+            return Some(i + (diff.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..len).find(|&j| a.get(j) != b.get(j))
+}
+
+/// Whether `s` names a model / resource file: it ends in `.` plus one of the extensions of
+/// comfyui-node's `RESOURCE_VALUE` regex, ASCII case-insensitively (the regex has the `i` flag
+/// but not `u`, so no non-ASCII case folding applies).
+#[inline]
+pub(crate) fn is_resource(s: &str) -> bool {
+    const EXTENSIONS: [&str; 13] = [
+        "safetensors",
+        "sft",
+        "ckpt",
+        "pt",
+        "pth",
+        "bin",
+        "gguf",
+        "onnx",
+        "pkl",
+        "npz",
+        "vae",
+        "yaml",
+        "yml",
+    ];
+    let Some(dot) = s.rfind('.') else {
+        return false;
+    };
+    let Some(ext) = s.get(dot + 1..) else {
+        return false;
+    };
+    EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(text: &str) -> String {
+        let n: Number = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let mut out = Vec::new();
+        write_number(&mut out, &n);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn numbers_follow_javascript_formatting() {
+        for (text, js) in [
+            ("1.0", "1"),
+            ("0", "0"),
+            ("7", "7"),
+            ("-7", "-7"),
+            ("9007199254740992", "9007199254740992"),
+            ("-9007199254740992", "-9007199254740992"),
+            ("-9007199254740993", "-9007199254740992"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("0.000001", "0.000001"),
+            ("1e-7", "1e-7"),
+            ("0.1", "0.1"),
+            ("-2.5e-300", "-2.5e-300"),
+            ("9007199254740993", "9007199254740992"),
+            ("18446744073709551615", "18446744073709552000"),
+            ("-9223372036854775808", "-9223372036854776000"),
+            ("123456789012345678901234", "1.2345678901234569e+23"),
+        ] {
+            assert_eq!(number(text), js, "{text}");
+        }
+    }
+
+    #[test]
+    fn strings_escape_like_json_stringify() {
+        let text = |s: &str| {
+            let mut out = Vec::new();
+            write_string(&mut out, s);
+            String::from_utf8(out).expect("utf-8")
+        };
+        assert_eq!(text("0123456789abcdef"), "\"0123456789abcdef\"");
+        assert_eq!(text("01234567\n9abcdef"), "\"01234567\\n9abcdef\"");
+        let out = text("a\"b\\c\n\t\u{8}\u{c}\r\u{1}\u{1f}\u{7f}\u{2028}é😀/");
+        assert_eq!(
+            out,
+            "\"a\\\"b\\\\c\\n\\t\\b\\f\\r\\u0001\\u001f\u{7f}\u{2028}é😀/\""
+        );
+    }
+
+    #[test]
+    fn array_index_keys_rank_numerically() {
+        assert_eq!(key_rank("0"), 0);
+        assert_eq!(key_rank("42"), 42);
+        assert_eq!(key_rank("4294967294"), 4_294_967_294);
+        for not_index in [
+            "",
+            "01",
+            "-1",
+            "1.0",
+            "4294967295",
+            "99999999999",
+            "1a",
+            " 1",
+        ] {
+            assert_eq!(key_rank(not_index), u64::MAX, "{not_index:?}");
+        }
+    }
+
+    #[test]
+    fn utf16_order_puts_surrogate_pairs_before_high_bmp() {
+        assert_eq!(cmp_utf16("a😀", "a\u{ff01}"), Ordering::Less);
+        assert_eq!(cmp_utf16("a\u{d7ff}", "a😀"), Ordering::Less);
+        assert_eq!(cmp_utf16("😀", "😁"), Ordering::Less);
+        assert_eq!(cmp_utf16("ab", "abc"), Ordering::Less);
+        assert_eq!(cmp_utf16("b", "ab"), Ordering::Greater);
+        assert_eq!(cmp_utf16("é", "é"), Ordering::Equal);
+        assert_eq!(cmp_utf16("0123456789z", "0123456789a"), Ordering::Greater);
+        assert_eq!(
+            cmp_utf16("01234567\u{ff01}", "01234567😀"),
+            Ordering::Greater
+        );
+    }
+
+    #[test]
+    fn resource_suffixes_match_case_insensitively_at_the_end_only() {
+        for yes in ["m.safetensors", "dir/M.CKPT", "x.Pt", "a.b.gguf", ".yml"] {
+            assert!(is_resource(yes), "{yes}");
+        }
+        for no in [
+            "m.png",
+            "safetensors",
+            "m.safetensors ",
+            "m.ckpt\n",
+            "m.",
+            "m.pts",
+            "m.\u{17f}ft",
+        ] {
+            assert!(!is_resource(no), "{no}");
+        }
+    }
+}
