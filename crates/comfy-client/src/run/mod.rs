@@ -1,0 +1,97 @@
+//! `Client::run`: one prompt from submission to outputs.
+
+mod driver;
+mod execution;
+mod options;
+mod output;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout};
+
+pub use execution::{CancelHandle, Execution};
+pub use options::RunOptions;
+pub use output::{NodeTiming, RunOutput, Timings};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::event::ConnectionState;
+use crate::types::PromptRequest;
+use driver::Driver;
+use execution::CancelFlag;
+
+impl Client {
+    /// Runs one workflow: subscribes to the websocket (waiting for it at most
+    /// [`RunOptions::connect_wait`]), submits the prompt with its own prompt id, and
+    /// returns an [`Execution`] that streams the prompt's events and resolves to its
+    /// [`RunOutput`].
+    ///
+    /// Errors here are the submission's (for example [`Error::Validation`]); failures
+    /// during the run come from [`Execution::wait`].
+    pub async fn run(&self, workflow: Value, options: RunOptions) -> Result<Execution> {
+        if !workflow.is_object() {
+            return Err(Error::InvalidInput(
+                "the workflow must be a JSON object of nodes".into(),
+            ));
+        }
+        let ws = self.ws();
+        let rx = ws.subscribe();
+        let wait = options
+            .connect_wait
+            .unwrap_or(self.inner.config.connect_timeout);
+        let mut state = ws.watch_state();
+        let ready =
+            |s: &ConnectionState| matches!(s, ConnectionState::Connected | ConnectionState::Closed);
+        let _ = timeout(wait, state.wait_for(ready)).await;
+        let ws_up = ws.state() == ConnectionState::Connected;
+
+        let prompt_id = options
+            .prompt_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request = PromptRequest {
+            prompt: workflow,
+            client_id: Some(self.client_id().to_owned()),
+            prompt_id: Some(prompt_id.clone()),
+            front: options.front,
+            number: options.number,
+            extra_data: options.extra_data.clone(),
+        };
+        let submitted_at = Instant::now();
+        let accepted = self.submit(&request).await?;
+        let accepted_at = Instant::now();
+        if accepted.prompt_id != prompt_id {
+            tracing::warn!(
+                expected = %prompt_id,
+                got = %accepted.prompt_id,
+                "comfy-client: the server ignored the caller's prompt id"
+            );
+        }
+
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let flag = Arc::new(CancelFlag::default());
+        let driver = Driver {
+            client: self.clone(),
+            prompt_id: accepted.prompt_id.clone(),
+            options,
+            rx,
+            events: events_tx,
+            cancel: Arc::clone(&flag),
+            ws_up,
+            submitted_at,
+            accepted_at,
+        };
+        tokio::spawn(driver.run(result_tx));
+        Ok(Execution::new(
+            self.clone(),
+            accepted.prompt_id,
+            accepted.number,
+            events_rx,
+            result_rx,
+            flag,
+        ))
+    }
+}

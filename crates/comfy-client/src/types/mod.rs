@@ -1,0 +1,15 @@
+//! Typed requests and answers of ComfyUI's HTTP API.
+
+mod files;
+mod history;
+mod object_info;
+mod prompt;
+mod queue;
+mod system;
+
+pub use files::{FreeRequest, ImageRef, NodeOutput, Upload, UploadResponse};
+pub use history::{History, HistoryEntry, HistoryStatus};
+pub use object_info::{NodeInfo, NodeInputs};
+pub use prompt::{PromptInfo, PromptRequest, PromptResponse};
+pub use queue::{Queue, QueueItem};
+pub use system::{Device, Features, SystemInfo, SystemStats};

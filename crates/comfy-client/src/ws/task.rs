@@ -1,0 +1,191 @@
+//! The connection loop: connect, read until the socket ends or stalls, back off, repeat.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::USER_AGENT;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::Backoff;
+use super::attribution::Attribution;
+use crate::client::Config;
+use crate::event::{ConnectionState, Event};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The first frame sent on every connection: ask for type-4 previews with metadata.
+const FEATURE_FLAGS: &str = r#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#;
+
+pub(super) async fn run(
+    config: Arc<Config>,
+    tx: broadcast::Sender<Event>,
+    state: watch::Sender<ConnectionState>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let ws = &config.ws;
+    let mut backoff = Backoff::new(ws.backoff_initial, ws.backoff_max);
+    let mut failures: u32 = 0;
+    let mut attribution = Attribution::default();
+    loop {
+        let connected = tokio::select! {
+            _ = &mut shutdown => break,
+            r = connect(&config) => r,
+        };
+        let reason = match connected {
+            Ok(socket) => {
+                let mut opened = false;
+                let reason = tokio::select! {
+                    _ = &mut shutdown => break,
+                    reason = session(socket, &config, &tx, &mut attribution, || {
+                        opened = true;
+                        failures = 0;
+                        backoff.reset();
+                        state.send_replace(ConnectionState::Connected);
+                        let _ = tx.send(Event::Connected);
+                    }) => reason,
+                };
+                if opened {
+                    tracing::debug!(%reason, "comfy-client: websocket disconnected");
+                    let _ = tx.send(Event::Disconnected {
+                        reason: reason.clone(),
+                    });
+                }
+                reason
+            }
+            Err(reason) => reason,
+        };
+        failures = failures.saturating_add(1);
+        if ws.max_attempts.is_some_and(|max| failures > max) {
+            tracing::warn!(%reason, "comfy-client: giving up reconnecting the websocket");
+            break;
+        }
+        let delay = backoff.next_delay();
+        state.send_replace(ConnectionState::Reconnecting);
+        let _ = tx.send(Event::Reconnecting {
+            attempt: failures,
+            delay,
+            reason,
+        });
+        tokio::select! {
+            _ = &mut shutdown => break,
+            () = sleep(delay) => {}
+        }
+    }
+    state.send_replace(ConnectionState::Closed);
+}
+
+async fn connect(config: &Config) -> Result<Socket, String> {
+    let url = config.endpoint.websocket(&config.client_id);
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("invalid websocket request: {e}"))?;
+    let headers = request.headers_mut();
+    for (name, value) in &config.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    if let Ok(ua) = HeaderValue::from_str(&config.user_agent) {
+        headers.insert(USER_AGENT, ua);
+    }
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    let fut = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
+    match timeout(config.connect_timeout, fut).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(e)) => Err(format!("cannot open the websocket: {e}")),
+        Err(_) => Err(format!(
+            "opening the websocket took longer than {:?}",
+            config.connect_timeout
+        )),
+    }
+}
+
+/// Reads one connection until it ends; returns why it ended. `on_open` runs once the
+/// server's first frame arrived (ComfyUI sends `status` right after registering the
+/// socket, so events of prompts submitted from then on reach it), or after the connect
+/// timeout if the server sends nothing.
+async fn session(
+    socket: Socket,
+    config: &Config,
+    tx: &broadcast::Sender<Event>,
+    attribution: &mut Attribution,
+    on_open: impl FnOnce(),
+) -> String {
+    let mut on_open = Some(on_open);
+    let (mut sink, mut stream) = socket.split();
+    let ping_interval = config.ws.ping_interval;
+    let pong_timeout = config.ws.pong_timeout;
+    match timeout(pong_timeout, sink.send(Message::text(FEATURE_FLAGS))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return format!("cannot send feature flags: {e}"),
+        Err(_) => return "stalled: cannot send feature flags".to_owned(),
+    }
+    let mut last_seen = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    let open_by = last_seen + config.connect_timeout;
+    loop {
+        let deadline = match ping_sent {
+            Some(at) => at + pong_timeout,
+            None if on_open.is_some() => open_by.min(last_seen + ping_interval),
+            None => last_seen + ping_interval,
+        };
+        tokio::select! {
+            msg = stream.next() => {
+                let msg = match msg {
+                    None => return "closed by the server".to_owned(),
+                    Some(Err(WsError::Capacity(e))) => {
+                        return format!("frame refused: over the size limit of {} bytes ({e})", config.max_message_size);
+                    }
+                    Some(Err(e)) => return format!("websocket error: {e}"),
+                    Some(Ok(msg)) => msg,
+                };
+                last_seen = Instant::now();
+                ping_sent = None;
+                if let Some(open) = on_open.take() {
+                    open();
+                }
+                let parsed = match msg {
+                    Message::Text(text) => crate::Event::parse_text(text.as_str()),
+                    Message::Binary(bytes) => crate::Event::parse_binary(bytes),
+                    Message::Close(frame) => {
+                        return match frame {
+                            Some(f) => format!("closed by the server ({} {})", f.code, f.reason),
+                            None => "closed by the server".to_owned(),
+                        };
+                    }
+                    _ => continue,
+                };
+                match parsed {
+                    Ok(mut event) => {
+                        attribution.observe(&mut event);
+                        let _ = tx.send(event);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "comfy-client: dropped a malformed frame"),
+                }
+            }
+            () = sleep_until(deadline) => {
+                if Instant::now() >= open_by
+                    && let Some(open) = on_open.take()
+                {
+                    open();
+                }
+                if ping_sent.is_some() {
+                    return format!("stalled: no answer to a ping within {pong_timeout:?}");
+                }
+                match timeout(pong_timeout, sink.send(Message::Ping(Bytes::new()))).await {
+                    Ok(Ok(())) => ping_sent = Some(Instant::now()),
+                    Ok(Err(e)) => return format!("cannot send a ping: {e}"),
+                    Err(_) => return "stalled: cannot send a ping".to_owned(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// The directory of the recorded real-server fixtures (copied into this crate).
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every transcript file with the given extension, sorted by name.
+pub fn transcripts(ext: &str) -> Vec<(String, PathBuf)> {
+    let dir = fixtures_dir().join("transcripts");
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A fixture workflow by file name.
+pub fn workflow(name: &str) -> Value {
+    let path = fixtures_dir().join("workflows").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Whether `ours` holds everything `original` holds: same keys and values, numbers
+/// compared as numbers, `null` equal to absent. Returns the first difference.
+pub fn lossless(original: &Value, ours: &Value, path: &str) -> Result<(), String> {
+    match (original, ours) {
+        (Value::Null, Value::Null) => Ok(()),
+        (Value::Number(a), Value::Number(b)) => {
+            if a.as_f64() == b.as_f64() {
+                Ok(())
+            } else {
+                Err(format!("{path}: {a} != {b}"))
+            }
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, va) in a {
+                let child = format!("{path}.{k}");
+                match b.get(k) {
+                    Some(vb) => lossless(va, vb, &child)?,
+                    None if va.is_null() => {}
+                    None => return Err(format!("{child}: missing")),
+                }
+            }
+            for (k, vb) in b {
+                if !a.contains_key(k) && !vb.is_null() && !is_empty(vb) {
+                    return Err(format!("{path}.{k}: invented {vb}"));
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Err(format!("{path}: {} items != {}", a.len(), b.len()));
+            }
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                lossless(va, vb, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (a, b) if a == b => Ok(()),
+        (a, b) => Err(format!("{path}: {a} != {b}")),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        _ => false,
+    }
+}
+
+pub mod wsserver;
