@@ -1,0 +1,124 @@
+//! The HTTP surface: every route, served both at `/` and under `/api`.
+
+mod info;
+mod prompt;
+mod queue;
+mod upload;
+mod view;
+
+pub(crate) use info::features_json;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use crate::shared::Shared;
+
+/// The complete application, both at the root and under `/api`.
+pub(crate) fn app(shared: Arc<Shared>) -> Router {
+    let limit = shared.body_limit;
+    let routes: Router<Arc<Shared>> = Router::new()
+        .route("/ws", get(crate::ws::upgrade))
+        .route("/prompt", get(prompt::get_prompt).post(prompt::post_prompt))
+        .route("/queue", get(queue::get_queue).post(queue::post_queue))
+        .route("/interrupt", post(queue::interrupt))
+        .route("/free", post(queue::free))
+        .route(
+            "/history",
+            get(queue::get_history).post(queue::post_history),
+        )
+        .route("/history/{prompt_id}", get(queue::get_history_one))
+        .route("/system_stats", get(info::system_stats))
+        .route("/features", get(info::features))
+        .route("/models", get(info::models))
+        .route("/models/{folder}", get(info::model_folder))
+        .route("/embeddings", get(info::embeddings))
+        .route("/object_info", get(info::object_info))
+        .route("/object_info/{node_class}", get(info::object_info_one))
+        .route("/view", get(view::view))
+        .route("/upload/image", post(upload::image))
+        .route("/upload/mask", post(upload::image))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            faults_and_stats,
+        ));
+    Router::new()
+        .merge(routes.clone())
+        .nest("/api", routes)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+/// Counts the request, then applies the HTTP faults (delay, 500).
+async fn faults_and_stats(
+    State(shared): State<Arc<Shared>>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched
+        .as_ref()
+        .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+    let route = route.strip_prefix("/api").unwrap_or(route).to_owned();
+    shared
+        .stats
+        .lock()
+        .record_request(format!("{} {route}", request.method()));
+    let (delay, fail) = {
+        let knobs = shared.knobs.lock();
+        let fail = knobs
+            .http_500
+            .as_deref()
+            .is_some_and(|prefix| route.starts_with(prefix.trim_end_matches('/')) || prefix == "/");
+        (knobs.http_delay, fail)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if fail {
+        return internal_error();
+    }
+    next.run(request).await
+}
+
+/// aiohttp's answer to an unhandled exception: 500 text/plain.
+pub(crate) fn internal_error() -> Response {
+    let mut response = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "500 Internal Server Error\n\nServer got itself in trouble",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A JSON answer with aiohttp's content type.
+pub(crate) fn json(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// 200 with an empty body, like `web.Response(status=200)`.
+pub(crate) fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+/// Parses a request body as aiohttp's `request.json()` would; `None` means 500.
+pub(crate) fn parse_json(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}

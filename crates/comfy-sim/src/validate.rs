@@ -1,0 +1,282 @@
+//! Prompt validation with ComfyUI's error types and shapes (`execution.py validate_prompt`).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::catalog::inputs;
+use crate::shared::Shared;
+use crate::values::{combo_options, error, not_in_list, number, py_str, types_match};
+
+/// A prompt that passed validation.
+#[derive(Debug)]
+pub(crate) struct Valid {
+    /// Output nodes to execute.
+    pub(crate) outputs: Vec<String>,
+    /// Errors of outputs that failed while others passed (ComfyUI runs the good ones).
+    pub(crate) node_errors: Map<String, Value>,
+}
+
+/// The 400 body `{error:{type,message,details,extra_info}, node_errors}`.
+pub(crate) fn rejection(
+    kind: &str,
+    message: &str,
+    details: &str,
+    node_errors: Map<String, Value>,
+) -> Value {
+    let mut body = json!({
+        "error": {"type": kind, "message": message, "details": details, "extra_info": {}},
+    });
+    if let Some(map) = body.as_object_mut() {
+        map.insert("node_errors".to_owned(), Value::Object(node_errors));
+    }
+    body
+}
+
+/// Validates `prompt`; `Err` holds the 400 body.
+pub(crate) fn validate(shared: &Shared, prompt: &Map<String, Value>) -> Result<Valid, Value> {
+    let mut outputs = Vec::new();
+    for (id, node) in prompt {
+        let Some(class) = node.get("class_type").and_then(Value::as_str) else {
+            return Err(rejection(
+                "invalid_prompt",
+                "Cannot execute because a node is missing the class_type property.",
+                &format!("Node ID '#{id}'"),
+                Map::new(),
+            ));
+        };
+        if !shared.has_class(class) {
+            return Err(rejection(
+                "invalid_prompt",
+                &format!("Cannot execute because node {class} does not exist."),
+                &format!("Node ID '#{id}'"),
+                Map::new(),
+            ));
+        }
+        if shared.catalog.is_output_node(class) {
+            outputs.push(id.clone());
+        }
+    }
+    if outputs.is_empty() {
+        return Err(rejection(
+            "prompt_no_outputs",
+            "Prompt has no outputs",
+            "",
+            Map::new(),
+        ));
+    }
+    let mut checker = Checker {
+        shared,
+        prompt,
+        validated: HashMap::new(),
+    };
+    let mut good = Vec::new();
+    let mut failed = Vec::new();
+    for output in &outputs {
+        if checker.node(output) {
+            good.push(output.clone());
+        } else {
+            failed.push(output.clone());
+        }
+    }
+    let mut node_errors = Map::new();
+    if !failed.is_empty() {
+        for (id, errors) in &checker.validated {
+            if errors.is_empty() {
+                continue;
+            }
+            let class = prompt
+                .get(id)
+                .and_then(|n| n.get("class_type"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            node_errors.insert(
+                id.clone(),
+                json!({"errors": errors, "dependent_outputs": failed, "class_type": class}),
+            );
+        }
+    }
+    if good.is_empty() {
+        return Err(rejection(
+            "prompt_outputs_failed_validation",
+            "Prompt outputs failed validation",
+            "",
+            node_errors,
+        ));
+    }
+    Ok(Valid {
+        outputs: good,
+        node_errors,
+    })
+}
+
+struct Checker<'a> {
+    shared: &'a Shared,
+    prompt: &'a Map<String, Value>,
+    /// Node id -> its own errors; presence means "visited". A node is valid when it and
+    /// everything it links to are valid.
+    validated: HashMap<String, Vec<Value>>,
+}
+
+/// `["node id", slot]`.
+pub(crate) fn as_link(value: &Value) -> Option<(&str, u64)> {
+    match value.as_array()?.as_slice() {
+        [Value::String(id), slot] => Some((id.as_str(), slot.as_u64()?)),
+        _ => None,
+    }
+}
+
+impl Checker<'_> {
+    /// Validates one node and its ancestors; true when all are valid.
+    fn node(&mut self, id: &str) -> bool {
+        if let Some(errors) = self.validated.get(id) {
+            return errors.is_empty();
+        }
+        // Mark as visited first so that a cycle terminates.
+        self.validated.insert(id.to_owned(), Vec::new());
+        let Some(node) = self.prompt.get(id) else {
+            return false;
+        };
+        let class = node.get("class_type").and_then(Value::as_str).unwrap_or("");
+        let Some(definition) = self.shared.catalog.get(class) else {
+            return false;
+        };
+        let empty = Map::new();
+        let given = node
+            .get("inputs")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let mut errors = Vec::new();
+        let mut valid = true;
+        let required = inputs(definition, "required");
+        let optional = inputs(definition, "optional");
+        for (name, spec, is_required) in required
+            .iter()
+            .map(|(n, s)| (*n, *s, true))
+            .chain(optional.iter().map(|(n, s)| (*n, *s, false)))
+        {
+            let Some(value) = given.get(name) else {
+                if is_required {
+                    errors.push(error(
+                        "required_input_missing",
+                        "Required input is missing",
+                        name,
+                        json!({"input_name": name}),
+                    ));
+                    valid = false;
+                }
+                continue;
+            };
+            if let Some((linked, slot)) = as_link(value) {
+                match self.link(name, spec, linked, slot) {
+                    LinkCheck::Ok => {}
+                    LinkCheck::AncestorInvalid => valid = false,
+                    LinkCheck::Error(e) => {
+                        errors.push(e);
+                        valid = false;
+                    }
+                }
+            } else if let Some(e) = self.literal(class, name, spec, value) {
+                errors.push(e);
+                valid = false;
+            }
+        }
+        let ok = valid && errors.is_empty();
+        self.validated.insert(id.to_owned(), errors);
+        ok
+    }
+
+    fn link(&mut self, name: &str, spec: &Value, linked: &str, slot: u64) -> LinkCheck {
+        let Some(linked_node) = self.prompt.get(linked) else {
+            return LinkCheck::Error(error(
+                "exception_during_inner_validation",
+                "Exception when validating inner node",
+                &format!("'{linked}'"),
+                json!({
+                    "input_name": name,
+                    "input_config": spec,
+                    "exception_message": format!("'{linked}'"),
+                    "exception_type": "KeyError",
+                    "traceback": [
+                        "  File \"/opt/ComfyUI/execution.py\", line 788, in validate_inputs\n    o_class_type = prompt[o_id]['class_type']\n                   ~~~~~~^^^^^^\n"
+                    ],
+                    "linked_node": [linked, slot],
+                }),
+            ));
+        };
+        let linked_class = linked_node
+            .get("class_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let input_type = spec.get(0).and_then(Value::as_str);
+        let received = self.shared.catalog.output_type(linked_class, slot);
+        if let (Some(input_type), Some(received)) = (input_type, received)
+            && !types_match(input_type, received)
+        {
+            return LinkCheck::Error(error(
+                "return_type_mismatch",
+                "Return type mismatch between linked nodes",
+                &format!("{name}, received_type({received}) mismatch input_type({input_type})"),
+                json!({
+                    "input_name": name,
+                    "input_config": spec,
+                    "received_type": received,
+                    "linked_node": [linked, slot],
+                }),
+            ));
+        }
+        if self.node(linked) {
+            LinkCheck::Ok
+        } else {
+            LinkCheck::AncestorInvalid
+        }
+    }
+
+    fn literal(&self, class: &str, name: &str, spec: &Value, value: &Value) -> Option<Value> {
+        if matches!(class, "LoadImage" | "LoadImageMask") && name == "image" {
+            let path = value.as_str().unwrap_or("");
+            if self.shared.files.lock().has_input(path) {
+                return None;
+            }
+            return Some(error(
+                "custom_validation_failed",
+                "Custom validation failed for node",
+                &format!("{name} - Invalid image file: {}", py_str(value)),
+                json!({"input_name": name}),
+            ));
+        }
+        if let Some(folder) = self.shared.model_folder(class, name) {
+            let mut options: Vec<Value> = combo_options(spec).cloned().unwrap_or_default();
+            options.extend(
+                self.shared
+                    .model_files(folder)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Value::from),
+            );
+            let mut config = spec.clone();
+            if let Some(first) = config.get_mut(0) {
+                *first = Value::Array(options.clone());
+            }
+            return not_in_list(name, &config, &options, value);
+        }
+        match spec.get(0) {
+            Some(Value::String(kind)) => match kind.as_str() {
+                "INT" | "FLOAT" => number(kind, name, spec, value),
+                "COMBO" => {
+                    let options = combo_options(spec).cloned().unwrap_or_default();
+                    not_in_list(name, spec, &options, value)
+                }
+                _ => None,
+            },
+            Some(Value::Array(options)) => not_in_list(name, spec, options, value),
+            _ => None,
+        }
+    }
+}
+
+enum LinkCheck {
+    Ok,
+    AncestorInvalid,
+    Error(Value),
+}
