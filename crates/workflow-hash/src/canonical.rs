@@ -22,7 +22,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, JsonKind, Result};
 use crate::js::{
-    cmp_utf16, is_resource, key_rank, write_integer, write_key, write_number, write_string,
+    NOT_INDEX, cmp_utf16, is_resource, key_prefix, key_rank, write_integer, write_key,
+    write_number, write_string,
 };
 use crate::sink::{HashSink, Sink};
 
@@ -95,17 +96,44 @@ fn write_workflow<S: Sink>(sink: &mut S, workflow: &Value) -> Result<()> {
         .map_err(Deep::into_error)
 }
 
-/// One key of an object being written, with its JavaScript enumeration rank.
+/// One key of an object being written, with a sort word that decides most comparisons alone.
 #[derive(Clone, Copy)]
 pub(crate) struct Entry<'a> {
-    pub(crate) rank: u64,
+    /// Ordered like the keys (ties need the strings): an array index is its value (below
+    /// `0xFFFF_FFFF`); any other key is its [`key_prefix`], at least `0xFFFF_FFFF`.
+    order: u64,
     pub(crate) key: &'a str,
     pub(crate) value: &'a Value,
 }
 
+impl<'a> Entry<'a> {
+    #[inline]
+    fn new(key: &'a str, value: &'a Value) -> Self {
+        /// Every prefix below it (keys starting with four NUL bytes, or empty) is raised to it:
+        /// still after all indices and before the other keys, tied among themselves.
+        const LEAST_NAME: u64 = 0xFFFF_FFFF;
+        let rank = key_rank(key);
+        let order = if rank == NOT_INDEX {
+            key_prefix(key).max(LEAST_NAME)
+        } else {
+            rank
+        };
+        Self { order, key, value }
+    }
+
+    /// The key's JavaScript enumeration rank ([`key_rank`]).
+    pub(crate) fn rank(&self) -> u64 {
+        key_rank(self.key)
+    }
+}
+
 /// Canonical key order of objects the algorithm builds (see the module docs).
+#[inline]
 pub(crate) fn canonical_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
-    key_order((a.rank, a.key), (b.rank, b.key))
+    match a.order.cmp(&b.order) {
+        Ordering::Equal => cmp_utf16(a.key, b.key),
+        unequal => unequal,
+    }
 }
 
 /// Canonical order of two keys given with their [`key_rank`].
@@ -120,11 +148,7 @@ pub(crate) fn push_canonical<'a>(out: &mut Vec<Entry<'a>>, map: &'a Map<String, 
     out.extend(
         map.iter()
             .filter(|(k, _)| k.as_str() != "__proto__")
-            .map(|(k, v)| Entry {
-                rank: key_rank(k),
-                key: k,
-                value: v,
-            }),
+            .map(|(k, v)| Entry::new(k, v)),
     );
     if let Some(pushed) = out.get_mut(start..) {
         pushed.sort_unstable_by(canonical_order);
@@ -134,7 +158,8 @@ pub(crate) fn push_canonical<'a>(out: &mut Vec<Entry<'a>>, map: &'a Map<String, 
 /// A container nested too deeply; carries the path while the error unwinds (innermost first),
 /// so the happy path never tracks it.
 pub(crate) struct Deep {
-    segments: Vec<Segment>,
+    // A boxed slice keeps `Result<(), Deep>` two words wide, returned in registers.
+    segments: Box<[Segment]>,
 }
 
 enum Segment {
@@ -145,18 +170,25 @@ enum Segment {
 impl Deep {
     fn new() -> Self {
         Self {
-            segments: Vec::new(),
+            segments: Box::default(),
         }
     }
 
-    fn at_key(mut self, key: &str) -> Self {
-        self.segments.push(Segment::Key(key.to_owned()));
-        self
+    #[cold]
+    fn push(self, segment: Segment) -> Self {
+        let mut segments = Vec::from(self.segments);
+        segments.push(segment);
+        Self {
+            segments: segments.into_boxed_slice(),
+        }
     }
 
-    fn at_index(mut self, index: usize) -> Self {
-        self.segments.push(Segment::Index(index));
-        self
+    fn at_key(self, key: &str) -> Self {
+        self.push(Segment::Key(key.to_owned()))
+    }
+
+    fn at_index(self, index: usize) -> Self {
+        self.push(Segment::Index(index))
     }
 
     pub(crate) fn into_error(self) -> Error {
@@ -181,8 +213,6 @@ impl Deep {
         }
     }
 }
-
-type Step<'a, S> = fn(&mut Writer<'a, S>, &'a Value, usize) -> Result<(), Deep>;
 
 /// Writes canonical JSON into a sink, with one scratch vector for key sorting shared by every
 /// object of the workflow (no allocation per node).
@@ -209,7 +239,7 @@ impl<'a, S: Sink> Writer<'a, S> {
         &mut self,
         map: &'a Map<String, Value>,
         depth: usize,
-        step: Step<'a, S>,
+        step: impl Fn(&mut Self, &'a Value, usize) -> Result<(), Deep>,
     ) -> Result<(), Deep> {
         if depth > MAX_DEPTH {
             return Err(Deep::new());
@@ -318,14 +348,24 @@ impl<'a, S: Sink> Writer<'a, S> {
         }
     }
 
-    /// Writes `value` as `JSON.stringify` would after `JSON.parse`.
-    pub(crate) fn verbatim(&mut self, value: &'a Value, depth: usize) -> Result<(), Deep> {
+    /// Writes a scalar `value` as `JSON.stringify` would and returns `true`, or returns `false`
+    /// for a container.
+    #[inline(always)]
+    fn scalar(&mut self, value: &Value) -> bool {
         match value {
             Value::Null => self.sink.put(b"null"),
             Value::Bool(true) => self.sink.put(b"true"),
             Value::Bool(false) => self.sink.put(b"false"),
             Value::Number(n) => write_number(&mut self.sink, n),
             Value::String(s) => write_string(&mut self.sink, s),
+            Value::Array(_) | Value::Object(_) => return false,
+        }
+        true
+    }
+
+    /// Writes `value` as `JSON.stringify` would after `JSON.parse`.
+    pub(crate) fn verbatim(&mut self, value: &'a Value, depth: usize) -> Result<(), Deep> {
+        match value {
             Value::Array(items) => {
                 if depth > MAX_DEPTH {
                     return Err(Deep::new());
@@ -335,11 +375,17 @@ impl<'a, S: Sink> Writer<'a, S> {
                     if i > 0 {
                         self.sink.put(b",");
                     }
-                    self.verbatim(item, depth + 1).map_err(|d| d.at_index(i))?;
+                    // Edges hold scalars: write them here instead of recursing.
+                    if !self.scalar(item) {
+                        self.verbatim(item, depth + 1).map_err(|d| d.at_index(i))?;
+                    }
                 }
                 self.sink.put(b"]");
             }
             Value::Object(map) => self.verbatim_object(map, depth)?,
+            scalar => {
+                self.scalar(scalar);
+            }
         }
         Ok(())
     }
@@ -351,19 +397,20 @@ impl<'a, S: Sink> Writer<'a, S> {
             return Err(Deep::new());
         }
         self.sink.put(b"{");
-        if map.keys().all(|k| key_rank(k) == u64::MAX) {
+        if map.keys().all(|k| key_rank(k) == NOT_INDEX) {
             for (i, (key, value)) in map.iter().enumerate() {
                 self.member(i > 0, key, value, depth)?;
             }
         } else {
             let start = self.scratch.len();
-            self.scratch.extend(map.iter().map(|(k, v)| Entry {
-                rank: key_rank(k),
-                key: k,
-                value: v,
+            self.scratch.extend(map.iter().map(|(key, value)| Entry {
+                order: key_rank(key),
+                key,
+                value,
             }));
             if let Some(pushed) = self.scratch.get_mut(start..) {
-                pushed.sort_by_key(|e| e.rank);
+                // Stable: the non-index keys, all tied, keep document order.
+                pushed.sort_by_key(|e| e.order);
             }
             let end = self.scratch.len();
             for i in start..end {
@@ -390,5 +437,46 @@ impl<'a, S: Sink> Writer<'a, S> {
     ) -> Result<(), Deep> {
         write_key(&mut self.sink, !comma, key);
         self.verbatim(value, depth + 1).map_err(|d| d.at_key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_order_matches_rank_then_utf16_order() {
+        let value = Value::Null;
+        let keys = [
+            "",
+            "\0",
+            "\0\0\0\0",
+            "\0\0\0\0a",
+            "\0\0\0\u{1}",
+            "0",
+            "1",
+            "10",
+            "2",
+            "4294967294",
+            "4294967295",
+            "01",
+            "a",
+            "ab",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
+            "a😀",
+            "a\u{ff01}",
+            "\u{ffff}",
+            "😀",
+            "é",
+        ];
+        for a in keys {
+            for b in keys {
+                let (ea, eb) = (Entry::new(a, &value), Entry::new(b, &value));
+                let expected = key_order((key_rank(a), a), (key_rank(b), b));
+                assert_eq!(canonical_order(&ea, &eb), expected, "{a:?} vs {b:?}");
+            }
+        }
     }
 }

@@ -432,7 +432,7 @@ struct Key<'a> {
 impl<'a> From<&Entry<'a>> for Key<'a> {
     fn from(e: &Entry<'a>) -> Self {
         Key {
-            rank: e.rank,
+            rank: e.rank(),
             key: Cow::Borrowed(e.key),
             value: e.value,
         }

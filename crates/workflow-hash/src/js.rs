@@ -55,21 +55,43 @@ fn write_wrapped<S: Sink>(sink: &mut S, prefix: &[u8], s: &str, suffix: &[u8]) {
     }
 }
 
-/// Whether no byte of `bytes` needs escaping (eight bytes at a time).
+/// Whether no byte of `bytes` needs escaping (eight bytes at a time, short strings in one
+/// padded word).
 #[inline(always)]
 fn is_clean(bytes: &[u8]) -> bool {
+    /// A padding byte that never needs escaping.
+    const SAFE: u64 = 0x4141_4141_4141_4141;
+    let Some(last) = bytes.last_chunk::<8>() else {
+        let pad = SAFE.checked_shr(8 * bytes.len() as u32).unwrap_or(0);
+        return !needs_escape(head_word(bytes) | pad);
+    };
     let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        if let Ok(word) = <[u8; 8]>::try_from(chunk)
-            && needs_escape(u64::from_le_bytes(word))
-        {
-            return false;
+    let body_clean = chunks
+        .by_ref()
+        .filter_map(|chunk| <[u8; 8]>::try_from(chunk).ok())
+        .all(|word| !needs_escape(u64::from_le_bytes(word)));
+    // The last eight bytes overlap the body when the length is not a multiple of eight.
+    body_clean && (chunks.remainder().is_empty() || !needs_escape(u64::from_le_bytes(*last)))
+}
+
+/// The first eight bytes of `bytes` as a big-endian word, zero-padded, without a byte loop.
+#[inline(always)]
+fn head_word(bytes: &[u8]) -> u64 {
+    let be32 = |b: Option<&[u8; 4]>| u64::from(b.map_or(0, |b| u32::from_be_bytes(*b)));
+    let byte_at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0)) << (56 - 8 * i);
+    let len = bytes.len();
+    match len {
+        0 => 0,
+        1..=3 => (0..len).fold(0, |word, i| word | byte_at(i)),
+        4..=7 => {
+            // Two overlapping loads: bytes 0..4 and len-4..len, each at its own position.
+            let tail = bytes.get(len - 4..).and_then(|t| t.first_chunk::<4>());
+            be32(bytes.first_chunk::<4>()) << 32 | be32(tail) << (8 * (8 - len))
         }
+        _ => bytes
+            .first_chunk::<8>()
+            .map_or(0, |b| u64::from_be_bytes(*b)),
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| ESCAPE[usize::from(b)] == 0)
 }
 
 /// Whether any of the eight bytes is a control character, `"` or `\` (SWAR test).
@@ -136,6 +158,15 @@ pub(crate) fn write_number<S: Sink>(sink: &mut S, n: &Number) {
 /// Writes an integer of at most 2^53 in decimal, as JavaScript prints it (no `-0`).
 #[inline]
 pub(crate) fn write_integer<S: Sink>(sink: &mut S, negative: bool, mut value: u64) {
+    if value < 10 {
+        // Slot numbers of connection edges: one digit, and `-0` prints as `0`.
+        let digit = b'0' + value as u8;
+        match negative && value != 0 {
+            true => sink.put(&[b'-', digit]),
+            false => sink.put(&[digit]),
+        }
+        return;
+    }
     let mut buf = [0u8; 21];
     let mut pos = buf.len();
     loop {
@@ -159,11 +190,13 @@ pub(crate) fn write_integer<S: Sink>(sink: &mut S, negative: bool, mut value: u6
     }
 }
 
+/// The [`key_rank`] of keys that are not array indices.
+pub(crate) const NOT_INDEX: u64 = u64::MAX;
+
 /// Sort rank of an object key in JavaScript's own-key order: an array index (a canonical
 /// decimal integer `0..=2^32-2`) ranks by its value, every other key ranks after all indices.
 #[inline]
 pub(crate) fn key_rank(key: &str) -> u64 {
-    const NOT_INDEX: u64 = u64::MAX;
     let bytes = key.as_bytes();
     match bytes {
         [] => NOT_INDEX,
@@ -184,6 +217,27 @@ pub(crate) fn key_rank(key: &str) -> u64 {
                 NOT_INDEX
             }
         }
+    }
+}
+
+/// The first eight bytes of `key` as a big-endian word (zero-padded), ordered like the keys
+/// themselves in UTF-16 order whenever two prefixes differ; equal prefixes need [`cmp_utf16`].
+///
+/// Byte order is UTF-16 order except at a lead byte of `0xEE` and above (`U+E000..` and
+/// supplementary characters, see [`cmp_utf16`]), so from the first such byte on the word is
+/// filled with `0xFF`, a byte UTF-8 never contains: such keys still sort after every key that
+/// differs from them earlier and tie with each other, leaving the decision to [`cmp_utf16`].
+#[inline]
+pub(crate) fn key_prefix(key: &str) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let word = head_word(key.as_bytes());
+    // High bit of each byte >= 0xEE: high bit set and low seven bits >= 0x6E (no carries).
+    let wide = ((word & LOW7) + 0x1212_1212_1212_1212) & word & HIGHS;
+    if wide == 0 {
+        word
+    } else {
+        word | u64::MAX >> (wide.leading_zeros() & !7)
     }
 }
 
@@ -250,25 +304,33 @@ fn mismatch(a: &[u8], b: &[u8]) -> Option<usize> {
 /// but not `u`, so no non-ASCII case folding applies).
 #[inline]
 pub(crate) fn is_resource(s: &str) -> bool {
-    const EXTENSIONS: [&str; 13] = [
-        "safetensors",
-        "sft",
-        "ckpt",
-        "pt",
-        "pth",
-        "bin",
-        "gguf",
-        "onnx",
-        "pkl",
-        "npz",
-        "vae",
-        "yaml",
-        "yml",
+    const EXTENSIONS: [&[u8]; 13] = [
+        b"safetensors",
+        b"sft",
+        b"ckpt",
+        b"pt",
+        b"pth",
+        b"bin",
+        b"gguf",
+        b"onnx",
+        b"pkl",
+        b"npz",
+        b"vae",
+        b"yaml",
+        b"yml",
     ];
-    let Some(dot) = s.rfind('.') else {
-        return false;
-    };
-    let Some(ext) = s.get(dot + 1..) else {
+    /// Longest extension plus its dot: a farther dot cannot start a matching extension.
+    const TAIL: usize = 12;
+    let bytes = s.as_bytes();
+    // Only the tail is searched, so long prompts cost no more than short ones.
+    let tail = bytes
+        .get(bytes.len().saturating_sub(TAIL)..)
+        .unwrap_or(bytes);
+    let Some(ext) = tail
+        .iter()
+        .rposition(|&b| b == b'.')
+        .and_then(|dot| tail.get(dot + 1..))
+    else {
         return false;
     };
     EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
@@ -348,6 +410,44 @@ mod tests {
     }
 
     #[test]
+    fn prefixes_order_like_utf16_or_tie() {
+        let keys = [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "ab",
+            "abcdefgh",
+            "abcdefgha",
+            "abcdefgi",
+            "a\u{d7ff}",
+            "a😀",
+            "a\u{e000}",
+            "a\u{ff01}",
+            "aé",
+            "b",
+            "\u{7f}",
+            "é",
+            "\u{ffff}",
+            "😀",
+            "0123456\u{ff01}",
+            "0123456😀",
+            "01234567\u{ff01}",
+            "01234567😀",
+        ];
+        for a in keys {
+            for b in keys {
+                let (pa, pb) = (key_prefix(a), key_prefix(b));
+                if pa != pb {
+                    assert_eq!(pa.cmp(&pb), cmp_utf16(a, b), "{a:?} vs {b:?}");
+                }
+            }
+        }
+        assert_eq!(key_prefix("ab"), 0x6162 << 48);
+        assert_eq!(key_prefix("a\u{ff01}"), 0x61FF_FFFF_FFFF_FFFF);
+    }
+
+    #[test]
     fn utf16_order_puts_surrogate_pairs_before_high_bmp() {
         assert_eq!(cmp_utf16("a😀", "a\u{ff01}"), Ordering::Less);
         assert_eq!(cmp_utf16("a\u{d7ff}", "a😀"), Ordering::Less);
@@ -364,7 +464,15 @@ mod tests {
 
     #[test]
     fn resource_suffixes_match_case_insensitively_at_the_end_only() {
-        for yes in ["m.safetensors", "dir/M.CKPT", "x.Pt", "a.b.gguf", ".yml"] {
+        for yes in [
+            "m.safetensors",
+            "dir/M.CKPT",
+            "x.Pt",
+            "a.b.gguf",
+            ".yml",
+            ".safetensors",
+            "a long prompt. with dots.SafeTensors",
+        ] {
             assert!(is_resource(yes), "{yes}");
         }
         for no in [
@@ -375,6 +483,9 @@ mod tests {
             "m.",
             "m.pts",
             "m.\u{17f}ft",
+            "m.safetensors.png",
+            "m.xsafetensors",
+            "x.safetensorsafetensors",
         ] {
             assert!(!is_resource(no), "{no}");
         }
