@@ -1,7 +1,9 @@
 //! The smart strategy's answer when every candidate server is blocked for a workflow.
 
+use tokio::time::Instant;
 use workflow_hash::WorkflowHash;
 
+use super::clock::Moment;
 use super::entry::State;
 use super::ops::{Ctx, Inner};
 use crate::{AllBlocked, AllBlockedDecision, AllBlockedPolicy, Error, ServerBlock, ServerId};
@@ -12,7 +14,7 @@ impl Ctx<'_> {
         inner: &mut Inner,
         candidates: &[ServerId],
         hash: &WorkflowHash,
-        now: u64,
+        now: Moment,
     ) -> AllBlocked {
         if candidates.is_empty() {
             return AllBlocked::new(AllBlockedDecision::Fail(Error::NoCandidates {
@@ -20,10 +22,10 @@ impl Ctx<'_> {
             }));
         }
         let table = &inner.table;
-        let entry_of = |server: &ServerId| table.get(server.as_str(), hash);
+        let entry_of = |server: &ServerId| table.get(server, hash);
         if let Some(server) = candidates
             .iter()
-            .find(|server| entry_of(server).is_none_or(|entry| entry.allows(now)))
+            .find(|server| entry_of(server).is_none_or(|entry| entry.allows(now.at)))
         {
             return AllBlocked::new(AllBlockedDecision::Proceed {
                 server: server.clone(),
@@ -34,9 +36,9 @@ impl Ctx<'_> {
             .iter()
             .filter_map(|server| entry_of(server).map(|entry| (server, entry.until)))
             .min_by_key(|(_, until)| *until);
-        let wait = |(server, until): (&ServerId, u64)| AllBlockedDecision::Wait {
+        let wait = |(server, until): (&ServerId, Instant)| AllBlockedDecision::Wait {
             server: server.clone(),
-            until: self.clock.instant(until),
+            until,
         };
         match self.config.all_blocked {
             AllBlockedPolicy::FailFast => {
@@ -48,8 +50,8 @@ impl Ctx<'_> {
                             Some(entry.class()),
                             entry.failures,
                             entry.state == State::Probing,
-                            Some(self.clock.instant(entry.until)),
-                            self.clock.instant(now),
+                            Some(entry.until),
+                            now.at,
                         ),
                         None => ServerBlock::unknown(server.clone()),
                     })
@@ -63,7 +65,7 @@ impl Ctx<'_> {
                 let victim = candidates
                     .iter()
                     .filter_map(|server| entry_of(server).map(|entry| (server, entry)))
-                    .filter(|(_, entry)| entry.blocked_at(now))
+                    .filter(|(_, entry)| entry.blocked_at(now.at))
                     .min_by_key(|(_, entry)| entry.last_failure)
                     .map(|(server, _)| server.clone());
                 match (victim, earliest) {

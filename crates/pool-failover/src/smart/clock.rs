@@ -1,4 +1,7 @@
 //! Converts tokio instants to compact integer ticks (nanoseconds since an epoch) and back.
+//!
+//! Conversion costs a subtraction of timespecs, so the routing checks never convert: they
+//! compare the caller's instant with deadlines kept as instants. Ticks serve the write path.
 
 use std::time::Duration;
 
@@ -34,6 +37,29 @@ impl Clock {
             .checked_add(offset)
             .or_else(|| self.epoch.checked_add(Duration::from_secs(1 << 32)))
             .unwrap_or(self.epoch)
+    }
+}
+
+/// One moment in both forms the strategy uses: the caller's instant, for comparisons against
+/// deadlines, and its tick, for arithmetic on remembered times.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Moment {
+    pub(super) at: Instant,
+    pub(super) tick: u64,
+}
+
+impl Clock {
+    /// `at` in both forms.
+    pub(super) fn moment(&self, at: Instant) -> Moment {
+        Moment {
+            at,
+            tick: self.tick(at),
+        }
+    }
+
+    /// The instant `ticks` after `moment`, on the tick grid so it converts back exactly.
+    pub(super) fn after(&self, moment: Moment, ticks: u64) -> Instant {
+        self.instant(moment.tick.saturating_add(ticks))
     }
 }
 

@@ -1,5 +1,11 @@
-//! One tracked (server, hash) pair: a compact state machine on integer ticks.
+//! One tracked (server, hash) pair: a compact state machine.
+//!
+//! The deadline is kept as an [`Instant`] so routing checks compare it with the caller's
+//! instant directly; the last failure, needed only when recording, is a tick.
 
+use tokio::time::Instant;
+
+use super::clock::{Clock, Moment};
 use crate::FailureClass;
 
 /// Where the pair stands (see [`PairState`](crate::PairState) for the public view).
@@ -16,13 +22,13 @@ pub(super) enum State {
     Probing,
 }
 
-/// The per-pair record: 24 bytes, times in nanoseconds since the strategy's epoch.
+/// The per-pair record: 32 bytes, so it shares one cache line with its workflow hash.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Entry {
     /// Blocked: end of the cooldown; Probing: probe deadline; Probation: end of the last
-    /// cooldown or probe deadline; Watching: unused (0).
-    pub(super) until: u64,
-    /// When the last counted failure was recorded.
+    /// cooldown or probe deadline; Watching: unused (creation time).
+    pub(super) until: Instant,
+    /// Tick of the last counted failure.
     pub(super) last_failure: u64,
     /// Consecutive counted failures still remembered.
     pub(super) failures: u32,
@@ -34,11 +40,11 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// A fresh entry with no failure yet, created at tick `now`.
-    pub(super) fn new(now: u64) -> Self {
+    /// A fresh entry with no failure yet, created at `now`.
+    pub(super) fn new(now: Moment) -> Self {
         Self {
-            until: 0,
-            last_failure: now,
+            until: now.at,
+            last_failure: now.tick,
             failures: 0,
             blocked_count: 0,
             state: State::Watching,
@@ -46,9 +52,9 @@ impl Entry {
         }
     }
 
-    /// Whether the pair may take (or claim) work at tick `now`.
+    /// Whether the pair may take (or claim) work at `now`.
     #[inline]
-    pub(super) fn allows(&self, now: u64) -> bool {
+    pub(super) fn allows(&self, now: Instant) -> bool {
         match self.state {
             State::Watching | State::Probation => true,
             State::Blocked | State::Probing => now >= self.until,
@@ -62,24 +68,25 @@ impl Entry {
     }
 
     /// Whether the cooldown is still running at `now`.
-    pub(super) fn blocked_at(&self, now: u64) -> bool {
+    pub(super) fn blocked_at(&self, now: Instant) -> bool {
         self.state == State::Blocked && now < self.until
     }
 
     /// Whether a probe holds the slot at `now`.
-    pub(super) fn probing_at(&self, now: u64) -> bool {
+    pub(super) fn probing_at(&self, now: Instant) -> bool {
         self.state == State::Probing && now < self.until
     }
 
     /// The next tick at which the poller has work with this entry: report the expiry of a
     /// block, or drop the entry after a quiet failure window.
-    pub(super) fn wake(&self, window: u64) -> u64 {
+    pub(super) fn wake(&self, window: u64, clock: &Clock) -> u64 {
         match self.state {
-            State::Blocked => self.until,
+            State::Blocked => clock.tick(self.until),
             State::Watching => self.last_failure.saturating_add(window),
-            State::Probation | State::Probing => {
-                self.until.max(self.last_failure).saturating_add(window)
-            }
+            State::Probation | State::Probing => clock
+                .tick(self.until)
+                .max(self.last_failure)
+                .saturating_add(window),
         }
     }
 
@@ -88,7 +95,7 @@ impl Entry {
         FailureClass::from_u8(self.class)
     }
 
-    /// Counts one failure of `class` at `now`.
+    /// Counts one failure of `class` at tick `now`.
     pub(super) fn count_failure(&mut self, class: FailureClass, now: u64) {
         self.failures = self.failures.saturating_add(1);
         self.last_failure = now;
@@ -98,27 +105,35 @@ impl Entry {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
-    fn entry_is_compact() {
-        assert!(std::mem::size_of::<Entry>() <= 24);
+    fn entry_and_hash_share_a_cache_line() {
+        assert!(
+            std::mem::size_of::<Entry>() + std::mem::size_of::<workflow_hash::WorkflowHash>() <= 64
+        );
     }
 
     #[test]
     fn blocked_entry_allows_only_from_its_end() {
-        let mut entry = Entry::new(0);
+        let clock = Clock::new(Instant::now());
+        let start = clock.moment(Instant::now());
+        let mut entry = Entry::new(start);
         entry.state = State::Blocked;
-        entry.until = 100;
-        assert!(!entry.allows(99));
-        assert!(entry.allows(100));
-        assert_eq!(entry.wake(50), 100);
+        entry.until = clock.after(start, 100);
+        assert!(!entry.allows(entry.until - Duration::from_nanos(1)));
+        assert!(entry.allows(entry.until));
+        assert_eq!(entry.wake(50, &clock), start.tick + 100);
     }
 
     #[test]
     fn watching_entry_wakes_after_the_window() {
-        let entry = Entry::new(10);
-        assert!(entry.allows(10));
-        assert_eq!(entry.wake(50), 60);
+        let clock = Clock::new(Instant::now());
+        let start = clock.moment(Instant::now());
+        let entry = Entry::new(start);
+        assert!(entry.allows(start.at));
+        assert_eq!(entry.wake(50, &clock), start.tick + 50);
     }
 }

@@ -2,9 +2,10 @@
 
 use rand::Rng;
 use rand::rngs::SmallRng;
+use tokio::time::Instant;
 use workflow_hash::WorkflowHash;
 
-use super::clock::{Clock, duration_ticks};
+use super::clock::{Clock, Moment, duration_ticks};
 use super::entry::{Entry, State};
 use super::table::Table;
 use crate::{FailoverEvent, FailureClass, ServerId, SmartConfig, UnblockReason};
@@ -38,10 +39,10 @@ impl Ctx<'_> {
         server: &ServerId,
         hash: &WorkflowHash,
         entry: &mut Entry,
-        now: u64,
+        now: Moment,
         events: &mut Vec<FailoverEvent>,
     ) {
-        if entry.state == State::Blocked && now >= entry.until {
+        if entry.state == State::Blocked && now.at >= entry.until {
             entry.state = State::Probation;
             events.push(Self::unblocked(server, hash, UnblockReason::Expired));
         }
@@ -56,7 +57,7 @@ impl Ctx<'_> {
         hash: &WorkflowHash,
         entry: &mut Entry,
         class: FailureClass,
-        now: u64,
+        now: Moment,
         events: &mut Vec<FailoverEvent>,
     ) {
         let base = if class.blocks_immediately() {
@@ -72,7 +73,7 @@ impl Ctx<'_> {
             .unwrap_or(nominal)
             .max(nominal);
         entry.blocked_count = entry.blocked_count.saturating_add(1);
-        entry.until = now.saturating_add(duration_ticks(jittered));
+        entry.until = self.clock.after(now, duration_ticks(jittered));
         entry.state = State::Blocked;
         events.push(FailoverEvent::Blocked {
             server: server.clone(),
@@ -80,7 +81,7 @@ impl Ctx<'_> {
             class,
             failures: entry.failures,
             blocked_count: u32::from(entry.blocked_count),
-            until: self.clock.instant(entry.until),
+            until: entry.until,
         });
     }
 
@@ -90,11 +91,11 @@ impl Ctx<'_> {
         server: &ServerId,
         hash: &WorkflowHash,
         entry: &mut Entry,
-        now: u64,
+        now: Moment,
         events: &mut Vec<FailoverEvent>,
     ) {
         entry.state = State::Probing;
-        entry.until = now.saturating_add(self.probe_timeout);
+        entry.until = self.clock.after(now, self.probe_timeout);
         events.push(FailoverEvent::Probing {
             server: server.clone(),
             hash: *hash,
@@ -107,13 +108,13 @@ impl Ctx<'_> {
         server: &ServerId,
         hash: &WorkflowHash,
         class: FailureClass,
-        now: u64,
+        now: Moment,
     ) -> Vec<FailoverEvent> {
         let mut events = Vec::new();
         let Inner { table, rng } = inner;
         if !class.affects_pair() {
             // Nothing learned about the pair; a probe that ended this way frees its slot.
-            if let Some(entry) = table.get_mut(server.as_str(), hash) {
+            if let Some(entry) = table.get_mut(server, hash) {
                 Self::settle(server, hash, entry, now, &mut events);
                 if entry.state == State::Probing {
                     entry.state = State::Probation;
@@ -126,13 +127,13 @@ impl Ctx<'_> {
         match entry.state {
             State::Blocked => {
                 // A job dispatched before the block failed too: same incident, same block.
-                entry.count_failure(class, now);
+                entry.count_failure(class, now.tick);
             }
             State::Watching => {
-                if now.saturating_sub(entry.last_failure) >= self.window {
+                if now.tick.saturating_sub(entry.last_failure) >= self.window {
                     entry.failures = 0;
                 }
-                entry.count_failure(class, now);
+                entry.count_failure(class, now.tick);
                 if class.blocks_immediately()
                     || entry.failures >= self.config.max_failures_before_block
                 {
@@ -140,12 +141,12 @@ impl Ctx<'_> {
                 }
             }
             State::Probation | State::Probing => {
-                entry.count_failure(class, now);
+                entry.count_failure(class, now.tick);
                 self.block(rng, server, hash, entry, class, now, &mut events);
             }
         }
-        let wake = entry.wake(self.window);
-        table.note_wake(server.as_str(), wake);
+        let wake = entry.wake(self.window, &self.clock);
+        table.note_wake(server, wake);
         events
     }
 
@@ -153,10 +154,10 @@ impl Ctx<'_> {
         inner: &mut Inner,
         server: &ServerId,
         hash: &WorkflowHash,
-        now: u64,
+        now: Moment,
     ) -> Vec<FailoverEvent> {
         let mut events = Vec::new();
-        if let Some(mut entry) = inner.table.remove(server.as_str(), hash) {
+        if let Some(mut entry) = inner.table.remove(server, hash) {
             Self::settle(server, hash, &mut entry, now, &mut events);
             if entry.block_unmatched() {
                 events.push(Self::unblocked(server, hash, UnblockReason::Success));
@@ -166,7 +167,7 @@ impl Ctx<'_> {
     }
 
     /// Whether a claim needs the write lock (it may change the entry).
-    pub(super) fn claim_mutates(entry: &Entry, now: u64) -> bool {
+    pub(super) fn claim_mutates(entry: &Entry, now: Instant) -> bool {
         match entry.state {
             State::Watching => false,
             State::Blocked | State::Probing => now >= entry.until,
@@ -179,9 +180,9 @@ impl Ctx<'_> {
         inner: &mut Inner,
         server: &ServerId,
         hash: &WorkflowHash,
-        now: u64,
+        now: Moment,
     ) -> crate::Claim {
-        let Some(entry) = inner.table.get_mut(server.as_str(), hash) else {
+        let Some(entry) = inner.table.get_mut(server, hash) else {
             return crate::Claim::granted();
         };
         let mut events = Vec::new();
@@ -189,23 +190,24 @@ impl Ctx<'_> {
         let kind = match entry.state {
             State::Watching => crate::ClaimKind::Granted,
             State::Blocked => crate::ClaimKind::Denied,
-            State::Probing if now < entry.until => crate::ClaimKind::Denied,
+            State::Probing if now.at < entry.until => crate::ClaimKind::Denied,
             State::Probation | State::Probing => {
                 self.start_probe(server, hash, entry, now, &mut events);
                 crate::ClaimKind::Probe
             }
         };
-        let wake = entry.wake(self.window);
-        inner.table.note_wake(server.as_str(), wake);
+        let wake = entry.wake(self.window, &self.clock);
+        inner.table.note_wake(server, wake);
         crate::Claim::with_events(kind, events)
     }
 
-    pub(super) fn poll(&self, inner: &mut Inner, now: u64) -> Vec<FailoverEvent> {
+    pub(super) fn poll(&self, inner: &mut Inner, now: Moment) -> Vec<FailoverEvent> {
         let mut events = Vec::new();
-        let window = self.window;
-        inner.table.sweep(now, window, |server, hash, entry| {
+        let (window, clock) = (self.window, &self.clock);
+        inner.table.sweep(now.tick, |server, hash, entry| {
             Self::settle(server, hash, entry, now, &mut events);
-            entry.wake(window) > now
+            let wake = entry.wake(window, clock);
+            (wake > now.tick).then_some(wake)
         });
         events
     }
@@ -216,17 +218,17 @@ impl Ctx<'_> {
         inner: &mut Inner,
         server: &ServerId,
         hash: &WorkflowHash,
-        now: u64,
+        now: Moment,
     ) -> Vec<FailoverEvent> {
         let mut events = Vec::new();
-        if let Some(entry) = inner.table.get_mut(server.as_str(), hash) {
+        if let Some(entry) = inner.table.get_mut(server, hash) {
             Self::settle(server, hash, entry, now, &mut events);
             if entry.block_unmatched() {
                 events.push(Self::unblocked(server, hash, UnblockReason::ForcedProbe));
             }
             self.start_probe(server, hash, entry, now, &mut events);
-            let wake = entry.wake(self.window);
-            inner.table.note_wake(server.as_str(), wake);
+            let wake = entry.wake(self.window, &self.clock);
+            inner.table.note_wake(server, wake);
         }
         events
     }

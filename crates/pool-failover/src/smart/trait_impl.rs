@@ -7,6 +7,7 @@ use workflow_hash::WorkflowHash;
 
 use super::SmartStrategy;
 use super::ops::Ctx;
+use super::table::hash_key;
 use crate::{
     AllBlocked, Claim, FailoverEvent, FailoverStrategy, FailureClass, PairStatus, ServerId,
 };
@@ -17,11 +18,10 @@ impl FailoverStrategy for SmartStrategy {
         if self.tracked.load(Ordering::Acquire) == 0 {
             return true;
         }
-        let now = self.clock.tick(now);
         let inner = self.inner.read();
         inner
             .table
-            .get(server.as_str(), hash)
+            .get(server, hash)
             .is_none_or(|entry| entry.allows(now))
     }
 
@@ -37,12 +37,12 @@ impl FailoverStrategy for SmartStrategy {
         if self.tracked.load(Ordering::Acquire) == 0 {
             return Some(0);
         }
-        let now = self.clock.tick(now);
+        let key = hash_key(hash);
         let inner = self.inner.read();
         candidates.iter().position(|server| {
             inner
                 .table
-                .get(server.as_str(), hash)
+                .get_keyed(server, hash, key)
                 .is_none_or(|entry| entry.allows(now))
         })
     }
@@ -51,13 +51,12 @@ impl FailoverStrategy for SmartStrategy {
         if self.tracked.load(Ordering::Acquire) == 0 {
             return Claim::granted();
         }
-        let tick = self.clock.tick(now);
         {
             let inner = self.inner.read();
-            match inner.table.get(server.as_str(), hash) {
+            match inner.table.get(server, hash) {
                 None => return Claim::granted(),
-                Some(entry) if !Ctx::claim_mutates(entry, tick) => {
-                    return if entry.allows(tick) {
+                Some(entry) if !Ctx::claim_mutates(entry, now) => {
+                    return if entry.allows(now) {
                         Claim::granted()
                     } else {
                         Claim::denied()
@@ -66,7 +65,8 @@ impl FailoverStrategy for SmartStrategy {
                 Some(_) => {}
             }
         }
-        self.write(|ctx, inner| ctx.claim(inner, server, hash, tick))
+        let now = self.clock.moment(now);
+        self.write(|ctx, inner| ctx.claim(inner, server, hash, now))
     }
 
     fn record_failure(
@@ -76,8 +76,8 @@ impl FailoverStrategy for SmartStrategy {
         class: FailureClass,
         now: Instant,
     ) -> Vec<FailoverEvent> {
-        let tick = self.clock.tick(now);
-        self.write(|ctx, inner| ctx.record_failure(inner, server, hash, class, tick))
+        let now = self.clock.moment(now);
+        self.write(|ctx, inner| ctx.record_failure(inner, server, hash, class, now))
     }
 
     fn record_success(
@@ -89,22 +89,22 @@ impl FailoverStrategy for SmartStrategy {
         if self.tracked.load(Ordering::Acquire) == 0 {
             return Vec::new();
         }
-        let tick = self.clock.tick(now);
-        self.write(|_, inner| Ctx::record_success(inner, server, hash, tick))
+        let now = self.clock.moment(now);
+        self.write(|_, inner| Ctx::record_success(inner, server, hash, now))
     }
 
     fn poll_events(&self, now: Instant) -> Vec<FailoverEvent> {
-        let tick = self.clock.tick(now);
+        let now = self.clock.moment(now);
         if self
             .inner
             .read()
             .table
             .next_wake()
-            .is_none_or(|wake| wake > tick)
+            .is_none_or(|wake| wake > now.tick)
         {
             return Vec::new();
         }
-        self.write(|ctx, inner| ctx.poll(inner, tick))
+        self.write(|ctx, inner| ctx.poll(inner, now))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -117,13 +117,12 @@ impl FailoverStrategy for SmartStrategy {
             let mut events = Vec::new();
             let servers: Vec<ServerId> = inner
                 .table
-                .servers
-                .iter()
-                .filter(|(_, table)| table.pairs.contains_key(hash))
-                .map(|(server, _)| server.clone())
+                .servers()
+                .filter(|table| table.contains(hash))
+                .map(|table| table.server.clone())
                 .collect();
             for server in servers {
-                if let Some(entry) = inner.table.remove(server.as_str(), hash) {
+                if let Some(entry) = inner.table.remove(&server, hash) {
                     Ctx::reset_events(&server, [(hash, &entry)], &mut events);
                 }
             }
@@ -134,8 +133,8 @@ impl FailoverStrategy for SmartStrategy {
     fn reset_server(&self, server: &ServerId) -> Vec<FailoverEvent> {
         self.write(|_, inner| {
             let mut events = Vec::new();
-            if let Some(table) = inner.table.remove_server(server.as_str()) {
-                Ctx::reset_events(server, &table.pairs, &mut events);
+            if let Some(table) = inner.table.remove_server(server) {
+                Ctx::reset_events(server, table.entries(), &mut events);
             }
             events
         })
@@ -144,20 +143,19 @@ impl FailoverStrategy for SmartStrategy {
     fn reset_all(&self) -> Vec<FailoverEvent> {
         self.write(|_, inner| {
             let mut events = Vec::new();
-            for (server, table) in inner.table.clear() {
-                Ctx::reset_events(&server, &table.pairs, &mut events);
+            for table in inner.table.clear() {
+                Ctx::reset_events(&table.server, table.entries(), &mut events);
             }
             events
         })
     }
 
     fn snapshot(&self, now: Instant) -> Vec<PairStatus> {
-        let tick = self.clock.tick(now);
         let inner = self.inner.read();
         let mut out = Vec::with_capacity(inner.table.len());
-        for (server, table) in &inner.table.servers {
-            for (hash, entry) in &table.pairs {
-                out.push(self.status(server, hash, entry, tick));
+        for table in inner.table.servers() {
+            for (hash, entry) in table.entries() {
+                out.push(self.status(&table.server, hash, entry, now));
             }
         }
         out
@@ -169,7 +167,7 @@ impl FailoverStrategy for SmartStrategy {
         hash: &WorkflowHash,
         now: Instant,
     ) -> AllBlocked {
-        let tick = self.clock.tick(now);
-        self.write(|ctx, inner| ctx.on_all_blocked(inner, candidates, hash, tick))
+        let now = self.clock.moment(now);
+        self.write(|ctx, inner| ctx.on_all_blocked(inner, candidates, hash, now))
     }
 }
