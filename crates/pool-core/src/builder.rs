@@ -1,0 +1,190 @@
+//! [`PoolBuilder`]: servers, strategy and settings of a pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pool_failover::{FailoverStrategy, SmartConfig, SmartStrategy};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::engine::{Command, Engine, Settings, Shared};
+use crate::registry::Registry;
+use crate::{Error, InMemoryQueue, JobOptions, JobQueue, Pool, Result, ServerConfig};
+
+/// Builds a [`Pool`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pool_core::{Pool, ServerConfig};
+///
+/// # async fn demo() -> pool_core::Result<()> {
+/// let pool = Pool::builder()
+///     .server(ServerConfig::new("http://10.0.0.5:8188").id("gpu-1"))
+///     .server(ServerConfig::new("http://10.0.0.6:8188").id("gpu-2").max_concurrent(2))
+///     .health_check_interval(Some(Duration::from_secs(10)))
+///     .build()?;
+/// # let _ = pool;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PoolBuilder {
+    servers: Vec<ServerConfig>,
+    strategy: Option<Arc<dyn FailoverStrategy>>,
+    health_interval: Option<Duration>,
+    offline_backoff: (Duration, Duration),
+    default_options: JobOptions,
+    queue: Option<Box<dyn JobQueue>>,
+    event_capacity: usize,
+    retain_finished: usize,
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("servers", &self.servers)
+            .field("strategy", &self.strategy)
+            .field("health_interval", &self.health_interval)
+            .field("event_capacity", &self.event_capacity)
+            .field("retain_finished", &self.retain_finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolBuilder {
+    /// No servers; smart strategy (production preset); health checks every 15 s; offline
+    /// servers re-checked from 100 ms up to 5 s apart; in-memory queue; 4096 buffered events
+    /// per subscriber; 10 000 finished jobs retained.
+    pub fn new() -> Self {
+        Self {
+            servers: Vec::new(),
+            strategy: None,
+            health_interval: Some(Duration::from_secs(15)),
+            offline_backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            default_options: JobOptions::default(),
+            queue: None,
+            event_capacity: 4096,
+            retain_finished: 10_000,
+        }
+    }
+
+    /// Adds a server.
+    #[must_use]
+    pub fn server(mut self, server: ServerConfig) -> Self {
+        self.servers.push(server);
+        self
+    }
+
+    /// Adds several servers.
+    #[must_use]
+    pub fn servers(mut self, servers: impl IntoIterator<Item = ServerConfig>) -> Self {
+        self.servers.extend(servers);
+        self
+    }
+
+    /// The failover strategy (default: `SmartStrategy` with `SmartConfig::production()`).
+    #[must_use]
+    pub fn strategy(mut self, strategy: Arc<dyn FailoverStrategy>) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// How often online servers are checked; `None` or zero disables periodic checks (a
+    /// server still gets its first check, and an offline one is still re-checked with
+    /// backoff so that it rejoins by itself).
+    #[must_use]
+    pub fn health_check_interval(mut self, interval: Option<Duration>) -> Self {
+        self.health_interval = interval.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// How an offline server is re-checked: first after `min`, doubling up to `max`.
+    #[must_use]
+    pub fn offline_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.offline_backoff = (min, max.max(min));
+        self
+    }
+
+    /// The options [`Pool::default_options`] returns.
+    #[must_use]
+    pub fn default_options(mut self, options: JobOptions) -> Self {
+        self.default_options = options;
+        self
+    }
+
+    /// The queue (default: [`InMemoryQueue`]).
+    #[must_use]
+    pub fn queue(mut self, queue: Box<dyn JobQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// How many events a subscriber may fall behind before it lags (default 4096).
+    #[must_use]
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// How many finished jobs stay known for lookups and idempotent ids (default 10 000).
+    #[must_use]
+    pub fn retain_finished(mut self, jobs: usize) -> Self {
+        self.retain_finished = jobs;
+        self
+    }
+
+    /// Starts the pool's engine.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a zero event capacity, a server with zero slots or a server URL
+    /// the client refuses, or when called outside a tokio runtime;
+    /// [`Error::DuplicateServer`] for two servers with one id.
+    pub fn build(self) -> Result<Pool> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "a pool must be built inside a tokio runtime".into(),
+            ));
+        }
+        if self.event_capacity == 0 {
+            return Err(Error::Config("event capacity must be at least 1".into()));
+        }
+        if let Some(server) = self.servers.iter().find(|s| s.max_concurrent == 0) {
+            return Err(Error::Config(format!(
+                "server {} has max_concurrent 0",
+                server.id
+            )));
+        }
+        let strategy = match self.strategy {
+            Some(strategy) => strategy,
+            None => Arc::new(
+                SmartStrategy::new(SmartConfig::production())
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            ),
+        };
+        let (events, _) = broadcast::channel(self.event_capacity);
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(Registry::new(self.retain_finished)),
+            events,
+            strategy,
+            ready: tokio::sync::watch::channel(false).0,
+        });
+        let (tx, rx) = mpsc::unbounded_channel::<Command>();
+        let settings = Settings {
+            health_interval: self.health_interval,
+            offline_backoff: self.offline_backoff,
+        };
+        let queue = self.queue.unwrap_or_else(|| Box::new(InMemoryQueue::new()));
+        let mut engine = Engine::new(Arc::clone(&shared), tx.downgrade(), settings, queue);
+        for server in self.servers {
+            engine.add_server(server)?;
+        }
+        tokio::spawn(engine.run(rx));
+        Ok(Pool::from_parts(tx, shared, self.default_options))
+    }
+}

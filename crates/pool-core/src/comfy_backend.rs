@@ -1,0 +1,183 @@
+//! [`ComfyBackend`]: the [`ServerBackend`] over `comfy-client`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use comfy_client::{Client, Event, ImageFormat, RunOptions, Upload};
+use pool_failover::FailureClass;
+use serde_json::{Map, Value};
+
+use crate::classify::classify;
+use crate::server::Transport;
+use crate::{
+    AttemptFailure, AttemptOutput, AttemptRequest, BackendEvent, Error, EventSink, InputFile,
+    NodeTiming, PreviewFormat, Result, ServerBackend, ServerConfig,
+};
+
+/// A ComfyUI server reached with a [`comfy_client::Client`]: submits under the pool's
+/// prompt id, follows the run over the websocket (falling back to polling when the socket
+/// drops), and classifies every client error (see the table in the crate's `classify`
+/// module: validation of a missing node or model → server lacks resource, other validation →
+/// workflow invalid, `execution_error` → execution, unreachable or lost prompt → server down,
+/// deadlines → stuck).
+#[derive(Debug, Clone)]
+pub struct ComfyBackend {
+    client: Client,
+    run_options: RunOptions,
+}
+
+impl ComfyBackend {
+    /// A backend over `client`. Runs use [`RunOptions`] with a 15 s `unreachable_timeout`
+    /// (how long a run waits for a vanished server before it counts as down) and previews
+    /// forwarded as events rather than kept.
+    pub fn new(client: Client) -> Self {
+        let run_options = RunOptions::new()
+            .unreachable_timeout(Duration::from_secs(15))
+            .collect_previews(false);
+        Self {
+            client,
+            run_options,
+        }
+    }
+
+    /// Uses these run options (their prompt id is replaced by the pool's on every run).
+    #[must_use]
+    pub fn run_options(mut self, options: RunOptions) -> Self {
+        self.run_options = options;
+        self
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The backend of a configured server.
+pub(crate) fn backend_for(config: &ServerConfig) -> Result<Arc<dyn ServerBackend>> {
+    match &config.transport {
+        Transport::Backend(backend) => Ok(Arc::clone(backend)),
+        Transport::Url { url, token } => {
+            let mut builder = Client::builder(url.as_str())
+                .connect_timeout(Duration::from_secs(5))
+                .request_timeout(Duration::from_secs(30));
+            if let Some(token) = token {
+                builder = builder.bearer_auth(token.as_str());
+            }
+            let client = builder
+                .build()
+                .map_err(|e| Error::Config(format!("server {}: {e}", config.id)))?;
+            Ok(Arc::new(ComfyBackend::new(client)))
+        }
+    }
+}
+
+fn to_u64(value: f64) -> u64 {
+    if value.is_finite() && value > 0.0 {
+        // Saturating float-to-int conversion is what we want for step counts.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let steps = value.round() as u64;
+        steps
+    } else {
+        0
+    }
+}
+
+fn translate(event: Event) -> Option<BackendEvent> {
+    Some(match event {
+        Event::ExecutionStart(_) => BackendEvent::Started,
+        Event::ExecutionCached(c) => BackendEvent::Cached { nodes: c.nodes },
+        Event::Executing(e) => BackendEvent::Executing { node: e.node? },
+        Event::Progress(p) => BackendEvent::Progress {
+            node: p.node,
+            value: to_u64(p.value),
+            max: to_u64(p.max),
+        },
+        Event::Executed(e) => BackendEvent::Output {
+            node: e.node,
+            data: Value::Object(e.output.0),
+        },
+        Event::Preview(p) => BackendEvent::Preview {
+            node: p.node_id,
+            format: match p.format {
+                ImageFormat::Jpeg => PreviewFormat::Jpeg,
+                ImageFormat::Png => PreviewFormat::Png,
+                ImageFormat::Code(code) => PreviewFormat::Other(code),
+                _ => PreviewFormat::Other(0),
+            },
+            image: p.image,
+            metadata: p.metadata.and_then(|m| serde_json::to_value(m).ok()),
+        },
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl ServerBackend for ComfyBackend {
+    async fn run(
+        &self,
+        request: AttemptRequest,
+        events: EventSink,
+    ) -> std::result::Result<AttemptOutput, AttemptFailure> {
+        let options = self
+            .run_options
+            .clone()
+            .prompt_id(request.prompt_id.clone());
+        let mut execution = self
+            .client
+            .run((*request.workflow).clone(), options)
+            .await
+            .map_err(|e| classify(&e))?;
+        events.emit(BackendEvent::Accepted);
+        while let Some(event) = execution.next_event().await {
+            if let Some(event) = translate(event) {
+                events.emit(event);
+            }
+        }
+        let output = execution.wait().await.map_err(|e| classify(&e))?;
+        let outputs: Map<String, Value> = output
+            .outputs
+            .into_iter()
+            .map(|(node, out)| (node, Value::Object(out.0)))
+            .collect();
+        let mut nodes: Vec<NodeTiming> = output
+            .cached_nodes
+            .into_iter()
+            .map(|node| NodeTiming::new(node, Duration::ZERO, true))
+            .collect();
+        nodes.extend(
+            output
+                .timings
+                .nodes
+                .into_iter()
+                .map(|t| NodeTiming::new(t.node, t.duration, false)),
+        );
+        Ok(AttemptOutput::new(outputs).with_nodes(nodes))
+    }
+
+    async fn health(&self) -> std::result::Result<(), AttemptFailure> {
+        self.client
+            .system_stats()
+            .await
+            .map(|_| ())
+            .map_err(|e| AttemptFailure::new(FailureClass::ServerDown, classify(&e).reason))
+    }
+
+    async fn upload(&self, file: &InputFile) -> std::result::Result<(), AttemptFailure> {
+        let upload = Upload::new(file.name.clone(), file.bytes.clone())
+            .subfolder(file.subfolder.clone())
+            .overwrite(true);
+        self.client
+            .upload_image(upload)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn cancel(&self, prompt_id: &str) -> std::result::Result<(), AttemptFailure> {
+        let deleted = self.client.delete_from_queue(&[prompt_id]).await;
+        let interrupted = self.client.interrupt(Some(prompt_id)).await;
+        deleted.and(interrupted).map_err(|e| classify(&e))
+    }
+}

@@ -1,0 +1,375 @@
+//! Placing jobs on servers: a new or retried job looks for a free server (or waits in the
+//! queue); a freed server looks for a queued job. Both paths end in [`Engine::start`].
+
+use std::sync::Arc;
+
+use pool_failover::{AllBlockedDecision, ServerBlock, ServerId};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::attempt::{self, AttemptTask};
+use crate::engine::{Engine, Job, NewJob, Phase, Timer};
+use crate::{
+    AttemptRequest, Constraint, Error, Ineligible, JobEventKind, JobKey, QueueEntry, seed,
+};
+
+impl Engine {
+    pub(crate) fn on_enqueue(&mut self, new: NewJob) {
+        let key = new.shared.key;
+        let constraint = self.constraint_for(&new.options, &[]);
+        new.shared.emit(
+            JobEventKind::Queued {
+                priority: new.options.priority,
+            },
+            &self.shared.events,
+        );
+        let job = Job {
+            shared: new.shared,
+            workflow: new.workflow,
+            hash: new.hash,
+            seeded: new.seeded,
+            options: new.options,
+            constraint,
+            enqueued_at: new.enqueued_at,
+            first_dispatch: None,
+            attempts: Vec::new(),
+            errors: Vec::new(),
+            avoid: Vec::new(),
+            counted_attempts: 0,
+            phase: Phase::Queued,
+            timers: Vec::new(),
+        };
+        let (enqueued_at, deadlines) = (job.enqueued_at, job.options.deadlines);
+        self.jobs.insert(key, Box::new(job));
+        if let Some(limit) = deadlines.start {
+            self.add_timer(enqueued_at + limit, Timer::StartDeadline(key));
+        }
+        if let Some(limit) = deadlines.total {
+            self.add_timer(enqueued_at + limit, Timer::TotalDeadline(key));
+        }
+        self.place(key);
+    }
+
+    pub(crate) fn constraint_for(
+        &mut self,
+        options: &crate::JobOptions,
+        avoid: &[ServerId],
+    ) -> Arc<Constraint> {
+        let constraint = match options.placement() {
+            None if avoid.is_empty() => Constraint::default(),
+            None => Constraint::new(Vec::new(), avoid.to_vec(), Vec::new()),
+            Some(p) => {
+                let mut excluded = p.excluded.clone();
+                excluded.extend_from_slice(avoid);
+                Constraint::new(p.required.clone(), excluded, p.tags.clone())
+            }
+        };
+        self.intern(constraint)
+    }
+
+    /// Places a live job that is in no queue: on a free server now, in the queue, or — when
+    /// no server can ever take it — fails it with the reason per server.
+    pub(crate) fn place(&mut self, key: JobKey) {
+        let now = Instant::now();
+        let Some(job) = self.jobs.get(&key) else {
+            return;
+        };
+        let (hash, constraint) = (job.hash, Arc::clone(&job.constraint));
+        let preferred: &[ServerId] = job.options.placement().map_or(&[], |p| &p.preferred);
+        let strategy = &self.shared.strategy;
+        let mut candidates = Vec::new();
+        let mut any_allowed = false;
+        let mut best: Option<(u8, f64, usize)> = None;
+        for (i, server) in self.servers.iter().enumerate() {
+            if !server.is_member() || !constraint.admits(&server.view()) {
+                continue;
+            }
+            candidates.push(server.id.clone());
+            if !strategy.is_allowed(&server.id, &hash, now) {
+                continue;
+            }
+            any_allowed = true;
+            if !server.has_free_slot() {
+                continue;
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let load = (server.in_flight as f64 + 1.0) / f64::from(server.weight);
+            let rank = (u8::from(!preferred.contains(&server.id)), load, i);
+            if best.is_none_or(|b| rank.0 < b.0 || (rank.0 == b.0 && rank.1 < b.1)) {
+                best = Some(rank);
+            }
+        }
+        if candidates.is_empty() {
+            if job.avoid.is_empty() {
+                let per_server = self.ineligible(key, None);
+                self.finish(key, Err(Error::NoEligibleServer { per_server }));
+            } else {
+                // Moving away from servers that failed is a preference: with no other server
+                // left, the job may go back to them.
+                let options = job.options.clone();
+                let constraint = self.constraint_for(&options, &[]);
+                if let Some(job) = self.jobs.get_mut(&key) {
+                    job.avoid.clear();
+                    job.constraint = constraint;
+                }
+                self.place(key);
+            }
+            return;
+        }
+        if let Some((_, _, at)) = best
+            && let Some(id) = self.servers.get(at).map(|s| s.id.clone())
+        {
+            let claim = self.shared.strategy.claim(&id, &hash, now);
+            if claim.is_granted() {
+                self.announce(&claim.events);
+                self.start(key, &id, claim.is_probe());
+                self.act_on(claim.events);
+                return;
+            }
+            self.publish_failover(claim.events);
+        }
+        if !any_allowed {
+            let decision = self.shared.strategy.on_all_blocked(&candidates, &hash, now);
+            let events = decision.events;
+            match decision.decision {
+                AllBlockedDecision::Proceed { server } if self.has_free_slot(&server) => {
+                    let claim = self.shared.strategy.claim(&server, &hash, now);
+                    if claim.is_granted() {
+                        self.announce(&events);
+                        self.announce(&claim.events);
+                        self.start(key, &server, claim.is_probe());
+                        self.act_on(events);
+                        self.act_on(claim.events);
+                        return;
+                    }
+                    self.publish_failover(claim.events);
+                }
+                AllBlockedDecision::Probe { server } if self.has_free_slot(&server) => {
+                    self.announce(&events);
+                    self.start(key, &server, true);
+                    self.act_on(events);
+                    return;
+                }
+                AllBlockedDecision::Fail(error) => {
+                    let per_server = self.ineligible(key, Some(error.blocked_servers()));
+                    self.finish(key, Err(Error::NoEligibleServer { per_server }));
+                    self.publish_failover(events);
+                    return;
+                }
+                AllBlockedDecision::Probe { server } => {
+                    // The probe slot was taken for this job but its server is busy: give the
+                    // slot back (the pair stays on probation) so that whichever job reaches
+                    // the server first probes it, instead of holding the slot until its
+                    // timeout.
+                    self.enqueue_entry(key);
+                    self.publish_failover(events);
+                    let released = self.shared.strategy.record_failure(
+                        &server,
+                        &hash,
+                        pool_failover::FailureClass::Cancelled,
+                        now,
+                    );
+                    self.publish_failover(released);
+                    return;
+                }
+                // Wait, or a decision this version does not know: the queue holds the job
+                // until a block ends (an `Unblocked` event refills the server).
+                _ => {}
+            }
+            self.enqueue_entry(key);
+            self.publish_failover(events);
+            return;
+        }
+        self.enqueue_entry(key);
+    }
+
+    fn has_free_slot(&self, id: &ServerId) -> bool {
+        self.server(id)
+            .is_some_and(super::servers::Server::has_free_slot)
+    }
+
+    fn enqueue_entry(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        job.phase = Phase::Queued;
+        self.queue.push(QueueEntry::new(
+            key,
+            job.options.priority,
+            job.options.tenant.clone(),
+            job.hash,
+            Arc::clone(&job.constraint),
+        ));
+    }
+
+    /// Why each member server cannot take the job.
+    pub(crate) fn ineligible(
+        &self,
+        key: JobKey,
+        blocks: Option<&[ServerBlock]>,
+    ) -> Vec<(ServerId, Ineligible)> {
+        let Some(job) = self.jobs.get(&key) else {
+            return Vec::new();
+        };
+        let c = &job.constraint;
+        self.servers
+            .iter()
+            .filter(|s| s.is_member())
+            .map(|s| {
+                let why = if !c.required.is_empty() && !c.required.contains(&s.id) {
+                    Ineligible::NotRequired
+                } else if c.excluded.contains(&s.id) {
+                    Ineligible::Excluded
+                } else if !c.tags.iter().all(|t| s.tags.contains(t)) {
+                    let missing = c
+                        .tags
+                        .iter()
+                        .filter(|t| !s.tags.contains(t))
+                        .cloned()
+                        .collect();
+                    Ineligible::MissingTags(missing)
+                } else {
+                    let block = blocks
+                        .and_then(|b| b.iter().find(|b| b.server == s.id))
+                        .cloned()
+                        .unwrap_or_else(|| ServerBlock::unknown(s.id.clone()));
+                    Ineligible::Blocked(block)
+                };
+                (s.id.clone(), why)
+            })
+            .collect()
+    }
+
+    /// Gives queued work to `server` while it has free slots.
+    pub(crate) fn fill_server(&mut self, id: &ServerId) {
+        loop {
+            let now = Instant::now();
+            let Some(server) = self.servers.iter().find(|s| s.id == *id) else {
+                return;
+            };
+            if !server.has_free_slot() {
+                return;
+            }
+            let strategy = &self.shared.strategy;
+            let Some(entry) = self
+                .queue
+                .pop_for(server.view(), &mut |h| strategy.is_allowed(id, h, now))
+            else {
+                return;
+            };
+            let claim = strategy.claim(id, &entry.hash, now);
+            if !claim.is_granted() {
+                self.queue.push(entry);
+                self.publish_failover(claim.events);
+                return;
+            }
+            self.announce(&claim.events);
+            self.start(entry.key, id, claim.is_probe());
+            self.act_on(claim.events);
+        }
+    }
+
+    /// Dispatches a job to a server whose slot the caller checked and claimed.
+    pub(crate) fn start(&mut self, key: JobKey, id: &ServerId, probe: bool) {
+        let now = Instant::now();
+        let Some(server) = self.servers.iter_mut().find(|s| s.id == *id) else {
+            return;
+        };
+        let Some(job) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        server.in_flight += 1;
+        let backend = Arc::clone(&server.backend);
+        job.counted_attempts += 1;
+        let attempt = u32::try_from(job.attempts.len() + 1).unwrap_or(u32::MAX);
+        job.first_dispatch.get_or_insert(now);
+        let prompt_id = uuid::Uuid::new_v4().to_string();
+        let (workflow, seeds) = if job.seeded && job.options.auto_seed {
+            let (workflow, seeds) = seed::apply(&job.workflow);
+            (Arc::new(workflow), seeds)
+        } else {
+            (Arc::clone(&job.workflow), Vec::new())
+        };
+        let (stop_tx, stop_rx) = oneshot::channel();
+        job.phase = Phase::Running {
+            server: id.clone(),
+            stop: Some(stop_tx),
+        };
+        job.shared.emit(
+            JobEventKind::Started {
+                server: id.clone(),
+                attempt,
+                probe,
+            },
+            &self.shared.events,
+        );
+        let request = AttemptRequest {
+            job: job.shared.id.clone(),
+            attempt,
+            prompt_id,
+            workflow,
+            outputs: job.options.outputs.clone(),
+        };
+        let task = AttemptTask {
+            key,
+            server: id.clone(),
+            backend,
+            request,
+            inputs: job.options.inputs.clone(),
+            seeds,
+            shared: Arc::clone(&job.shared),
+            events: self.shared.events.clone(),
+            between_events: job.options.deadlines.between_events,
+            total_deadline: job
+                .options
+                .deadlines
+                .total
+                .map(|limit| job.enqueued_at + limit),
+            stop: stop_rx,
+            done: self.commands.clone(),
+        };
+        tokio::spawn(attempt::run(task));
+    }
+
+    /// After a hash got blocked somewhere: its queued jobs may now be blocked everywhere, and
+    /// the all-blocked policy must decide for them (wait, probe or fail).
+    pub(crate) fn recheck_blocked_hash(&mut self, hash: &workflow_hash::WorkflowHash) {
+        for key in self.queue.keys_with_hash(hash) {
+            let now = Instant::now();
+            let Some(job) = self.jobs.get(&key) else {
+                continue;
+            };
+            let strategy = &self.shared.strategy;
+            let all_blocked = self
+                .servers
+                .iter()
+                .filter(|s| s.is_member() && job.constraint.admits(&s.view()))
+                .all(|s| !strategy.is_allowed(&s.id, hash, now));
+            if all_blocked && self.queue.remove(key).is_some() {
+                self.place(key);
+            }
+        }
+    }
+
+    /// After a server left: queued jobs that no remaining server admits are placed again
+    /// (which fails them with the reasons).
+    pub(crate) fn fail_unplaceable_queued(&mut self) {
+        let stranded: Vec<JobKey> = self
+            .jobs
+            .iter()
+            .filter(|(_, job)| matches!(job.phase, Phase::Queued))
+            .filter(|(_, job)| {
+                !self
+                    .servers
+                    .iter()
+                    .any(|s| s.is_member() && job.constraint.admits(&s.view()))
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in stranded {
+            if self.queue.remove(key).is_some() {
+                self.place(key);
+            }
+        }
+    }
+}

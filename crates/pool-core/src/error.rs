@@ -1,0 +1,194 @@
+//! The crate's [`Error`] type and the per-server reasons it carries.
+
+use std::fmt;
+
+use pool_failover::{FailureClass, ServerBlock, ServerId};
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which deadline of a job ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeadlineKind {
+    /// No server took the job in time.
+    Start,
+    /// The job did not finish in time.
+    Total,
+}
+
+impl fmt::Display for DeadlineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Start => "start",
+            Self::Total => "total",
+        })
+    }
+}
+
+/// Why one server cannot take a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ineligible {
+    /// The job requires other servers.
+    NotRequired,
+    /// The job excludes this server.
+    Excluded,
+    /// The server lacks tags the job requires.
+    MissingTags(Vec<String>),
+    /// The failover strategy blocks the workflow on this server.
+    Blocked(ServerBlock),
+}
+
+impl fmt::Display for Ineligible {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotRequired => f.write_str("not among the required servers"),
+            Self::Excluded => f.write_str("excluded by the job"),
+            Self::MissingTags(tags) => write!(f, "lacks tags {}", tags.join(", ")),
+            Self::Blocked(block) => write!(f, "blocked: {block}"),
+        }
+    }
+}
+
+/// One failed attempt of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptError {
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// The server it ran on.
+    pub server: ServerId,
+    /// What kind of failure it was.
+    pub class: FailureClass,
+    /// What happened, in words (ComfyUI's message where there is one).
+    pub reason: String,
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "attempt {} on {} ({}): {}",
+            self.attempt, self.server, self.class, self.reason
+        )
+    }
+}
+
+/// Everything that can go wrong in the pool: refused input, and the final error of a job.
+///
+/// Cheap enough to clone; every [`JobHandle`](crate::JobHandle) of a job gets a copy.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The workflow is not an object of nodes (refused by `enqueue`).
+    #[error("invalid workflow: {0}")]
+    InvalidWorkflow(String),
+    /// A builder or server setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A server rejected the workflow itself (ComfyUI validation: missing input, bad link,
+    /// value out of range, no output node); it would fail anywhere, so it was not retried.
+    #[error("workflow rejected by {server}: {reason}")]
+    WorkflowRejected {
+        /// The server that rejected it.
+        server: ServerId,
+        /// ComfyUI's reasons.
+        reason: String,
+    },
+    /// No server can take the job: per server, why.
+    #[error("no eligible server: {}", PerServer(per_server))]
+    NoEligibleServer {
+        /// Each server of the pool and why it cannot take the job.
+        per_server: Vec<(ServerId, Ineligible)>,
+    },
+    /// Every allowed attempt failed (or no other server was left to retry on).
+    #[error("job failed after {} attempt(s): {}", attempts.len(), Attempts(attempts))]
+    AttemptsExhausted {
+        /// Every attempt, in order.
+        attempts: Vec<AttemptError>,
+    },
+    /// One attempt failed and the job will be retried (only in
+    /// [`JobEventKind::Failed`](crate::JobEventKind::Failed) events with `will_retry: true`).
+    #[error("{0}")]
+    AttemptFailed(AttemptError),
+    /// The job was cancelled (by its caller or by a cancelling shutdown).
+    #[error("job cancelled")]
+    Cancelled,
+    /// A deadline of the job ran out.
+    #[error("{0} deadline exceeded")]
+    DeadlineExceeded(DeadlineKind),
+    /// The pool is shutting down and accepts no new jobs.
+    #[error("pool is shutting down")]
+    ShuttingDown,
+    /// No server has this id.
+    #[error("unknown server {0}")]
+    UnknownServer(ServerId),
+    /// A server with this id is already in the pool.
+    #[error("duplicate server {0}")]
+    DuplicateServer(ServerId),
+}
+
+impl Error {
+    /// The job was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Cancelled)
+    }
+
+    /// The workflow itself is at fault (refused locally or rejected by ComfyUI validation).
+    pub fn is_workflow_invalid(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidWorkflow(_) | Self::WorkflowRejected { .. }
+        )
+    }
+
+    /// A deadline ran out.
+    pub fn is_deadline(&self) -> bool {
+        matches!(self, Self::DeadlineExceeded(_))
+    }
+
+    /// No server could take the job (filters, or blocked everywhere under fail-fast).
+    pub fn is_no_eligible_server(&self) -> bool {
+        matches!(self, Self::NoEligibleServer { .. })
+    }
+
+    /// The failed attempts, for [`Error::AttemptsExhausted`]; empty otherwise.
+    pub fn attempts(&self) -> &[AttemptError] {
+        match self {
+            Self::AttemptsExhausted { attempts } => attempts,
+            _ => &[],
+        }
+    }
+}
+
+struct PerServer<'a>(&'a [(ServerId, Ineligible)]);
+
+impl fmt::Display for PerServer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("the pool has no server");
+        }
+        for (i, (server, why)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{server}: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Attempts<'a>(&'a [AttemptError]);
+
+impl fmt::Display for Attempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, attempt) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{attempt}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! The health-check task of one server: periodic checks while online, checks with backoff
+//! while offline, and an immediate check when the engine saw the server fail.
+
+use std::sync::Arc;
+
+use pool_failover::ServerId;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::ServerBackend;
+use crate::engine::{Command, Settings};
+
+pub(crate) fn spawn(
+    id: ServerId,
+    backend: Arc<dyn ServerBackend>,
+    settings: &Settings,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    nudge: Arc<Notify>,
+) -> JoinHandle<()> {
+    let (min, max) = settings.offline_backoff;
+    let interval = settings.health_interval;
+    tokio::spawn(async move {
+        let mut backoff = min;
+        loop {
+            let result = backend.health().await;
+            let ok = result.is_ok();
+            let Some(tx) = commands.upgrade() else { return };
+            if tx
+                .send(Command::Health {
+                    server: id.clone(),
+                    result,
+                })
+                .is_err()
+            {
+                return;
+            }
+            drop(tx);
+            if ok {
+                backoff = min;
+                match interval {
+                    Some(interval) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(interval) => {}
+                            () = nudge.notified() => {}
+                        }
+                    }
+                    None => nudge.notified().await,
+                }
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    })
+}

@@ -1,0 +1,297 @@
+//! [`Pool`]: the handle users hold.
+
+use std::sync::Arc;
+
+use pool_failover::{FailoverStrategy, ServerId};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use workflow_hash::WorkflowHash;
+
+use crate::engine::{Command, NewJob, Shared};
+use crate::handle::JobShared;
+use crate::{
+    Error, JobHandle, JobId, JobOptions, PoolBuilder, PoolEvent, PoolStats, Result, ServerConfig,
+    seed,
+};
+
+/// How [`Pool::shutdown`] treats accepted work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ShutdownMode {
+    /// Accept nothing new; run every accepted job (queued and running) to its end.
+    Drain,
+    /// Accept nothing new; cancel queued jobs and interrupt running ones.
+    Cancel,
+}
+
+/// A pool of ComfyUI servers: takes workflows, routes them with the failover strategy, runs
+/// them, retries elsewhere, and reports everything as events.
+///
+/// Cheap to clone (an `Arc` inside): every clone drives the same pool. Built with
+/// [`Pool::builder`]; must be built inside a tokio runtime.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    default_options: JobOptions,
+}
+
+impl Pool {
+    /// A builder with no servers and the default settings.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    pub(crate) fn from_parts(
+        commands: mpsc::UnboundedSender<Command>,
+        shared: Arc<Shared>,
+        default_options: JobOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                commands,
+                shared,
+                default_options,
+            }),
+        }
+    }
+
+    /// The default job options given to the builder (start from these for
+    /// [`enqueue`](Self::enqueue)).
+    pub fn default_options(&self) -> JobOptions {
+        self.inner.default_options.clone()
+    }
+
+    /// Accepts a workflow (an API-format object of nodes) and returns the handle of its job.
+    /// The structural hash is computed here, once.
+    ///
+    /// With a caller job id that the pool still knows, returns a handle to that job instead
+    /// (idempotent enqueue).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidWorkflow`] if the workflow is not an object of nodes with a
+    /// `class_type` each; [`Error::ShuttingDown`] after [`shutdown`](Self::shutdown).
+    pub fn enqueue(
+        &self,
+        workflow: impl Into<Arc<Value>>,
+        options: JobOptions,
+    ) -> Result<JobHandle> {
+        let workflow = workflow.into();
+        validate(&workflow)?;
+        let hash =
+            WorkflowHash::of(&workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))?;
+        let seeded = seed::needs_seeding(&workflow);
+        let mut registry = self.inner.shared.registry.lock();
+        if registry.closed {
+            return Err(Error::ShuttingDown);
+        }
+        if let Some(id) = &options.job_id
+            && let Some(existing) = registry.get(id.as_str())
+        {
+            return Ok(JobHandle::new(
+                Arc::clone(existing),
+                self.inner.commands.clone(),
+            ));
+        }
+        let key = registry.next_key();
+        let id = options.job_id.clone().unwrap_or_else(JobId::random);
+        let shared = Arc::new(JobShared::new(id, key, options.priority));
+        let job = NewJob {
+            shared: Arc::clone(&shared),
+            workflow,
+            hash,
+            seeded,
+            options,
+            enqueued_at: Instant::now(),
+        };
+        if self
+            .inner
+            .commands
+            .send(Command::Enqueue(Box::new(job)))
+            .is_err()
+        {
+            return Err(Error::ShuttingDown);
+        }
+        registry.insert(Arc::clone(&shared));
+        drop(registry);
+        Ok(JobHandle::new(shared, self.inner.commands.clone()))
+    }
+
+    /// Waits until every server given to the builder has answered its first health check
+    /// (online or not): the moment of the [`PoolEvent::Ready`] event, without the race of
+    /// subscribing too late. Returns at once if that moment has passed or the pool stopped.
+    pub async fn ready(&self) {
+        let mut rx = self.inner.shared.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// The handle of a job the pool knows (live, or finished and still retained).
+    pub fn job(&self, id: &str) -> Option<JobHandle> {
+        let registry = self.inner.shared.registry.lock();
+        registry
+            .get(id)
+            .map(|shared| JobHandle::new(Arc::clone(shared), self.inner.commands.clone()))
+    }
+
+    /// Cancels a job by id; returns whether the pool knows it.
+    pub fn cancel(&self, id: &str) -> bool {
+        self.job(id).map(|job| job.cancel()).is_some()
+    }
+
+    /// Subscribes to every event of the pool from now on.
+    pub fn subscribe(&self) -> PoolEvents {
+        PoolEvents {
+            rx: self.inner.shared.events.subscribe(),
+        }
+    }
+
+    /// The failover strategy (to inspect or reset blocks).
+    pub fn strategy(&self) -> &Arc<dyn FailoverStrategy> {
+        &self.inner.shared.strategy
+    }
+
+    /// A snapshot of queue depths, per-server counters and current blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShuttingDown`] once the pool has stopped.
+    pub async fn stats(&self) -> Result<PoolStats> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(tx))?;
+        rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Adds a server while the pool runs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateServer`], [`Error::Config`], or [`Error::ShuttingDown`].
+    pub async fn add_server(&self, server: ServerConfig) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::AddServer(Box::new(server), tx))?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Removes a server at once: it takes no new work and its running jobs are interrupted
+    /// and queued again (the attempt does not count against them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownServer`] or [`Error::ShuttingDown`].
+    pub async fn remove_server(&self, id: impl Into<ServerId>) -> Result<()> {
+        self.remove(id.into(), false).await
+    }
+
+    /// Drains a server: it takes no new work and leaves the pool once its running jobs end.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownServer`] or [`Error::ShuttingDown`].
+    pub async fn drain_server(&self, id: impl Into<ServerId>) -> Result<()> {
+        self.remove(id.into(), true).await
+    }
+
+    async fn remove(&self, server: ServerId, drain: bool) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::RemoveServer {
+            server,
+            drain,
+            reply,
+        })?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Stops accepting jobs and, per `mode`, runs or cancels the accepted ones; returns once
+    /// every accepted job has ended (each with exactly one terminal event). Calling it again
+    /// (e.g. `Cancel` after a `Drain` that takes too long) escalates.
+    pub async fn shutdown(&self, mode: ShutdownMode) {
+        {
+            let mut registry = self.inner.shared.registry.lock();
+            registry.closed = true;
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.send(Command::Shutdown(mode, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.inner
+            .commands
+            .send(command)
+            .map_err(|_| Error::ShuttingDown)
+    }
+}
+
+fn validate(workflow: &Value) -> Result<()> {
+    let nodes = workflow.as_object().ok_or_else(|| {
+        Error::InvalidWorkflow(format!(
+            "expected an object of nodes, found {}",
+            kind(workflow)
+        ))
+    })?;
+    if nodes.is_empty() {
+        return Err(Error::InvalidWorkflow("the workflow has no nodes".into()));
+    }
+    for (id, node) in nodes {
+        let Some(node) = node.as_object() else {
+            return Err(Error::InvalidWorkflow(format!(
+                "node {id:?} is {}, not an object",
+                kind(node)
+            )));
+        };
+        if !node.get("class_type").is_some_and(Value::is_string) {
+            return Err(Error::InvalidWorkflow(format!(
+                "node {id:?} has no string `class_type`"
+            )));
+        }
+    }
+    workflow_hash::validate(workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The pool's event channel for one subscriber ([`Pool::subscribe`]). A subscriber that
+/// falls behind gets a [`PoolEvent::Lagged`] saying how many events it missed.
+#[derive(Debug)]
+pub struct PoolEvents {
+    rx: broadcast::Receiver<PoolEvent>,
+}
+
+impl PoolEvents {
+    /// The next event; `None` once the pool is gone.
+    pub async fn recv(&mut self) -> Option<PoolEvent> {
+        match self.rx.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(PoolEvent::Lagged { missed }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event if one is ready now.
+    pub fn try_recv(&mut self) -> Option<PoolEvent> {
+        match self.rx.try_recv() {
+            Ok(event) => Some(event),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                Some(PoolEvent::Lagged { missed })
+            }
+            Err(_) => None,
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The servers as the engine tracks them: state, slots, counters; adding, draining, removing,
+//! and what health checks report.
+
+use std::sync::Arc;
+
+use pool_failover::ServerId;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::engine::{Engine, Phase, StopReason};
+use crate::{
+    AttemptFailure, Error, PoolEvent, PoolStats, Result, ServerBackend, ServerConfig, ServerState,
+    ServerStats, ServerView, health,
+};
+
+/// One server of the pool.
+pub(crate) struct Server {
+    pub(crate) id: ServerId,
+    pub(crate) tags: Vec<String>,
+    pub(crate) weight: u32,
+    pub(crate) max_concurrent: usize,
+    pub(crate) backend: Arc<dyn ServerBackend>,
+    pub(crate) state: ServerState,
+    pub(crate) in_flight: usize,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) nudge: Arc<Notify>,
+    pub(crate) health_task: JoinHandle<()>,
+}
+
+impl Server {
+    pub(crate) fn is_online(&self) -> bool {
+        self.state == ServerState::Online
+    }
+
+    pub(crate) fn has_free_slot(&self) -> bool {
+        self.is_online() && self.in_flight < self.max_concurrent
+    }
+
+    /// Whether the server counts as a place a job could ever run (not leaving the pool).
+    pub(crate) fn is_member(&self) -> bool {
+        !matches!(self.state, ServerState::Draining | ServerState::Removed)
+    }
+
+    pub(crate) fn view(&self) -> ServerView<'_> {
+        ServerView {
+            id: &self.id,
+            tags: &self.tags,
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn server(&self, id: &ServerId) -> Option<&Server> {
+        self.servers.iter().find(|s| s.id == *id)
+    }
+
+    pub(crate) fn server_mut(&mut self, id: &ServerId) -> Option<&mut Server> {
+        self.servers.iter_mut().find(|s| s.id == *id)
+    }
+
+    pub(crate) fn add_server(&mut self, config: ServerConfig) -> Result<()> {
+        if self.shutdown.is_some() {
+            return Err(Error::ShuttingDown);
+        }
+        if self.server(&config.id).is_some() {
+            return Err(Error::DuplicateServer(config.id));
+        }
+        let backend = crate::comfy_backend::backend_for(&config)?;
+        let nudge = Arc::new(Notify::new());
+        let health_task = health::spawn(
+            config.id.clone(),
+            Arc::clone(&backend),
+            &self.settings,
+            self.commands.clone(),
+            Arc::clone(&nudge),
+        );
+        if let Some(pending) = &mut self.ready_pending {
+            pending.insert(config.id.clone());
+        }
+        self.servers.push(Server {
+            id: config.id.clone(),
+            tags: config.tags,
+            weight: config.weight,
+            max_concurrent: config.max_concurrent,
+            backend,
+            state: ServerState::Connecting,
+            in_flight: 0,
+            completed: 0,
+            failed: 0,
+            last_error: None,
+            nudge,
+            health_task,
+        });
+        self.servers_changed();
+        self.set_state(&config.id, ServerState::Connecting, None);
+        Ok(())
+    }
+
+    fn servers_changed(&mut self) {
+        let views: Vec<ServerView<'_>> = self
+            .servers
+            .iter()
+            .filter(|s| s.is_member())
+            .map(Server::view)
+            .collect();
+        self.queue.set_servers(&views);
+    }
+
+    pub(crate) fn set_state(&mut self, id: &ServerId, state: ServerState, error: Option<String>) {
+        let Some(server) = self.server_mut(id) else {
+            return;
+        };
+        let changed = server.state != state;
+        server.state = state;
+        if error.is_some() {
+            server.last_error.clone_from(&error);
+        }
+        if changed || state == ServerState::Connecting {
+            self.publish(PoolEvent::Server {
+                server: id.clone(),
+                state,
+                last_error: error,
+            });
+        }
+    }
+
+    pub(crate) fn remove_server(&mut self, id: &ServerId, drain: bool) -> Result<()> {
+        let Some(server) = self.server(id) else {
+            return Err(Error::UnknownServer(id.clone()));
+        };
+        if !server.is_member() {
+            return Ok(());
+        }
+        self.set_state(id, ServerState::Draining, None);
+        self.servers_changed();
+        if !drain {
+            for job in self.jobs.values_mut() {
+                if let Phase::Running { server, stop } = &mut job.phase
+                    && server == id
+                    && let Some(stop) = stop.take()
+                {
+                    let _ = stop.send(StopReason::Withdraw);
+                }
+            }
+        }
+        self.retire_if_idle(id);
+        self.fail_unplaceable_queued();
+        Ok(())
+    }
+
+    /// Drops a draining server once nothing runs on it.
+    pub(crate) fn retire_if_idle(&mut self, id: &ServerId) {
+        let Some(at) = self.servers.iter().position(|s| s.id == *id) else {
+            return;
+        };
+        let Some(server) = self.servers.get(at) else {
+            return;
+        };
+        if server.state != ServerState::Draining || server.in_flight > 0 {
+            return;
+        }
+        let server = self.servers.remove(at);
+        server.health_task.abort();
+        if let Some(pending) = &mut self.ready_pending {
+            pending.remove(id);
+        }
+        let events = self.shared.strategy.reset_server(id);
+        self.publish(PoolEvent::Server {
+            server: id.clone(),
+            state: ServerState::Removed,
+            last_error: None,
+        });
+        self.publish_failover(events);
+        self.check_ready();
+    }
+
+    pub(crate) fn on_health(
+        &mut self,
+        id: &ServerId,
+        result: std::result::Result<(), AttemptFailure>,
+    ) {
+        let Some(server) = self.server(id) else {
+            return;
+        };
+        let state = server.state;
+        match result {
+            Ok(()) => {
+                if matches!(state, ServerState::Connecting | ServerState::Offline) {
+                    self.set_state(id, ServerState::Online, None);
+                    self.fill_server(id);
+                }
+            }
+            Err(failure) => {
+                if matches!(state, ServerState::Connecting | ServerState::Online) {
+                    self.set_state(id, ServerState::Offline, Some(failure.reason));
+                }
+            }
+        }
+        if let Some(pending) = &mut self.ready_pending {
+            pending.remove(id);
+        }
+        self.check_ready();
+    }
+
+    /// Takes a server offline after a server-down failure and asks its health check to look.
+    pub(crate) fn server_down(&mut self, id: &ServerId, reason: &str) {
+        let Some(server) = self.server(id) else {
+            return;
+        };
+        if matches!(server.state, ServerState::Online | ServerState::Connecting) {
+            server.nudge.notify_one();
+            self.set_state(id, ServerState::Offline, Some(reason.to_owned()));
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            queued: self.queue.len(),
+            queued_by_priority: self.queue.depth_by_priority(),
+            completed: self.totals.completed,
+            failed: self.totals.failed,
+            cancelled: self.totals.cancelled,
+            blocks: self.shared.strategy.snapshot(tokio::time::Instant::now()),
+            ..PoolStats::default()
+        };
+        for job in self.jobs.values() {
+            match job.phase {
+                Phase::Backoff => stats.retry_wait += 1,
+                Phase::Running { .. } => stats.running += 1,
+                Phase::Queued => {}
+            }
+        }
+        stats.servers = self
+            .servers
+            .iter()
+            .map(|s| ServerStats {
+                id: s.id.clone(),
+                state: s.state,
+                in_flight: s.in_flight,
+                max_concurrent: s.max_concurrent,
+                completed: s.completed,
+                failed: s.failed,
+                last_error: s.last_error.clone(),
+            })
+            .collect();
+        stats
+    }
+}

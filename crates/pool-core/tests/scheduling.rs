@@ -1,0 +1,237 @@
+//! Scheduling on fake servers: priorities, FIFO, tenants, constraints, filters, and no
+//! stranded deep jobs.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use pool_core::{Error, Ineligible, JobHandle, JobOptions, Pool};
+use support::{Fake, Step, workflow};
+
+/// A pool whose one server is held busy by a gated first job.
+async fn busy_pool(fake: &std::sync::Arc<Fake>) -> (Pool, JobHandle) {
+    let pool = Pool::builder().server(fake.config()).build().unwrap();
+    pool.ready().await;
+    let mut starts = fake.watch_starts();
+    let blocker = pool
+        .enqueue(workflow("blocker"), JobOptions::new().job_id("blocker"))
+        .unwrap();
+    starts.recv().await.unwrap();
+    (pool, blocker)
+}
+
+#[tokio::test]
+async fn higher_priority_first_then_fifo() {
+    let a = Fake::scripted("a", |_| Step::Gated);
+    let (pool, _blocker) = busy_pool(&a).await;
+    let plan = [
+        ("p0-1", 0),
+        ("p5-1", 5),
+        ("p0-2", 0),
+        ("p9-1", 9),
+        ("p5-2", 5),
+        ("m1-1", -1),
+    ];
+    let mut handles = Vec::new();
+    for (id, prio) in plan {
+        handles.push(
+            pool.enqueue(workflow(id), JobOptions::new().job_id(id).priority(prio))
+                .unwrap(),
+        );
+    }
+    let stats = pool.stats().await.unwrap();
+    assert_eq!(stats.queued, 6);
+    assert_eq!(stats.running, 1);
+    assert_eq!(stats.queued_by_priority, [(9, 1), (5, 2), (0, 2), (-1, 1)]);
+    a.open(100);
+    for h in &handles {
+        h.result().await.unwrap();
+    }
+    assert_eq!(
+        a.jobs_run(),
+        ["blocker", "p9-1", "p5-1", "p5-2", "p0-1", "p0-2", "m1-1"]
+    );
+}
+
+#[tokio::test]
+async fn tenants_of_one_priority_take_turns() {
+    let a = Fake::scripted("a", |_| Step::Gated);
+    let (pool, _blocker) = busy_pool(&a).await;
+    let mut handles = Vec::new();
+    for i in 0..4 {
+        let id = format!("big-{i}");
+        handles.push(
+            pool.enqueue(workflow("w"), JobOptions::new().job_id(id).tenant("big"))
+                .unwrap(),
+        );
+    }
+    for i in 0..2 {
+        let id = format!("small-{i}");
+        handles.push(
+            pool.enqueue(workflow("w"), JobOptions::new().job_id(id).tenant("small"))
+                .unwrap(),
+        );
+    }
+    pool.stats().await.unwrap();
+    a.open(100);
+    for h in &handles {
+        h.result().await.unwrap();
+    }
+    assert_eq!(
+        a.jobs_run(),
+        [
+            "blocker", "big-0", "small-0", "big-1", "small-1", "big-2", "big-3"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_deep_job_runs_on_an_idle_server_the_head_jobs_cannot_use() {
+    let a = Fake::scripted("a", |_| Step::Gated);
+    let b = Fake::new("b");
+    let pool = Pool::builder()
+        .servers([a.config(), b.config().tag("small")])
+        .build()
+        .unwrap();
+    pool.ready().await;
+    // Fill a, then queue many jobs that only a can run, then one that b can run.
+    let mut starts = a.watch_starts();
+    let first = pool
+        .enqueue(workflow("w"), JobOptions::new().require_server("a"))
+        .unwrap();
+    starts.recv().await.unwrap();
+    let mut head = Vec::new();
+    for _ in 0..50 {
+        head.push(
+            pool.enqueue(
+                workflow("w"),
+                JobOptions::new().priority(10).require_server("a"),
+            )
+            .unwrap(),
+        );
+    }
+    let deep = pool
+        .enqueue(workflow("w"), JobOptions::new().require_tag("small"))
+        .unwrap();
+    let output = deep.result().await.unwrap();
+    assert_eq!(output.server.as_str(), "b");
+    assert_eq!(pool.stats().await.unwrap().queued, 50);
+    a.open(1000);
+    first.result().await.unwrap();
+    for h in head {
+        assert_eq!(h.result().await.unwrap().server.as_str(), "a");
+    }
+}
+
+#[tokio::test]
+async fn the_most_constrained_job_goes_first_on_a_scarce_server() {
+    let a = Fake::scripted("a", |_| Step::Gated);
+    let b = Fake::scripted("b", |_| Step::Gated);
+    let pool = Pool::builder()
+        .servers([a.config(), b.config()])
+        .build()
+        .unwrap();
+    pool.ready().await;
+    let mut starts_a = a.watch_starts();
+    let mut starts_b = b.watch_starts();
+    let _hold_a = pool
+        .enqueue(workflow("w"), JobOptions::new().require_server("a"))
+        .unwrap();
+    let _hold_b = pool
+        .enqueue(workflow("w"), JobOptions::new().require_server("b"))
+        .unwrap();
+    starts_a.recv().await.unwrap();
+    starts_b.recv().await.unwrap();
+    let free = pool
+        .enqueue(workflow("w"), JobOptions::new().job_id("free"))
+        .unwrap();
+    let only_a = pool
+        .enqueue(
+            workflow("w"),
+            JobOptions::new().job_id("only-a").require_server("a"),
+        )
+        .unwrap();
+    pool.stats().await.unwrap();
+    a.open(1);
+    // a frees first: the job that can only run on a takes it, the free job waits for b.
+    let (job, _) = starts_a.recv().await.unwrap();
+    assert_eq!(job, "only-a");
+    b.open(10);
+    a.open(10);
+    assert_eq!(free.result().await.unwrap().server.as_str(), "b");
+    only_a.result().await.unwrap();
+}
+
+#[tokio::test]
+async fn hard_filters_and_preferences_route_jobs() {
+    let a = Fake::new("a");
+    let b = Fake::new("b");
+    let c = Fake::new("c");
+    let pool = Pool::builder()
+        .servers([
+            a.config().tag("gpu"),
+            b.config().tag("gpu").tag("xl"),
+            c.config(),
+        ])
+        .build()
+        .unwrap();
+    pool.ready().await;
+    let on = |options: JobOptions| {
+        let job = pool.enqueue(workflow("w"), options).unwrap();
+        async move { job.result().await.map(|o| o.server.as_str().to_owned()) }
+    };
+    assert_eq!(on(JobOptions::new().require_tag("xl")).await.unwrap(), "b");
+    assert_eq!(
+        on(JobOptions::new().require_server("c")).await.unwrap(),
+        "c"
+    );
+    assert_eq!(on(JobOptions::new().prefer_server("c")).await.unwrap(), "c");
+    assert_eq!(
+        on(JobOptions::new().require_tag("gpu").exclude_server("b"))
+            .await
+            .unwrap(),
+        "a"
+    );
+    let err = on(JobOptions::new().require_tag("tpu")).await.unwrap_err();
+    let Error::NoEligibleServer { per_server } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(per_server.len(), 3);
+    assert!(
+        per_server
+            .iter()
+            .all(|(_, why)| matches!(why, Ineligible::MissingTags(t) if t == &["tpu"]))
+    );
+    assert!(err.to_string().contains("lacks tags tpu"), "{err}");
+    let err = on(JobOptions::new().require_server("zzz"))
+        .await
+        .unwrap_err();
+    assert!(err.is_no_eligible_server());
+}
+
+#[tokio::test]
+async fn a_server_never_gets_more_than_its_slots() {
+    let a = Fake::scripted("a", |_| Step::Sleep(std::time::Duration::from_millis(1)));
+    let b = Fake::scripted("b", |_| Step::Sleep(std::time::Duration::from_millis(1)));
+    let pool = Pool::builder()
+        .servers([a.config().max_concurrent(2), b.config()])
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..60)
+        .map(|i| {
+            pool.enqueue(workflow(&format!("{}", i % 3)), JobOptions::new())
+                .unwrap()
+        })
+        .collect();
+    for h in handles {
+        h.result().await.unwrap();
+    }
+    assert_eq!(a.run_count() + b.run_count(), 60);
+    assert!(a.max_running.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+    assert_eq!(b.max_running.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let stats = pool.stats().await.unwrap();
+    assert_eq!(stats.completed, 60);
+    assert_eq!(
+        stats.server("a").unwrap().completed + stats.server("b").unwrap().completed,
+        60
+    );
+}
