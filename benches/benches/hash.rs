@@ -1,2 +1,83 @@
-//! Placeholder replaced by the workflow-hash benchmark.
-fn main() {}
+//! Benchmarks of `workflow-hash`: golden rows and synthetic workflows, from a parsed value and
+//! from text.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use workflow_hash::WorkflowHash;
+
+const GOLDEN: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../crates/workflow-hash/tests/data/workflow-hash.jsonl"
+));
+
+/// The `workflow_text` of the golden row called `name`.
+fn golden_text(name: &str) -> String {
+    GOLDEN
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|row| row["name"] == name)
+        .and_then(|row| row["workflow_text"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("golden row {name} missing"))
+}
+
+/// A chain of `nodes` txt2img-like nodes wired to their predecessors.
+fn synthetic(nodes: usize) -> Value {
+    let mut map = serde_json::Map::new();
+    for i in 0..nodes {
+        let prev = if i == 0 { nodes - 1 } else { i - 1 };
+        let node = match i % 4 {
+            0 => json!({"class_type": "CheckpointLoaderSimple",
+                        "inputs": {"ckpt_name": format!("model_{}.safetensors", i % 3)},
+                        "_meta": {"title": "Load Checkpoint"}}),
+            1 => json!({"class_type": "CLIPTextEncode",
+                        "inputs": {"text": "a photo of a cat, highly detailed", "clip": [prev.to_string(), 1]},
+                        "_meta": {"title": "Prompt"}}),
+            2 => json!({"class_type": "KSampler",
+                        "inputs": {"seed": 156_680_208_700_286_u64, "steps": 20, "cfg": 8.0,
+                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+                                   "model": [prev.to_string(), 0], "positive": [prev.to_string(), 0],
+                                   "negative": [prev.to_string(), 0], "latent_image": [prev.to_string(), 0]}}),
+            _ => json!({"class_type": "SaveImage",
+                        "inputs": {"filename_prefix": "ComfyUI", "images": [prev.to_string(), 0]}}),
+        };
+        map.insert(i.to_string(), node);
+    }
+    Value::Object(map)
+}
+
+fn bench_hash(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hash_value");
+    for name in ["real/simple-txt2img.json", "real/T2I-anime-nova-xl.json"] {
+        let value: Value = serde_json::from_str(&golden_text(name)).expect("golden row parses");
+        group.bench_function(name, |b| b.iter(|| WorkflowHash::of(black_box(&value))));
+    }
+    for nodes in [50, 500] {
+        let value = synthetic(nodes);
+        group.throughput(Throughput::Elements(nodes as u64));
+        group.bench_with_input(BenchmarkId::new("synthetic", nodes), &value, |b, v| {
+            b.iter(|| WorkflowHash::of(black_box(v)));
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("hash_text");
+    for name in ["real/simple-txt2img.json", "real/T2I-anime-nova-xl.json"] {
+        let text = golden_text(name);
+        group.bench_function(name, |b| b.iter(|| WorkflowHash::of_json(black_box(&text))));
+    }
+    let text = synthetic(500).to_string();
+    group.bench_function("synthetic/500", |b| {
+        b.iter(|| WorkflowHash::of_json(black_box(&text)));
+    });
+    group.finish();
+
+    let value = synthetic(50);
+    c.bench_function("canonical_json/synthetic/50", |b| {
+        b.iter(|| workflow_hash::canonical_json(black_box(&value)));
+    });
+}
+
+criterion_group!(benches, bench_hash);
+criterion_main!(benches);

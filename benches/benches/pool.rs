@@ -1,0 +1,358 @@
+//! Pool benchmarks.
+//!
+//! - `pool_throughput`: trivial prompts on 4 simulated servers with zero execution time, one
+//!   prompt in flight per server, driven directly by `comfy-client` and through the pool.
+//! - `scheduler`: one dispatch (`pop_for` of the freed server, then a push to keep the depth)
+//!   in an [`InMemoryQueue`] holding 100,000 jobs for 64 servers; and the whole engine
+//!   (enqueue → queue → dispatch → attempt → completion) for 100,000 jobs on 64 instant
+//!   in-process servers.
+//! - Memory per queued job, measured with a counting allocator, printed before the groups.
+
+use std::alloc::System;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use comfy_client::{Client, RunOptions};
+use comfy_sim::{SimCluster, SimConfig};
+use criterion::{Criterion, Throughput, criterion_group};
+use pool_core::{
+    AttemptFailure, AttemptOutput, AttemptRequest, Constraint, EventSink, InMemoryQueue, InputFile,
+    JobKey, JobOptions, JobQueue, Pool, QueueEntry, ServerBackend, ServerConfig, ServerId,
+    ServerView, ShutdownMode, WorkflowHash,
+};
+use serde_json::{Value, json};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SERVERS: usize = 4;
+const BATCH: usize = 200;
+const QUEUED: usize = 100_000;
+
+fn trivial(i: usize) -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench"}}
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+/// `BATCH` prompts, one in flight per server, each server driven by its own client.
+async fn direct(clients: &[Client]) -> Duration {
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for (s, client) in clients.iter().enumerate() {
+        let client = client.clone();
+        set.spawn(async move {
+            for i in (s..BATCH).step_by(SERVERS) {
+                let exec = client.run(trivial(i), RunOptions::default()).await;
+                let exec = exec.unwrap_or_else(|e| panic!("submit: {e}"));
+                exec.wait().await.unwrap_or_else(|e| panic!("run: {e}"));
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap_or_else(|e| panic!("task: {e}"));
+    }
+    start.elapsed()
+}
+
+/// `BATCH` prompts through the pool (one slot per server).
+async fn pooled(pool: &Pool) -> Duration {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..BATCH)
+        .map(|i| {
+            pool.enqueue(trivial(i), JobOptions::new())
+                .unwrap_or_else(|e| panic!("enqueue: {e}"))
+        })
+        .collect();
+    for h in handles {
+        h.result().await.unwrap_or_else(|e| panic!("job: {e}"));
+    }
+    start.elapsed()
+}
+
+fn bench_throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let (cluster, clients, pool) = rt.block_on(async {
+        let cluster = SimCluster::start(SERVERS, SimConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("sim: {e}"));
+        let mut clients = Vec::new();
+        for url in cluster.urls() {
+            let client = Client::builder(url)
+                .build()
+                .unwrap_or_else(|e| panic!("client: {e}"));
+            assert!(client.wait_connected(Duration::from_secs(5)).await);
+            clients.push(client);
+        }
+        let servers = cluster
+            .urls()
+            .into_iter()
+            .enumerate()
+            .map(|(i, url)| ServerConfig::new(url).id(format!("s{i}")));
+        let pool = Pool::builder()
+            .servers(servers)
+            .build()
+            .unwrap_or_else(|e| panic!("pool: {e}"));
+        // Warm up: connections and websockets.
+        pooled(&pool).await;
+        direct(&clients).await;
+        (cluster, clients, pool)
+    });
+    // A quick side-by-side for the report.
+    let (mut d, mut p) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..5 {
+        d += rt.block_on(direct(&clients));
+        p += rt.block_on(pooled(&pool));
+    }
+    let per_s = |t: Duration| (5 * BATCH) as f64 / t.as_secs_f64();
+    println!(
+        "throughput on {SERVERS} sims x1 slot: direct {:.0} jobs/s, pool {:.0} jobs/s, pool/direct = {:.1} %",
+        per_s(d),
+        per_s(p),
+        100.0 * per_s(p) / per_s(d)
+    );
+
+    let mut group = c.benchmark_group("pool_throughput");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("direct_client_4x1", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let clients = clients.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += direct(&clients).await;
+                }
+                total
+            }
+        });
+    });
+    group.bench_function("pool_4x1", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let pool = pool.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += pooled(&pool).await;
+                }
+                total
+            }
+        });
+    });
+    group.finish();
+    rt.block_on(pool.shutdown(ShutdownMode::Drain));
+    drop(cluster);
+}
+
+/// 100,000 queued jobs over 64 servers: 4 priorities, 8 tenants, 512 workflows, one job in
+/// ten pinned to one server; 5 % of (server, workflow) pairs blocked.
+fn filled_queue() -> (InMemoryQueue, Vec<ServerId>, HashSet<(usize, WorkflowHash)>) {
+    let servers: Vec<ServerId> = (0..64)
+        .map(|i| ServerId::from(format!("gpu-{i}")))
+        .collect();
+    let views: Vec<ServerView<'_>> = servers
+        .iter()
+        .map(|id| ServerView { id, tags: &[] })
+        .collect();
+    let mut queue = InMemoryQueue::new();
+    queue.set_servers(&views);
+    let free = Arc::new(Constraint::default());
+    let pinned: Vec<Arc<Constraint>> = servers
+        .iter()
+        .map(|s| Arc::new(Constraint::new(vec![s.clone()], Vec::new(), Vec::new())))
+        .collect();
+    let tenants: Vec<Arc<str>> = (0..8).map(|t| Arc::from(format!("tenant-{t}"))).collect();
+    let hashes: Vec<WorkflowHash> = (0..512u32)
+        .map(|h| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&h.to_be_bytes());
+            WorkflowHash::from_bytes(bytes)
+        })
+        .collect();
+    let mut blocked = HashSet::new();
+    for (s, _) in servers.iter().enumerate() {
+        for (h, hash) in hashes.iter().enumerate() {
+            if (s * 31 + h * 17) % 20 == 0 {
+                blocked.insert((s, *hash));
+            }
+        }
+    }
+    for k in 0..QUEUED {
+        let constraint = if k % 10 == 0 {
+            Arc::clone(&pinned[k % 64])
+        } else {
+            Arc::clone(&free)
+        };
+        queue.push(QueueEntry::new(
+            JobKey(k as u64),
+            (k % 4) as i32,
+            Some(Arc::clone(&tenants[k % 8])),
+            hashes[k % 512],
+            constraint,
+        ));
+    }
+    (queue, servers, blocked)
+}
+
+fn bench_scheduler(c: &mut Criterion) {
+    let (mut queue, servers, blocked) = filled_queue();
+    let mut group = c.benchmark_group("scheduler");
+    group.throughput(Throughput::Elements(1));
+    let mut turn = 0usize;
+    let mut next_key = QUEUED as u64;
+    group.bench_function("dispatch_100k_queued_64_servers", |b| {
+        b.iter(|| {
+            turn = (turn + 1) % servers.len();
+            let view = ServerView {
+                id: &servers[turn],
+                tags: &[],
+            };
+            let s = turn;
+            let entry = queue.pop_for(view, &mut |h| !blocked.contains(&(s, *h)));
+            let entry = entry.unwrap_or_else(|| panic!("a job for server {s}"));
+            next_key += 1;
+            queue.push(QueueEntry::new(
+                JobKey(next_key),
+                entry.priority,
+                entry.tenant,
+                entry.hash,
+                entry.constraint,
+            ));
+        });
+    });
+    assert_eq!(queue.len(), QUEUED);
+    group.finish();
+
+    let rt = runtime();
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(QUEUED as u64));
+    let workflow = Arc::new(trivial(0));
+    group.bench_function("100k_jobs_64_instant_servers", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let workflow = Arc::clone(&workflow);
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let servers = (0..64).map(|i| {
+                        ServerConfig::with_backend(format!("gpu-{i}"), Arc::new(Instantly))
+                    });
+                    let pool = Pool::builder()
+                        .servers(servers)
+                        .build()
+                        .unwrap_or_else(|e| panic!("pool: {e}"));
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..QUEUED)
+                        .map(|i| {
+                            let options = JobOptions::new()
+                                .priority((i % 4) as i32)
+                                .tenant(["a", "b", "c"][i % 3]);
+                            pool.enqueue(Arc::clone(&workflow), options)
+                                .unwrap_or_else(|e| panic!("enqueue: {e}"))
+                        })
+                        .collect();
+                    for h in handles {
+                        h.result().await.unwrap_or_else(|e| panic!("job: {e}"));
+                    }
+                    total += start.elapsed();
+                    pool.shutdown(ShutdownMode::Drain).await;
+                }
+                total
+            }
+        });
+    });
+    group.finish();
+}
+
+/// A server that finishes at once, or never (to keep work queued).
+struct Instantly;
+struct Never;
+
+#[async_trait]
+impl ServerBackend for Instantly {
+    async fn run(&self, _: AttemptRequest, _: EventSink) -> Result<AttemptOutput, AttemptFailure> {
+        Ok(AttemptOutput::default())
+    }
+    async fn health(&self) -> Result<(), AttemptFailure> {
+        Ok(())
+    }
+    async fn upload(&self, _: &InputFile) -> Result<(), AttemptFailure> {
+        Ok(())
+    }
+    async fn cancel(&self, _: &str) -> Result<(), AttemptFailure> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ServerBackend for Never {
+    async fn run(&self, _: AttemptRequest, _: EventSink) -> Result<AttemptOutput, AttemptFailure> {
+        std::future::pending().await
+    }
+    async fn health(&self) -> Result<(), AttemptFailure> {
+        Ok(())
+    }
+    async fn upload(&self, _: &InputFile) -> Result<(), AttemptFailure> {
+        Ok(())
+    }
+    async fn cancel(&self, _: &str) -> Result<(), AttemptFailure> {
+        Ok(())
+    }
+}
+
+/// Bytes held per queued job (workflow shared), with a counting allocator.
+fn memory_per_queued_job() {
+    let rt = runtime();
+    rt.block_on(async {
+        let pool = Pool::builder()
+            .server(ServerConfig::with_backend("never", Arc::new(Never)))
+            .build()
+            .unwrap_or_else(|e| panic!("pool: {e}"));
+        let workflow = Arc::new(trivial(0));
+        let first = pool.enqueue(Arc::clone(&workflow), JobOptions::new());
+        let _first = first.unwrap_or_else(|e| panic!("enqueue: {e}"));
+        while pool.stats().await.map(|s| s.running).unwrap_or(0) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let region = Region::new(GLOBAL);
+        let mut handles = Vec::with_capacity(QUEUED);
+        let before_handles = region.change();
+        for i in 0..QUEUED {
+            let options = JobOptions::new().tenant(["a", "b", "c"][i % 3]);
+            handles.push(pool.enqueue(Arc::clone(&workflow), options).unwrap_or_else(|e| panic!("enqueue: {e}")));
+        }
+        let stats = pool.stats().await.unwrap_or_else(|e| panic!("stats: {e}"));
+        assert_eq!(stats.queued, QUEUED);
+        let change = region.change();
+        let held = (change.bytes_allocated as i64 - change.bytes_deallocated as i64)
+            - (before_handles.bytes_allocated as i64 - before_handles.bytes_deallocated as i64);
+        let handles_vec = (QUEUED * std::mem::size_of::<pool_core::JobHandle>()) as i64;
+        println!(
+            "memory per queued job: {} bytes (the caller's JobHandle and Vec slot included), {} bytes without the caller's Vec",
+            held / QUEUED as i64,
+            (held - handles_vec) / QUEUED as i64
+        );
+        pool.shutdown(ShutdownMode::Cancel).await;
+    });
+}
+
+criterion_group!(benches, bench_scheduler, bench_throughput);
+
+fn main() {
+    memory_per_queued_job();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
