@@ -3,6 +3,7 @@
 //! Every command prints the commands it runs before running them, so what CI does can be
 //! repeated by hand.
 
+mod bench;
 mod ci;
 mod command;
 mod demo;
@@ -44,6 +45,17 @@ enum Task {
         )]
         args: Vec<String>,
     },
+    /// Run the criterion benches and print the table of figures against their targets.
+    Bench {
+        /// Short warm-up and measurement, for CI-sized machines.
+        #[arg(long)]
+        quick: bool,
+        /// Print the table from the last results without running the benches.
+        #[arg(long)]
+        report_only: bool,
+        /// Only these bench targets (`hash`, `failover`, `sim`, `client`, `pool`).
+        benches: Vec<String>,
+    },
     /// Start simulated ComfyUI servers on consecutive ports (Ctrl-C stops them).
     Sim {
         /// How many servers to start.
@@ -66,6 +78,15 @@ fn main() -> ExitCode {
         Task::Test => ci::test(),
         Task::Hash { files } => hash::run(&files),
         Task::Demo { args } => demo::run(&args),
+        Task::Bench {
+            quick,
+            report_only,
+            benches,
+        } => bench::run(&bench::Options {
+            quick,
+            report_only,
+            benches,
+        }),
         Task::Sim {
             count,
             listen,
