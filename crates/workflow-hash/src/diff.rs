@@ -6,11 +6,12 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::canonical::{
-    Deep, Entry, Writer, digest, into_string, key_order, nodes_of, push_canonical,
-};
+use crate::canonical::{digest, into_string, nodes_of};
+use crate::deep::Deep;
 use crate::error::Result;
 use crate::js::{is_resource, write_string};
+use crate::order::{Entry, key_order, push_canonical};
+use crate::writer::Writer;
 
 /// What one input contributes to the hash, as shown in a [`Difference`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,9 +42,10 @@ pub(crate) fn write_key<S: Sink>(sink: &mut S, first: bool, key: &str) {
     write_wrapped(sink, if first { b"\"" } else { b",\"" }, key, b"\":");
 }
 
-/// Writes `prefix`, the escaped `s`, `suffix`; `prefix` ends and `suffix` starts with a quote.
+/// Writes `prefix`, the escaped `s`, `suffix` (clean strings, nearly all of them, in a single
+/// write).
 #[inline(always)]
-fn write_wrapped<S: Sink>(sink: &mut S, prefix: &[u8], s: &str, suffix: &[u8]) {
+pub(crate) fn write_wrapped<S: Sink>(sink: &mut S, prefix: &[u8], s: &str, suffix: &[u8]) {
     let bytes = s.as_bytes();
     if is_clean(bytes) {
         sink.put3(prefix, bytes, suffix);

@@ -41,8 +41,11 @@ pub use crate::error::{Error, JsonKind, Result};
 pub use crate::hash::{ShortHash, WorkflowHash};
 
 mod canonical;
+mod deep;
 mod diff;
 mod error;
 mod hash;
 mod js;
+mod order;
 mod sink;
+mod writer;

@@ -89,7 +89,7 @@ impl Sink for HashSink {
     fn put(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
         if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(bytes);
+            copy_short(dst, bytes);
             self.len = end;
         } else {
             self.put_slow(bytes);
@@ -99,21 +99,42 @@ impl Sink for HashSink {
     #[inline(always)]
     fn put3(&mut self, prefix: &[u8], body: &[u8], suffix: &[u8]) {
         let start = self.len;
-        let mid = start + prefix.len();
-        let tail = mid + body.len();
-        let end = tail + suffix.len();
+        let end = start + prefix.len() + body.len() + suffix.len();
         if let Some(dst) = self.buf.get_mut(start..end) {
             let (p, rest) = dst.split_at_mut(prefix.len());
             let (b, q) = rest.split_at_mut(body.len());
-            p.copy_from_slice(prefix);
-            b.copy_from_slice(body);
-            q.copy_from_slice(suffix);
+            copy_short(p, prefix);
+            copy_short(b, body);
+            copy_short(q, suffix);
             self.len = end;
         } else {
             self.put(prefix);
             self.put(body);
             self.put(suffix);
         }
+    }
+}
+
+/// Copies `src` into `dst` (of the same length) without calling `memcpy` for the short pieces
+/// canonical JSON is made of: two overlapping word copies (first and last `N` bytes) cover any
+/// length from `N` to `2 * N`. A constant `src` folds to its single case.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    #[inline(always)]
+    fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+            *d = *s;
+        }
+        if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+            *d = *s;
+        }
+    }
+    match src.len() {
+        0..=3 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+        4..=7 => ends::<4>(dst, src),
+        8..=16 => ends::<8>(dst, src),
+        17..=32 => ends::<16>(dst, src),
+        _ => dst.copy_from_slice(src),
     }
 }
 
