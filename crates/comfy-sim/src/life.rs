@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, text};
@@ -68,7 +69,11 @@ struct Core {
 
 /// Everything a crash loses.
 pub(crate) struct Life {
+    /// Cancelled when the life ends; everything of this life (executor, connections,
+    /// sockets) stops on it.
     pub(crate) token: CancellationToken,
+    /// The executor task of this life, aborted when the life ends.
+    executor: Mutex<Option<AbortHandle>>,
     pub(crate) hub: Hub,
     core: Mutex<Core>,
     pub(crate) wake: Notify,
@@ -81,6 +86,7 @@ impl Life {
     pub(crate) fn new(temp_prefix: String) -> Self {
         Self {
             token: CancellationToken::new(),
+            executor: Mutex::new(None),
             hub: Hub::default(),
             core: Mutex::new(Core::default()),
             wake: Notify::new(),
@@ -88,6 +94,35 @@ impl Life {
             interrupt_notify: Notify::new(),
             temp_prefix,
         }
+    }
+
+    /// True once a crash or shutdown ended this life.
+    pub(crate) fn is_over(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Hands over the executor task of this life (aborted at once if the life is over).
+    pub(crate) fn adopt_executor(&self, executor: AbortHandle) {
+        let mut slot = self.executor.lock();
+        if self.is_over() {
+            executor.abort();
+        } else {
+            *slot = Some(executor);
+        }
+    }
+
+    /// Ends this life: cancels the token (the caller makes that atomic with the counters),
+    /// aborts the executor and drops every socket. Idempotent.
+    pub(crate) fn end(&self) {
+        let executor = {
+            let mut slot = self.executor.lock();
+            self.token.cancel();
+            slot.take()
+        };
+        if let Some(executor) = executor {
+            executor.abort();
+        }
+        self.hub.drop_all();
     }
 
     /// Running plus pending prompts.

@@ -62,7 +62,7 @@ impl SimServer {
         })?;
         let shared = Arc::new(Shared::new(config));
         let app = crate::routes::app(Arc::clone(&shared));
-        spawn_executor(&shared, shared.life());
+        spawn_executor(&shared, &shared.life());
         let server = Self {
             shared,
             app,
@@ -127,6 +127,10 @@ impl SimServer {
 
     /// Crashes: every connection is dropped, queue, history and cache are lost, and the port
     /// refuses connections until [`SimServer::restart`]. Stored files and counters remain.
+    ///
+    /// The old life ends completely: its running prompt (even one held by the hang fault or
+    /// sleeping in a node) and its queued prompts never go on, never send a message and never
+    /// count; a run whose outcome is counted, was counted before the crash.
     pub async fn stop(&self) {
         let listening = self.listening.lock().take();
         if let Some(listening) = listening {
@@ -134,7 +138,7 @@ impl SimServer {
             let _ = listening.task.await;
         }
         let life = self.shared.new_life();
-        spawn_executor(&self.shared, life);
+        spawn_executor(&self.shared, &life);
     }
 
     /// Listens again on the same address after [`SimServer::stop`].
@@ -176,14 +180,14 @@ impl Drop for SimServer {
             listening.stop.cancel();
             listening.task.abort();
         }
-        let life = self.shared.life();
-        life.hub.drop_all();
-        life.token.cancel();
+        self.shared.end_life(&self.shared.life());
     }
 }
 
-fn spawn_executor(shared: &Arc<Shared>, life: Arc<Life>) {
-    tokio::spawn(crate::run::executor(Arc::clone(shared), life));
+/// Starts the executor of `life`; it ends with the life.
+fn spawn_executor(shared: &Arc<Shared>, life: &Arc<Life>) {
+    let task = tokio::spawn(crate::run::executor(Arc::clone(shared), Arc::clone(life)));
+    life.adopt_executor(task.abort_handle());
 }
 
 async fn accept_loop(

@@ -16,7 +16,7 @@ use crate::faults::FaultSettings;
 use crate::files::{FileStore, StoredFile};
 use crate::life::Life;
 use crate::png::tiny_png;
-use crate::stats::Stats;
+use crate::stats::{Outcome, StatKeys, Stats};
 
 /// Node timing, changeable while running.
 #[derive(Clone, Debug)]
@@ -97,9 +97,24 @@ impl Shared {
         let prefix = temp_prefix(&mut self.rng.lock());
         let fresh = Arc::new(Life::new(prefix));
         let old = std::mem::replace(&mut *self.life.write(), Arc::clone(&fresh));
-        old.hub.drop_all();
-        old.token.cancel();
+        self.end_life(&old);
         fresh
+    }
+
+    /// Ends `life`. The counters are locked meanwhile, so a run's outcome is either counted
+    /// before the end or never (see [`Shared::record_outcome`]).
+    pub(crate) fn end_life(&self, life: &Life) {
+        let stats = self.stats.lock();
+        life.end();
+        drop(stats);
+    }
+
+    /// Counts how a run of `life` ended, unless that life is already over.
+    pub(crate) fn record_outcome(&self, life: &Life, keys: &StatKeys, outcome: Outcome) {
+        let mut stats = self.stats.lock();
+        if !life.is_over() {
+            stats.record_outcome(keys, outcome);
+        }
     }
 
     /// Whether `class` is usable here (in the catalog and not hidden by a fault).

@@ -32,6 +32,10 @@ pub(crate) async fn upgrade(
 }
 
 async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, client_id: String) {
+    if life.is_over() {
+        // The server crashed between the upgrade request and now: the socket just drops.
+        return;
+    }
     let mut reg = life.hub.register(&client_id);
     shared.stats.lock().ws_connections += 1;
     let hello = text("status", life.status_data(Some(&client_id)));

@@ -64,14 +64,7 @@ async fn failing_class_errors_at_run_time_and_is_counted_per_workflow() {
         .find(|e| e["status"]["status_str"] == "error")
         .unwrap();
     assert_eq!(failed["status"]["completed"], false);
-    let recorded = support::fixture("06c-history-by-id-error.json")["response"]["body"].clone();
-    let recorded = recorded
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let recorded = support::recorded_history_entry("06c-history-by-id-error.json");
     assert_eq!(support::shape(failed), support::shape(&recorded));
     assert_eq!(failed["status"]["messages"][2][0], "execution_error");
 }
@@ -163,21 +156,12 @@ async fn hang_accepts_then_never_progresses_until_released() {
 
 #[tokio::test]
 async fn crash_and_restart_loses_queue_history_and_sockets_on_the_same_port() {
-    let config = SimConfig::default().node_exec_time("ImageBlur", Duration::from_secs(600));
-    let sim = SimServer::start(config).await.unwrap();
+    let (sim, mut ws) = support::blur_server(Duration::from_secs(600), "x").await;
     let addr = sim.addr();
-    let mut ws = Ws::ready(&sim, "x").await;
     let done = submit(&sim, &support::trivial(1), "x").await;
     ws.run(&done).await;
-    let slow = json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 1}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}},
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
-    });
-    submit(&sim, &slow, "x").await;
+    support::submit_until_node(&sim, &mut ws, &support::blur(1, 1.0), "x", "2").await;
     submit(&sim, &support::trivial(2), "x").await;
-    ws.until(|f| f.kind() == "executing" && f.data()["node"] == "2")
-        .await;
 
     sim.crash_and_restart().await.unwrap();
     // Frames queued before the crash may still arrive, then the socket ends without the run.

@@ -198,17 +198,8 @@ async fn history_max_items_delete_and_clear() {
 
 #[tokio::test]
 async fn queue_shows_running_and_pending_and_supports_delete_and_clear() {
-    let config = SimConfig::default().node_exec_time("ImageBlur", Duration::from_secs(600));
-    let sim = SimServer::start(config).await.unwrap();
-    let mut ws = Ws::ready(&sim, "q").await;
-    let slow = json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 1}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}},
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
-    });
-    let running = submit(&sim, &slow, "q").await;
-    ws.until(|f| f.kind() == "executing" && f.data()["node"] == "2")
-        .await;
+    let (sim, mut ws) = support::blur_server(Duration::from_secs(600), "q").await;
+    let running = support::submit_until_node(&sim, &mut ws, &support::blur(1, 1.0), "q", "2").await;
     let a = submit(&sim, &support::trivial(1), "q").await;
     let b = submit(&sim, &support::trivial(2), "q").await;
     let front = post(
@@ -307,17 +298,12 @@ fn image_form(name: &str, bytes: Vec<u8>) -> Form {
 }
 
 async fn upload(sim: &SimServer, form: Form) -> (u16, Value) {
-    let response = http()
-        .post(format!("{}/upload/image", sim.url()))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null),
+    support::send(
+        http()
+            .post(format!("{}/upload/image", sim.url()))
+            .multipart(form),
     )
+    .await
 }
 
 #[tokio::test]

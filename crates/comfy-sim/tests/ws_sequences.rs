@@ -210,17 +210,8 @@ async fn runtime_failure_sends_execution_error_like_the_recording() {
 
 #[tokio::test]
 async fn interrupt_stops_the_running_prompt() {
-    let config = SimConfig::default().node_exec_time("ImageBlur", Duration::from_secs(600));
-    let sim = SimServer::start(config).await.unwrap();
-    let mut ws = Ws::ready(&sim, "i").await;
-    let prompt = json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 1}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 31, "sigma": 10.0}},
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
-    });
-    let id = submit(&sim, &prompt, "i").await;
-    ws.until(|f| f.kind() == "executing" && f.data()["node"] == "2")
-        .await;
+    let (sim, mut ws) = support::blur_server(Duration::from_secs(600), "i").await;
+    let id = support::submit_until_node(&sim, &mut ws, &support::blur(31, 10.0), "i", "2").await;
     let (status, _) = support::post(&sim, "/interrupt", &json!({})).await;
     assert_eq!(status, 200);
     let frames = ws.run(&id).await;
@@ -240,32 +231,15 @@ async fn interrupt_stops_the_running_prompt() {
     assert_eq!(interrupted["executed"], json!(["1"]));
     assert_eq!(sim.stats().prompts_interrupted, 1);
     let (_, history) = support::get(&sim, &format!("/history/{id}")).await;
-    let recorded =
-        support::fixture("06e-history-by-id-interrupted.json")["response"]["body"].clone();
-    let recorded = recorded
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let recorded = support::recorded_history_entry("06e-history-by-id-interrupted.json");
     assert_eq!(support::shape(&history[&id]), support::shape(&recorded));
     assert_eq!(history[&id]["status"]["status_str"], "error");
 }
 
 #[tokio::test]
 async fn interrupt_with_another_prompt_id_is_a_no_op() {
-    let config = SimConfig::default().node_exec_time("ImageBlur", Duration::from_millis(300));
-    let sim = SimServer::start(config).await.unwrap();
-    let mut ws = Ws::ready(&sim, "n").await;
-    let prompt = json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 1}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}},
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
-    });
-    let id = submit(&sim, &prompt, "n").await;
-    ws.until(|f| f.kind() == "executing" && f.data()["node"] == "2")
-        .await;
+    let (sim, mut ws) = support::blur_server(Duration::from_millis(300), "n").await;
+    let id = support::submit_until_node(&sim, &mut ws, &support::blur(1, 1.0), "n", "2").await;
     support::post(
         &sim,
         "/interrupt",

@@ -43,9 +43,7 @@ impl Run<'_> {
         });
         self.life.finish(self.prompt_id(), entry);
         self.shared
-            .stats
-            .lock()
-            .record_outcome(&self.item.keys, outcome);
+            .record_outcome(self.life, &self.item.keys, outcome);
         if outcome == Outcome::Interrupted {
             self.to_client_or_all(kind, data);
         } else {

@@ -16,19 +16,24 @@ use crate::plan::{order, signatures};
 use crate::shared::Shared;
 
 /// Runs queued prompts until the life ends.
+///
+/// The end of the life wins over everything else: the `select!`s poll the token first, so a
+/// run released (hang off, node time elapsed) in the same instant as the crash never goes on.
 pub(crate) async fn executor(shared: Arc<Shared>, life: Arc<Life>) {
-    loop {
+    while !life.is_over() {
         let Some(item) = life.start_next() else {
             tokio::select! {
-                () = life.wake.notified() => continue,
+                biased;
                 () = life.token.cancelled() => return,
+                () = life.wake.notified() => continue,
             }
         };
         life.broadcast_status();
         let run = Run::new(&shared, &life, item);
         tokio::select! {
-            () = run.execute() => {}
+            biased;
             () = life.token.cancelled() => return,
+            () = run.execute() => {}
         }
     }
 }
@@ -163,6 +168,10 @@ impl<'a> Run<'a> {
 
         let mut stop = None;
         for id in plan.iter().filter(|id| !cached.contains(id)) {
+            if self.life.is_over() {
+                // Another thread crashed the server mid-run: nothing more of it may happen.
+                return;
+            }
             let class = class_of(nodes, id).to_owned();
             if let Err(s) = self.node(nodes, id, &class, failure.as_ref()).await {
                 stop = Some(s);

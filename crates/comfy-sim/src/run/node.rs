@@ -8,6 +8,9 @@ use super::{Run, Stop, input_link};
 use crate::files::{StoredFile, split_path};
 use crate::plan::image_dims;
 
+/// ComfyUI's largest `batch_size`.
+const MAX_BATCH: i64 = 4096;
+
 impl Run<'_> {
     /// Runs one node: progress_state, executing, steps, output, progress_state finished.
     pub(super) async fn node(
@@ -41,7 +44,8 @@ impl Run<'_> {
         };
         if class == "SaveImageWebsocket" {
             let (_, _, batch) = image_dims(nodes, input_link(nodes, id, "images").unwrap_or(""));
-            let count = u32::try_from(batch.max(1)).unwrap_or(1);
+            // ComfyUI's own batch limit bounds what a catalog without `max` would let through.
+            let count = u32::try_from(batch.clamp(1, MAX_BATCH)).unwrap_or(1);
             let png = self.shared.png.clone();
             for i in 0..count {
                 self.pause(time / count).await?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use comfy_sim::SimServer;
+use comfy_sim::{SimConfig, SimServer};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -143,27 +143,34 @@ pub fn http() -> reqwest::Client {
     CLIENT.get_or_init(reqwest::Client::new).clone()
 }
 
-pub async fn get(sim: &SimServer, path: &str) -> (u16, Value) {
-    let response = http()
-        .get(format!("{}{path}", sim.url()))
-        .send()
-        .await
-        .unwrap();
+/// A shared client that opens a new connection for every request. Use it around crashes: a
+/// pooled keep-alive connection may be one the crashed server is about to drop.
+pub fn http_unpooled() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap()
+        })
+        .clone()
+}
+
+/// Sends `request`; the status and the JSON body (`Null` when the body is not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+pub async fn get(sim: &SimServer, path: &str) -> (u16, Value) {
+    send(http().get(format!("{}{path}", sim.url()))).await
+}
+
 pub async fn post(sim: &SimServer, path: &str, body: &Value) -> (u16, Value) {
-    let response = http()
-        .post(format!("{}{path}", sim.url()))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    send(http().post(format!("{}{path}", sim.url())).json(body)).await
 }
 
 /// Posts `{prompt, client_id}` and returns the accepted prompt id.
@@ -195,6 +202,38 @@ pub fn trivial(color: u32) -> Value {
     })
 }
 
+/// EmptyImage -> ImageBlur -> PreviewImage. With a long `ImageBlur` time (see
+/// [`blur_server`]) its run holds the queue in node "2".
+pub fn blur(blur_radius: u32, sigma: f64) -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 1}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": blur_radius, "sigma": sigma}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
+    })
+}
+
+/// A server whose `ImageBlur` nodes take `time`, and a ready socket of `client` on it.
+pub async fn blur_server(time: Duration, client: &str) -> (SimServer, Ws) {
+    let config = SimConfig::default().node_exec_time("ImageBlur", time);
+    let sim = SimServer::start(config).await.unwrap();
+    let ws = Ws::ready(&sim, client).await;
+    (sim, ws)
+}
+
+/// Submits `prompt` for `client` and waits on its socket until the run executes `node`.
+pub async fn submit_until_node(
+    sim: &SimServer,
+    ws: &mut Ws,
+    prompt: &Value,
+    client: &str,
+    node: &str,
+) -> String {
+    let id = submit(sim, prompt, client).await;
+    ws.until(|f| f.kind() == "executing" && f.data()["node"] == node)
+        .await;
+    id
+}
+
 /// Checkpoint -> KSampler -> VAEDecode -> SaveImage.
 pub fn txt2img(ckpt: &str) -> Value {
     json!({
@@ -214,6 +253,15 @@ pub fn txt2img(ckpt: &str) -> Value {
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The one entry of a recorded `GET /history/{id}` answer.
+pub fn recorded_history_entry(name: &str) -> Value {
+    let body = fixture(name)["response"]["body"].take();
+    body.as_object()
+        .and_then(|entries| entries.values().next())
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} holds no history entry"))
 }
 
 /// The kinds of the frames a recorded WebSocket session received, in order.
