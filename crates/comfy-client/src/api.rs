@@ -12,8 +12,8 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::http::{decode_json, route};
 use crate::types::{
-    Features, FreeRequest, History, HistoryEntry, ImageRef, NodeInfo, PromptInfo, PromptRequest,
-    PromptResponse, Queue, SystemStats, Upload, UploadResponse,
+    Features, FreeRequest, History, HistoryEntry, ImageRef, NodeInfo, PromptBody, PromptInfo,
+    PromptRequest, PromptResponse, Queue, SystemStats, Upload, UploadResponse,
 };
 use crate::validation::ValidationError;
 
@@ -21,17 +21,18 @@ impl Client {
     /// `POST /prompt`: queues a workflow. A `400` becomes [`Error::Validation`] with
     /// ComfyUI's `error` and `node_errors`. `client_id` defaults to this client's id.
     pub async fn submit(&self, request: &PromptRequest) -> Result<PromptResponse> {
-        if !request.prompt.is_object() {
+        self.submit_body(&request.body(self.client_id())).await
+    }
+
+    /// [`submit`](Self::submit) of a borrowed body.
+    pub(crate) async fn submit_body(&self, body: &PromptBody<'_>) -> Result<PromptResponse> {
+        if !body.prompt.is_object() {
             return Err(Error::InvalidInput(
                 "the workflow must be a JSON object of nodes".into(),
             ));
         }
-        let mut body = request.clone();
-        if body.client_id.is_none() {
-            body.client_id = Some(self.client_id().to_owned());
-        }
         let (req, url) = self.request(Method::POST, &["prompt"]);
-        let resp = self.send_raw(req.json(&body), &url).await?;
+        let resp = self.send_raw(req.json(body), &url).await?;
         let status = resp.status();
         if status.is_success() {
             return self.read_json(resp, &url).await;

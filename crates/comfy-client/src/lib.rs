@@ -64,6 +64,7 @@ mod error;
 mod event;
 mod http;
 mod run;
+mod setters;
 mod types;
 mod validation;
 mod ws;

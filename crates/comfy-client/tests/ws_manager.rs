@@ -35,6 +35,23 @@ async fn next(stream: &mut comfy_client::EventStream) -> Event {
         .expect("stream ended")
 }
 
+/// Expects a connection with its `status`, its loss, the first reconnect attempt and a
+/// new connection; returns why the first one was lost.
+async fn dropped_and_reopened(events: &mut comfy_client::EventStream) -> String {
+    assert_eq!(next(events).await, Event::Connected);
+    assert!(matches!(next(events).await, Event::Status(_)));
+    let reason = match next(events).await {
+        Event::Disconnected { reason } => reason,
+        other => panic!("expected a disconnect, got {other:?}"),
+    };
+    assert!(matches!(
+        next(events).await,
+        Event::Reconnecting { attempt: 1, .. }
+    ));
+    assert_eq!(next(events).await, Event::Connected);
+    reason
+}
+
 #[tokio::test]
 async fn recorded_session_arrives_typed_in_order_and_previews_are_attributed() {
     let frames = recorded("ws-03-progress-binary.jsonl");
@@ -112,17 +129,8 @@ async fn a_stalled_socket_is_detected_by_ping_and_reopened() {
         .build()
         .unwrap();
     let mut events = client.subscribe();
-    assert_eq!(next(&mut events).await, Event::Connected);
-    assert!(matches!(next(&mut events).await, Event::Status(_)));
-    match next(&mut events).await {
-        Event::Disconnected { reason } => assert!(reason.contains("stalled"), "{reason}"),
-        other => panic!("expected a disconnect, got {other:?}"),
-    }
-    assert!(matches!(
-        next(&mut events).await,
-        Event::Reconnecting { attempt: 1, .. }
-    ));
-    assert_eq!(next(&mut events).await, Event::Connected);
+    let reason = dropped_and_reopened(&mut events).await;
+    assert!(reason.contains("stalled"), "{reason}");
     server.next_connect().await;
     server.next_connect().await;
 }
@@ -200,19 +208,8 @@ async fn oversized_frames_are_refused_not_buffered() {
         .build()
         .unwrap();
     let mut events = client.subscribe();
-    assert_eq!(next(&mut events).await, Event::Connected);
-    assert!(matches!(next(&mut events).await, Event::Status(_)));
-    match next(&mut events).await {
-        Event::Disconnected { reason } => {
-            assert!(reason.to_lowercase().contains("size"), "{reason}");
-        }
-        other => panic!("expected a disconnect, got {other:?}"),
-    }
-    assert!(matches!(
-        next(&mut events).await,
-        Event::Reconnecting { .. }
-    ));
-    assert_eq!(next(&mut events).await, Event::Connected);
+    let reason = dropped_and_reopened(&mut events).await;
+    assert!(reason.to_lowercase().contains("size"), "{reason}");
     assert!(matches!(next(&mut events).await, Event::Status(_)));
     match next(&mut events).await {
         Event::Status(s) => assert_eq!(s.queue_remaining(), Some(7)),

@@ -126,7 +126,7 @@ impl ServerBackend for ComfyBackend {
             .prompt_id(request.prompt_id.clone());
         let mut execution = self
             .client
-            .run((*request.workflow).clone(), options)
+            .run(request.workflow, options)
             .await
             .map_err(|e| classify(&e))?;
         events.emit(BackendEvent::Accepted);

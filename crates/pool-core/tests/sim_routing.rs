@@ -36,7 +36,7 @@ async fn jobs_spread_over_servers_and_return_history_outputs() {
 async fn a_real_run_reports_progress_outputs_and_timings_in_order() {
     let config = SimConfig::default()
         .node_steps("ImageInvert", 3)
-        .exec_time(std::time::Duration::from_millis(20));
+        .exec_time(std::time::Duration::ZERO);
     let cluster = SimCluster::start(1, config).await.unwrap();
     let pool = sim_pool(&cluster.urls()).build().unwrap();
     let mut events = pool.subscribe();

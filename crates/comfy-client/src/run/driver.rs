@@ -1,15 +1,22 @@
 //! The task that follows one prompt: filters the websocket events by prompt id, tracks
 //! timings and outputs, enforces deadlines, and falls back to `/queue` + `/history`
 //! polling whenever the socket cannot be trusted.
+//!
+//! While the socket is up it is the source of the event stream: when a poll finds the
+//! prompt finished, the driver keeps reading until the run's last message (`executing`
+//! with no node, `execution_error` or `execution_interrupted`) for at most one poll
+//! interval, so that a prompt that finished before its events were read still streams
+//! them all. While the socket is down, the poll's verdict ends the run at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, sleep, sleep_until};
 
+use super::buffer;
 use super::execution::CancelFlag;
 use super::options::RunOptions;
 use super::output::{NodeTiming, RunOutput, Timings};
@@ -30,7 +37,7 @@ pub(crate) struct Driver {
     pub(crate) prompt_id: String,
     pub(crate) options: RunOptions,
     pub(crate) rx: broadcast::Receiver<Event>,
-    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) events: buffer::Sender,
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) ws_up: bool,
     pub(crate) submitted_at: Instant,
@@ -69,11 +76,16 @@ impl Seen {
     }
 }
 
+/// What a poll found: the prompt left the queue with this history entry (`None`: none).
+type Verdict = Option<HistoryEntry>;
+
 enum Step {
     /// Keep following.
     Continue,
-    /// Ask the server now (reconnected, or the run ended without a verdict).
+    /// Ask the server now (reconnected after missing events).
     PollNow,
+    /// `executing(null)` without `execution_success`: the verdict is the server's.
+    Ended,
     /// `executing(null)` after `execution_success`: read the outputs.
     Finish,
     /// The run ended.
@@ -104,6 +116,9 @@ impl Driver {
             };
         let mut unreachable_since: Option<Instant> = None;
         let mut cancel_by: Option<Instant> = None;
+        // A poll found the prompt finished while the socket was up: its verdict, and until
+        // when the socket may still deliver the run's last message.
+        let mut settled: Option<(Verdict, Instant)> = None;
         loop {
             let now = Instant::now();
             if cancel_by.is_some_and(|at| now >= at) {
@@ -115,11 +130,19 @@ impl Driver {
             if let Some(deadline) = self.expired_deadline(&seen, last_event, now) {
                 return Err(self.on_deadline(deadline).await);
             }
+            if let Some((_, until)) = &settled
+                && (now >= *until || !self.ws_up)
+            {
+                // The last message did not come (or cannot come now): trust the history.
+                let verdict = take_verdict(&mut settled);
+                return self.conclude(verdict, &mut seen);
+            }
             if let Some(at) = seen.success_at
                 && now >= at + poll_interval
             {
                 // `executing(null)` did not follow `execution_success`: finish anyway.
-                return Ok(self.finish(std::mem::take(&mut seen), None).await);
+                let entry = take_verdict(&mut settled);
+                return Ok(self.finish(std::mem::take(&mut seen), entry).await);
             }
             let mut wake = next_poll;
             for at in [
@@ -127,6 +150,7 @@ impl Driver {
                 self.deadline_at(Deadline::Start, &seen, last_event),
                 self.deadline_at(Deadline::Idle, &seen, last_event),
                 seen.success_at.map(|at| at + poll_interval),
+                settled.as_ref().map(|(_, until)| *until),
                 cancel_by,
             ]
             .into_iter()
@@ -143,8 +167,16 @@ impl Driver {
                 received = self.rx.recv() => match received {
                     Ok(event) => match self.on_event(event, &mut seen, &mut last_event) {
                         Step::Done(outcome) => return *outcome,
-                        Step::Finish => return Ok(self.finish(std::mem::take(&mut seen), None).await),
-                        Step::PollNow => poll_now = true,
+                        Step::Finish => {
+                            let entry = take_verdict(&mut settled);
+                            return Ok(self.finish(std::mem::take(&mut seen), entry).await);
+                        }
+                        Step::Ended => match settled.take() {
+                            Some((verdict, _)) => return self.conclude(verdict, &mut seen),
+                            // The run ended but its verdict was missed: ask the server.
+                            None => poll_now = true,
+                        },
+                        Step::PollNow => poll_now = settled.is_none(),
                         Step::Continue => {
                             let soon = Instant::now() + poll_interval;
                             if !self.ws_up && next_poll > soon {
@@ -152,7 +184,11 @@ impl Driver {
                             }
                         }
                     },
-                    Err(RecvError::Lagged(_)) => poll_now = true,
+                    Err(RecvError::Lagged(skipped)) => {
+                        // Events of the prompt may be among the missed ones.
+                        self.forward(Event::Lagged { skipped });
+                        poll_now = settled.is_none();
+                    }
                     Err(RecvError::Closed) => {
                         // The websocket gave up: follow the prompt by polling only.
                         self.ws_up = false;
@@ -161,7 +197,7 @@ impl Driver {
                     }
                 },
                 () = sleep_until(wake) => {
-                    poll_now = Instant::now() >= next_poll;
+                    poll_now = settled.is_none() && Instant::now() >= next_poll;
                 }
             }
             if poll_now {
@@ -172,7 +208,12 @@ impl Driver {
                 };
                 next_poll = Instant::now() + interval;
                 match self.poll(&mut seen).await {
-                    Ok(Some(done)) => return done,
+                    Ok(Some(verdict)) if self.ws_up => {
+                        // The socket is the source of the stream: read the rest of the run
+                        // from it, but no longer than one poll interval.
+                        settled = Some((verdict, Instant::now() + poll_interval));
+                    }
+                    Ok(Some(verdict)) => return self.conclude(verdict, &mut seen),
                     Ok(None) => unreachable_since = None,
                     Err(e) => {
                         let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -227,7 +268,7 @@ impl Driver {
     }
 
     fn forward(&self, event: Event) {
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     fn on_event(&mut self, event: Event, seen: &mut Seen, last_event: &mut Instant) -> Step {
@@ -276,8 +317,7 @@ impl Driver {
                     return if seen.success_at.is_some() {
                         Step::Finish
                     } else {
-                        // The run ended but its verdict was missed: ask the server.
-                        Step::PollNow
+                        Step::Ended
                     };
                 }
             },
@@ -330,8 +370,9 @@ impl Driver {
     }
 
     /// Asks the server what became of the prompt: queue first, then history (a prompt
-    /// leaves the queue only after its history entry is written).
-    async fn poll(&mut self, seen: &mut Seen) -> Result<Option<Result<RunOutput>>> {
+    /// leaves the queue only after its history entry is written). `None` while it is
+    /// still queued or running.
+    async fn poll(&mut self, seen: &mut Seen) -> Result<Option<Verdict>> {
         let queue = self.client.queue().await?;
         if queue.contains(&self.prompt_id) {
             if queue.is_running(&self.prompt_id) {
@@ -339,10 +380,14 @@ impl Driver {
             }
             return Ok(None);
         }
-        let entry = self.client.history(&self.prompt_id).await?;
-        // Take in what the socket delivered meanwhile (outputs, previews, timings).
+        Ok(Some(self.client.history(&self.prompt_id).await?))
+    }
+
+    /// Ends the run with a poll's verdict, after taking in what the socket delivered
+    /// meanwhile (outputs, previews, timings).
+    fn conclude(&mut self, verdict: Verdict, seen: &mut Seen) -> Result<RunOutput> {
         self.drain(seen);
-        Ok(Some(match entry {
+        match verdict {
             Some(entry) => self.outcome_from_history(entry, seen),
             None if self.cancel.is_requested() => Err(Error::Cancelled {
                 prompt_id: self.prompt_id.clone(),
@@ -350,7 +395,7 @@ impl Driver {
             None => Err(Error::Lost {
                 prompt_id: self.prompt_id.clone(),
             }),
-        }))
+        }
     }
 
     fn outcome_from_history(&self, entry: HistoryEntry, seen: &mut Seen) -> Result<RunOutput> {
@@ -438,6 +483,11 @@ impl Driver {
             },
         }
     }
+}
+
+/// Takes the verdict of a settled run (`None` if none was found or nothing settled).
+fn take_verdict(settled: &mut Option<(Verdict, Instant)>) -> Verdict {
+    settled.take().and_then(|(verdict, _)| verdict)
 }
 
 /// Adds `new` to `into`, concatenating arrays under the same key (batched outputs).

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::RunOutput;
+use super::buffer;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -69,14 +70,19 @@ impl CancelHandle {
 /// Read events with [`next_event`](Self::next_event) (or as a stream) until `None`, then
 /// take the result with [`wait`](Self::wait) (or `.await` the execution). Events of the
 /// prompt only are delivered (progress and binary previews included), plus the
-/// connection events (`Connected`, `Disconnected`, `Reconnecting`). Events are buffered
-/// until read; `wait` drops them. Dropping the execution stops following the prompt on
-/// this side; it does not cancel it on the server (use [`cancel`](Self::cancel)).
+/// connection events (`Connected`, `Disconnected`, `Reconnecting`, and [`Event::Lagged`]
+/// when events were dropped). Events are buffered until read, up to
+/// [`RunOptions::event_buffer`](crate::RunOptions::event_buffer) of them: when the buffer
+/// is full, progress events and previews are dropped first, the run's last message never
+/// is, and the next read returns `Lagged { skipped }` before the events that remain. The
+/// result of [`wait`](Self::wait) does not depend on what was read or dropped; `wait`
+/// drops the unread events. Dropping the execution stops following the prompt on this
+/// side; it does not cancel it on the server (use [`cancel`](Self::cancel)).
 #[derive(Debug)]
 pub struct Execution {
     prompt_id: String,
     number: Option<f64>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: buffer::Receiver,
     result: oneshot::Receiver<Result<RunOutput>>,
     cancel: CancelHandle,
 }
@@ -86,7 +92,7 @@ impl Execution {
         client: Client,
         prompt_id: String,
         number: Option<f64>,
-        events: mpsc::UnboundedReceiver<Event>,
+        events: buffer::Receiver,
         result: oneshot::Receiver<Result<RunOutput>>,
         flag: Arc<CancelFlag>,
     ) -> Self {
@@ -116,7 +122,7 @@ impl Execution {
 
     /// The next event of the prompt, or `None` once the run ended and every event was read.
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        std::future::poll_fn(|cx| self.events.poll_recv(cx)).await
     }
 
     /// The events as a stream (same as using the execution itself as a [`Stream`]).

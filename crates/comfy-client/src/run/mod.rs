@@ -1,5 +1,6 @@
 //! `Client::run`: one prompt from submission to outputs.
 
+mod buffer;
 mod driver;
 mod execution;
 mod options;
@@ -8,7 +9,7 @@ mod output;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 
 pub use execution::{CancelHandle, Execution};
@@ -18,7 +19,7 @@ pub use output::{NodeTiming, RunOutput, Timings};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::event::ConnectionState;
-use crate::types::PromptRequest;
+use crate::types::PromptBody;
 use driver::Driver;
 use execution::CancelFlag;
 
@@ -28,9 +29,21 @@ impl Client {
     /// returns an [`Execution`] that streams the prompt's events and resolves to its
     /// [`RunOutput`].
     ///
+    /// The workflow is taken as an `Arc` (a plain [`Value`] converts) and serialized in
+    /// place, so callers that run one workflow many times share it instead of copying it.
+    ///
+    /// While the websocket is up it is the source of the event stream: a prompt that
+    /// finishes before its events were read still streams them all, in order, once.
+    /// While it is down, the run follows the prompt by polling `/queue` and `/history`.
+    ///
     /// Errors here are the submission's (for example [`Error::Validation`]); failures
     /// during the run come from [`Execution::wait`].
-    pub async fn run(&self, workflow: Value, options: RunOptions) -> Result<Execution> {
+    pub async fn run(
+        &self,
+        workflow: impl Into<Arc<Value>>,
+        options: RunOptions,
+    ) -> Result<Execution> {
+        let workflow = workflow.into();
         if !workflow.is_object() {
             return Err(Error::InvalidInput(
                 "the workflow must be a JSON object of nodes".into(),
@@ -51,16 +64,16 @@ impl Client {
             .prompt_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let request = PromptRequest {
-            prompt: workflow,
-            client_id: Some(self.client_id().to_owned()),
-            prompt_id: Some(prompt_id.clone()),
+        let body = PromptBody {
+            prompt: &workflow,
+            client_id: self.client_id(),
+            prompt_id: Some(&prompt_id),
             front: options.front,
             number: options.number,
-            extra_data: options.extra_data.clone(),
+            extra_data: options.extra_data.as_ref(),
         };
         let submitted_at = Instant::now();
-        let accepted = self.submit(&request).await?;
+        let accepted = self.submit_body(&body).await?;
         let accepted_at = Instant::now();
         if accepted.prompt_id != prompt_id {
             tracing::warn!(
@@ -70,7 +83,7 @@ impl Client {
             );
         }
 
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = buffer::channel(options.event_buffer);
         let (result_tx, result_rx) = oneshot::channel();
         let flag = Arc::new(CancelFlag::default());
         let driver = Driver {

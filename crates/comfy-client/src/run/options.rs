@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::setters::option_setters;
+
+/// The default of [`RunOptions::event_buffer`].
+const DEFAULT_EVENT_BUFFER: usize = 4096;
+
 /// Options of [`crate::Client::run`]. Start from `RunOptions::default()` and use the setters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -33,6 +38,11 @@ pub struct RunOptions {
     /// Keep binary images of the prompt (previews, `SaveImageWebsocket` outputs) in the
     /// result (default true).
     pub collect_previews: bool,
+    /// How many unread events the [`Execution`](crate::Execution) buffers before it drops
+    /// some and reports [`Event::Lagged`](crate::Event::Lagged) (default 4096; at least
+    /// one). Progress events and previews go first; the run's last message and its
+    /// result are never lost. See [`Execution`](crate::Execution).
+    pub event_buffer: usize,
 }
 
 impl Default for RunOptions {
@@ -49,6 +59,7 @@ impl Default for RunOptions {
             unreachable_timeout: Duration::from_secs(60),
             cancel_on_timeout: true,
             collect_previews: true,
+            event_buffer: DEFAULT_EVENT_BUFFER,
         }
     }
 }
@@ -59,52 +70,23 @@ impl RunOptions {
         Self::default()
     }
 
-    /// Submits with this prompt id.
-    pub fn prompt_id(mut self, id: impl Into<String>) -> Self {
-        self.prompt_id = Some(id.into());
-        self
-    }
-
-    /// Queues at the front.
-    pub fn front(mut self, front: bool) -> Self {
-        self.front = Some(front);
-        self
-    }
-
-    /// Sets the queue number.
-    pub fn number(mut self, number: f64) -> Self {
-        self.number = Some(number);
-        self
-    }
-
-    /// Sets `extra_data`.
-    pub fn extra_data(mut self, extra: Map<String, Value>) -> Self {
-        self.extra_data = Some(extra);
-        self
-    }
-
-    /// Deadline to start executing.
-    pub fn start_timeout(mut self, d: Duration) -> Self {
-        self.start_timeout = Some(d);
-        self
-    }
-
-    /// Deadline between events once running.
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.idle_timeout = Some(d);
-        self
-    }
-
-    /// Deadline for the whole run.
-    pub fn total_timeout(mut self, d: Duration) -> Self {
-        self.total_timeout = Some(d);
-        self
-    }
-
-    /// How long to wait for the websocket before submitting.
-    pub fn connect_wait(mut self, d: Duration) -> Self {
-        self.connect_wait = Some(d);
-        self
+    option_setters! {
+        /// Submits with this prompt id.
+        prompt_id: impl Into<String>;
+        /// Queues at the front (`true`) or at the back.
+        front: bool;
+        /// Sets the queue number.
+        number: f64;
+        /// Sets `extra_data`.
+        extra_data: Map<String, Value>;
+        /// Deadline to start executing.
+        start_timeout: Duration;
+        /// Deadline between events once running.
+        idle_timeout: Duration;
+        /// Deadline for the whole run.
+        total_timeout: Duration;
+        /// How long to wait for the websocket before submitting.
+        connect_wait: Duration;
     }
 
     /// How long the server may stay unreachable.
@@ -122,6 +104,12 @@ impl RunOptions {
     /// Whether binary images are kept in the result.
     pub fn collect_previews(mut self, yes: bool) -> Self {
         self.collect_previews = yes;
+        self
+    }
+
+    /// How many unread events the [`Execution`](crate::Execution) buffers (at least one).
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events;
         self
     }
 }

@@ -10,6 +10,7 @@ mod system;
 pub use files::{FreeRequest, ImageRef, NodeOutput, Upload, UploadResponse};
 pub use history::{History, HistoryEntry, HistoryStatus};
 pub use object_info::{NodeInfo, NodeInputs};
+pub(crate) use prompt::PromptBody;
 pub use prompt::{PromptInfo, PromptRequest, PromptResponse};
 pub use queue::{Queue, QueueItem};
 pub use system::{Device, Features, SystemInfo, SystemStats};

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event::ExecInfo;
+use crate::setters::option_setters;
 
 /// The body of `POST /prompt`. Build it with [`PromptRequest::new`] and the setters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,35 +42,46 @@ impl PromptRequest {
         }
     }
 
-    /// Sets the prompt id.
-    pub fn prompt_id(mut self, id: impl Into<String>) -> Self {
-        self.prompt_id = Some(id.into());
-        self
+    option_setters! {
+        /// Sets the prompt id.
+        prompt_id: impl Into<String>;
+        /// Sets the client id (default: the submitting client's).
+        client_id: impl Into<String>;
+        /// Queues at the front (`true`) or at the back.
+        front: bool;
+        /// Sets the queue number.
+        number: f64;
+        /// Sets `extra_data`.
+        extra_data: Map<String, Value>;
     }
 
-    /// Sets the client id (default: the submitting client's).
-    pub fn client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = Some(id.into());
-        self
+    /// The wire body, with `client_id` defaulting to `default_client_id`.
+    pub(crate) fn body<'a>(&'a self, default_client_id: &'a str) -> PromptBody<'a> {
+        PromptBody {
+            prompt: &self.prompt,
+            client_id: self.client_id.as_deref().unwrap_or(default_client_id),
+            prompt_id: self.prompt_id.as_deref(),
+            front: self.front,
+            number: self.number,
+            extra_data: self.extra_data.as_ref(),
+        }
     }
+}
 
-    /// Queues at the front.
-    pub fn front(mut self, front: bool) -> Self {
-        self.front = Some(front);
-        self
-    }
-
-    /// Sets the queue number.
-    pub fn number(mut self, number: f64) -> Self {
-        self.number = Some(number);
-        self
-    }
-
-    /// Sets `extra_data`.
-    pub fn extra_data(mut self, extra: Map<String, Value>) -> Self {
-        self.extra_data = Some(extra);
-        self
-    }
+/// The body of `POST /prompt` as sent: [`PromptRequest`]'s fields, borrowed, so that a
+/// shared workflow is serialized without being copied.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct PromptBody<'a> {
+    pub(crate) prompt: &'a Value,
+    pub(crate) client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) prompt_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) front: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) number: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) extra_data: Option<&'a Map<String, Value>>,
 }
 
 /// The answer to an accepted `POST /prompt`.

@@ -81,4 +81,5 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+pub mod fake_comfy;
 pub mod wsserver;

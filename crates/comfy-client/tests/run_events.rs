@@ -1,0 +1,185 @@
+//! The event stream of `Client::run`: complete even when the prompt finishes before the
+//! run looks at it (a zero-execution-time simulator, a socket that opens after
+//! submission), in order, each event once; bounded, dropping progress first.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use comfy_client::{Client, Event, Execution, RunOptions};
+use comfy_sim::{SimConfig, SimServer};
+use common::fake_comfy::{FakeComfy, success_frames};
+use futures_util::future::join_all;
+use serde_json::json;
+
+fn client(sim: &SimServer) -> Client {
+    Client::builder(sim.url())
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+/// Runs invert-save and returns the prompt's events, connection events left out.
+/// Each `color` makes a distinct workflow, so that nothing is served from the cache.
+async fn run_and_collect(c: &Client, color: u32) -> (String, Vec<Event>) {
+    let mut wf = common::workflow("invert-save.json");
+    wf["1"]["inputs"]["color"] = color.into();
+    let mut exec = c.run(wf, RunOptions::default()).await.unwrap();
+    let id = exec.prompt_id().to_owned();
+    let mut events = Vec::new();
+    while let Some(ev) = next(&mut exec).await {
+        if !ev.is_connection_event() {
+            events.push(ev);
+        }
+    }
+    let out = exec.wait().await.unwrap();
+    assert_eq!(out.images().len(), 1, "{:?}", out.outputs);
+    (id, events)
+}
+
+/// The events of a fake run (`success_frames`) as read when two of its progress messages
+/// are left in the stream.
+const FAKE_RUN_TWO_PROGRESS: [&str; 8] = [
+    "start",
+    "cached",
+    "executing:9",
+    "progress",
+    "progress",
+    "executed:9",
+    "success",
+    "executing:-",
+];
+
+async fn next(exec: &mut Execution) -> Option<Event> {
+    tokio::time::timeout(Duration::from_secs(10), exec.next_event())
+        .await
+        .expect("no event within 10 s")
+}
+
+fn name(ev: &Event) -> String {
+    match ev {
+        Event::ExecutionStart(_) => "start".into(),
+        Event::ExecutionCached(_) => "cached".into(),
+        Event::Executing(e) => format!("executing:{}", e.node.as_deref().unwrap_or("-")),
+        Event::Progress(_) => "progress".into(),
+        Event::ProgressState(_) => "progress_state".into(),
+        Event::Executed(e) => format!("executed:{}", e.node),
+        Event::ExecutionSuccess(_) => "success".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `execution_start`, `execution_cached` (of no node), then `executing` + `executed` of every node of invert-save
+/// (1 → 2 → 3, only 3 has a UI output), then `execution_success`, then `executing(null)`,
+/// each once.
+fn assert_complete(id: &str, events: &[Event]) {
+    for ev in events {
+        assert_eq!(ev.prompt_id(), Some(id), "{ev:?}");
+    }
+    let names: Vec<String> = events
+        .iter()
+        .map(name)
+        .filter(|n| n != "progress" && n != "progress_state")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "cached",
+            "executing:1",
+            "executing:2",
+            "executing:3",
+            "executed:3",
+            "success",
+            "executing:-"
+        ],
+        "prompt {id}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_sequential_runs_stream_every_event_in_order() {
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let c = client(&sim);
+    for color in 0..50 {
+        let (id, events) = run_and_collect(&c, color).await;
+        assert_complete(&id, &events);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_concurrent_runs_stream_every_event_in_order() {
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let c = client(&sim);
+    let runs = join_all((0..50).map(|color| run_and_collect(&c, color))).await;
+    for (id, events) in &runs {
+        assert_complete(id, events);
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_opens_after_submission_still_streams_a_finished_prompt() {
+    let mut fake = FakeComfy::start().await;
+    let c = Client::builder(&fake.url)
+        .poll_interval(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // The socket stays silent, so the prompt is submitted without it.
+    let mut exec = c
+        .run(
+            json!({"9": {"class_type": "SaveImage", "inputs": {}}}),
+            RunOptions::default().connect_wait(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    let id = fake.next_prompt().await;
+    fake.open();
+    assert_eq!(next(&mut exec).await, Some(Event::Connected));
+    // The socket is up: the run asks the server, which already finished the prompt,
+    // while the prompt's events are still on their way.
+    assert_eq!(fake.next_history().await, id);
+    fake.send(&success_frames(&id, 2));
+    let mut events = Vec::new();
+    while let Some(ev) = next(&mut exec).await {
+        events.push(ev);
+    }
+    let names: Vec<String> = events.iter().map(name).collect();
+    assert_eq!(names, FAKE_RUN_TWO_PROGRESS);
+    let out = exec.wait().await.unwrap();
+    assert_eq!(out.images().len(), 1, "{:?}", out.outputs);
+}
+
+#[tokio::test]
+async fn a_full_event_buffer_drops_progress_first_and_keeps_the_result() {
+    let mut fake = FakeComfy::start().await;
+    fake.open();
+    let c = Client::builder(&fake.url)
+        .poll_interval(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(c.wait_connected(Duration::from_secs(10)).await);
+    let capacity = 8;
+    let mut exec = c
+        .run(
+            json!({"9": {"class_type": "SaveImage", "inputs": {}}}),
+            RunOptions::default().event_buffer(capacity),
+        )
+        .await
+        .unwrap();
+    let id = fake.next_prompt().await;
+    let frames = success_frames(&id, 100);
+    fake.send(&frames);
+    // The run reads the history after `executing(null)`: every event was buffered by then.
+    assert_eq!(fake.next_history().await, id);
+    let mut events = Vec::new();
+    while let Some(ev) = next(&mut exec).await {
+        events.push(ev);
+    }
+    let skipped = u64::try_from(frames.len() - capacity).unwrap();
+    assert_eq!(events.first(), Some(&Event::Lagged { skipped }));
+    let names: Vec<String> = events[1..].iter().map(name).collect();
+    assert_eq!(names, FAKE_RUN_TWO_PROGRESS);
+    let out = exec.wait().await.unwrap();
+    assert_eq!(out.images().len(), 1, "{:?}", out.outputs);
+}
