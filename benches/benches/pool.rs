@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use benches::record_figure;
 use comfy_client::{Client, RunOptions};
 use comfy_sim::{SimCluster, SimConfig};
 use criterion::{Criterion, Throughput, criterion_group};
@@ -123,6 +124,12 @@ fn bench_throughput(c: &mut Criterion) {
         per_s(d),
         per_s(p),
         100.0 * per_s(p) / per_s(d)
+    );
+    record_figure(
+        "pool_vs_direct_ratio",
+        "pool throughput / direct client throughput (interleaved runs)",
+        per_s(p) / per_s(d),
+        "",
     );
 
     let mut group = c.benchmark_group("pool_throughput");
@@ -344,6 +351,12 @@ fn memory_per_queued_job() {
             "memory per queued job: {} bytes (the caller's JobHandle and Vec slot included), {} bytes without the caller's Vec",
             held / QUEUED as i64,
             (held - handles_vec) / QUEUED as i64
+        );
+        record_figure(
+            "bytes_per_queued_job",
+            "memory per queued job (workflow shared, caller's Vec excluded)",
+            (held - handles_vec) as f64 / QUEUED as f64,
+            "bytes",
         );
         pool.shutdown(ShutdownMode::Cancel).await;
     });
