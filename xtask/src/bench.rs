@@ -142,13 +142,16 @@ impl Results {
         }
         if let Ok(entries) = std::fs::read_dir(figures) {
             for entry in entries.flatten() {
-                let Some(json) = read_json(&entry.path()) else {
+                let path = entry.path();
+                // The file is named for the figure: `<name>.json`.
+                let (Some(name), Some(json)) = (path.file_stem(), read_json(&path)) else {
                     continue;
                 };
-                if let (Some(name), Some(value)) = (json["figure"].as_str(), json["value"].as_f64())
-                {
+                if let Some(value) = json["value"].as_f64() {
                     let unit = json["unit"].as_str().unwrap_or_default().to_owned();
-                    results.figures.insert(name.to_owned(), (value, unit));
+                    results
+                        .figures
+                        .insert(name.to_string_lossy().into_owned(), (value, unit));
                 }
             }
         }
@@ -487,7 +490,7 @@ mod tests {
         std::fs::create_dir_all(&figures).unwrap();
         std::fs::write(
             figures.join("bytes_per_queued_job.json"),
-            r#"{"figure":"bytes_per_queued_job","value":512.0,"unit":"bytes"}"#,
+            r#"{"figure":"memory per queued job","value":512.0,"unit":"bytes"}"#,
         )
         .unwrap();
         let r = Results::load(&dir.join("criterion"), &figures);
