@@ -25,22 +25,33 @@ fn hash_of(n: u32) -> WorkflowHash {
     WorkflowHash::from_bytes(bytes)
 }
 
-fn bench_failover(c: &mut Criterion) {
-    let servers: Vec<ServerId> = (0..SERVERS)
+/// The 64 servers of the benches.
+fn servers() -> Vec<ServerId> {
+    (0..SERVERS)
         .map(|i| ServerId::from(format!("server-{i}")))
-        .collect();
+        .collect()
+}
+
+/// A smart strategy (production preset) tracking `PAIRS` pairs spread over `servers`.
+fn tracking_strategy(servers: &[ServerId], now: Instant) -> SmartStrategy {
     let strategy = SmartStrategy::builder()
         .build()
         .expect("default config is valid");
-    let now = Instant::now();
     for n in 0..PAIRS {
         let _ = strategy.record_failure(
-            &servers[n as usize % SERVERS],
+            &servers[n as usize % servers.len()],
             &hash_of(n),
             FailureClass::Execution,
             now,
         );
     }
+    strategy
+}
+
+fn bench_failover(c: &mut Criterion) {
+    let servers = servers();
+    let now = Instant::now();
+    let strategy = tracking_strategy(&servers, now);
     // One workflow blocked on every server but the last: picking a server checks all 64.
     let hot = hash_of(u32::MAX);
     for server in &servers[..SERVERS - 1] {
@@ -99,23 +110,11 @@ fn bench_failover(c: &mut Criterion) {
 
 /// Heap bytes per tracked pair at 100,000 pairs over 64 servers, with a counting allocator.
 fn memory_per_tracked_pair() {
-    let servers: Vec<ServerId> = (0..SERVERS)
-        .map(|i| ServerId::from(format!("server-{i}")))
-        .collect();
-    let strategy = SmartStrategy::builder()
-        .build()
-        .expect("default config is valid");
-    let now = Instant::now();
+    let servers = servers();
     let region = Region::new(GLOBAL);
-    for n in 0..PAIRS {
-        let _ = strategy.record_failure(
-            &servers[n as usize % SERVERS],
-            &hash_of(n),
-            FailureClass::Execution,
-            now,
-        );
-    }
+    let strategy = tracking_strategy(&servers, Instant::now());
     let change = region.change();
+    drop(strategy);
     let held = change
         .bytes_allocated
         .saturating_sub(change.bytes_deallocated);
