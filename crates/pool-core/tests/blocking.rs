@@ -10,7 +10,7 @@ use std::time::Duration;
 use pool_core::{
     Backoff, Error, FailoverEvent, FailureClass, Ineligible, JobOptions, Pool, PoolEvent,
 };
-use pool_failover::{AllBlockedPolicy, SmartConfig, SmartStrategy, UnblockReason};
+use pool_failover::{AllBlockedPolicy, ServerId, SmartConfig, SmartStrategy, UnblockReason};
 use support::{Fake, Step, workflow};
 use tokio::time::Instant;
 
@@ -26,6 +26,24 @@ fn fails_once(name: &str) -> Arc<Fake> {
     })
 }
 
+/// A pool of the single server `fake`, with the smart strategy under `policy`.
+fn one_server_pool(fake: &Arc<Fake>, policy: AllBlockedPolicy) -> Pool {
+    Pool::builder()
+        .server(fake.config())
+        .strategy(strategy(policy))
+        .build()
+        .unwrap()
+}
+
+/// Why `server` could not take the job, from a `NoEligibleServer` error's list.
+fn reason_for<'a>(per_server: &'a [(ServerId, Ineligible)], server: &str) -> &'a Ineligible {
+    &per_server
+        .iter()
+        .find(|(s, _)| s.as_str() == server)
+        .unwrap()
+        .1
+}
+
 fn strategy(policy: AllBlockedPolicy) -> Arc<SmartStrategy> {
     let mut config = SmartConfig::production();
     config.all_blocked = policy;
@@ -36,11 +54,7 @@ fn strategy(policy: AllBlockedPolicy) -> Arc<SmartStrategy> {
 #[tokio::test(start_paused = true)]
 async fn blocked_everywhere_waits_for_the_block_to_expire() {
     let a = fails_once("a");
-    let pool = Pool::builder()
-        .server(a.config())
-        .strategy(strategy(AllBlockedPolicy::WaitForEarliest))
-        .build()
-        .unwrap();
+    let pool = one_server_pool(&a, AllBlockedPolicy::WaitForEarliest);
     let mut events = pool.subscribe();
     pool.ready().await;
     let t0 = Instant::now();
@@ -92,20 +106,12 @@ async fn fail_fast_says_per_server_why() {
     let Error::NoEligibleServer { per_server } = &err else {
         panic!("{err}")
     };
-    let a_why = &per_server
-        .iter()
-        .find(|(s, _)| s.as_str() == "a")
-        .unwrap()
-        .1;
+    let a_why = reason_for(per_server, "a");
     assert!(
         matches!(a_why, Ineligible::Blocked(block) if block.failures == 1),
         "{err}"
     );
-    let b_why = &per_server
-        .iter()
-        .find(|(s, _)| s.as_str() == "b")
-        .unwrap()
-        .1;
+    let b_why = reason_for(per_server, "b");
     assert_eq!(*b_why, Ineligible::Excluded);
     assert_eq!(a.run_count(), 1);
 }
@@ -113,11 +119,7 @@ async fn fail_fast_says_per_server_why() {
 #[tokio::test(start_paused = true)]
 async fn probe_policy_tries_the_blocked_server_at_once() {
     let a = fails_once("a");
-    let pool = Pool::builder()
-        .server(a.config())
-        .strategy(strategy(AllBlockedPolicy::ProbeLeastRecentlyFailed))
-        .build()
-        .unwrap();
+    let pool = one_server_pool(&a, AllBlockedPolicy::ProbeLeastRecentlyFailed);
     let mut events = pool.subscribe();
     pool.ready().await;
     let t0 = Instant::now();
@@ -147,11 +149,7 @@ async fn a_probe_of_a_busy_server_runs_when_the_server_frees_up() {
         "g" => Step::Gated,
         _ => Step::Ok,
     });
-    let pool = Pool::builder()
-        .server(a.config())
-        .strategy(strategy(AllBlockedPolicy::ProbeLeastRecentlyFailed))
-        .build()
-        .unwrap();
+    let pool = one_server_pool(&a, AllBlockedPolicy::ProbeLeastRecentlyFailed);
     let mut events = pool.subscribe();
     pool.ready().await;
     let t0 = Instant::now();
