@@ -4,9 +4,9 @@
 //!
 //! While the socket is up it is the source of the event stream: when a poll finds the
 //! prompt finished, the driver keeps reading until the run's last message (`executing`
-//! with no node, `execution_error` or `execution_interrupted`) for at most one poll
-//! interval, so that a prompt that finished before its events were read still streams
-//! them all. While the socket is down, the poll's verdict ends the run at once.
+//! with no node, `execution_error` or `execution_interrupted`) for a grace period (a
+//! second, or the poll interval if longer), so that a prompt that finished before its
+//! events were read still streams them all. While the socket is down, the poll's verdict ends the run at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +31,12 @@ const QUIET_POLL_FACTOR: u32 = 5;
 const CANCEL_GRACE_FACTOR: u32 = 3;
 /// Tries to read the history entry after `execution_success` this many times.
 const HISTORY_TRIES: u32 = 3;
+/// Once the run is known to be over (`execution_success` read, or a poll found it
+/// finished), how long the socket may still take to deliver the run's last messages, at
+/// least (the poll interval if longer). A server sends them right away; the wait only
+/// runs out on a socket that stopped delivering, and must outlast a busy machine's
+/// scheduling delays, or events would be cut off a run that streamed them all.
+const LAST_MESSAGE_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Driver {
     pub(crate) client: Client,
@@ -106,6 +112,7 @@ impl Driver {
     async fn follow(&mut self) -> Result<RunOutput> {
         let poll_interval = self.client.inner.config.poll_interval;
         let quiet_poll = poll_interval * QUIET_POLL_FACTOR;
+        let grace = poll_interval.max(LAST_MESSAGE_GRACE);
         let mut seen = Seen::default();
         let mut last_event = self.accepted_at;
         let mut next_poll = Instant::now()
@@ -138,9 +145,11 @@ impl Driver {
                 return self.conclude(verdict, &mut seen);
             }
             if let Some(at) = seen.success_at
-                && now >= at + poll_interval
+                && now >= at + grace
             {
-                // `executing(null)` did not follow `execution_success`: finish anyway.
+                // `executing(null)` did not follow `execution_success`: finish anyway, with
+                // whatever else the socket delivered meanwhile.
+                self.drain(&mut seen);
                 let entry = take_verdict(&mut settled);
                 return Ok(self.finish(std::mem::take(&mut seen), entry).await);
             }
@@ -149,7 +158,7 @@ impl Driver {
                 self.deadline_at(Deadline::Total, &seen, last_event),
                 self.deadline_at(Deadline::Start, &seen, last_event),
                 self.deadline_at(Deadline::Idle, &seen, last_event),
-                seen.success_at.map(|at| at + poll_interval),
+                seen.success_at.map(|at| at + grace),
                 settled.as_ref().map(|(_, until)| *until),
                 cancel_by,
             ]
@@ -160,6 +169,9 @@ impl Driver {
             }
             let mut poll_now = false;
             tokio::select! {
+                // Events already received go before timers: deadlines are checked at the
+                // top of the loop, on the clock.
+                biased;
                 () = self.cancel.wait(), if cancel_by.is_none() => {
                     cancel_by = Some(Instant::now() + CANCEL_GRACE_FACTOR * poll_interval);
                     poll_now = true;
@@ -210,8 +222,8 @@ impl Driver {
                 match self.poll(&mut seen).await {
                     Ok(Some(verdict)) if self.ws_up => {
                         // The socket is the source of the stream: read the rest of the run
-                        // from it, but no longer than one poll interval.
-                        settled = Some((verdict, Instant::now() + poll_interval));
+                        // from it, but no longer than the grace.
+                        settled = Some((verdict, Instant::now() + grace));
                     }
                     Ok(Some(verdict)) => return self.conclude(verdict, &mut seen),
                     Ok(None) => unreachable_since = None,
