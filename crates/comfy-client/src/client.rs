@@ -113,6 +113,13 @@ impl Client {
             .map_or(ConnectionState::Idle, |slot| slot.handle.state())
     }
 
+    /// A watch of the websocket's state, opening the socket if needed: `changed()` wakes on
+    /// every transition (connected, reconnecting, closed), so a caller can react to a server
+    /// going away without polling it.
+    pub fn watch_connection(&self) -> tokio::sync::watch::Receiver<ConnectionState> {
+        self.ws().watch_state()
+    }
+
     /// Waits until the websocket is open (opening it if needed), at most `timeout`.
     /// Returns whether it is open.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {

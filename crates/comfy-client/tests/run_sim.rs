@@ -1,13 +1,14 @@
 //! `Client::run` against the simulated server: success (fresh, cached, websocket-only
 //! outputs), run-time failure, rejection, cancel (running and queued), lost prompts after
-//! a restart, a socket dropped mid-run, deadlines.
+//! a restart, a server gone while its socket reconnects, a socket dropped mid-run,
+//! deadlines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use comfy_client::{Client, Deadline, Error, Event, Execution, RunOptions};
+use comfy_client::{Client, ConnectionState, Deadline, Error, Event, Execution, RunOptions};
 use comfy_sim::{SimConfig, SimServer};
 
 async fn sim() -> SimServer {
@@ -204,6 +205,37 @@ async fn a_prompt_that_vanishes_in_a_restart_is_lost_never_success() {
     let err = finish(exec).await.unwrap_err();
     assert!(err.is_lost(), "{err}");
     assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_run_on_a_server_that_went_away_fails_at_once_instead_of_waiting_for_the_socket() {
+    let sim = sim().await;
+    let c = client(&sim);
+    assert!(c.wait_connected(Duration::from_secs(10)).await);
+    let mut state = c.watch_connection();
+    sim.stop().await;
+    state
+        .wait_for(|s| *s == ConnectionState::Reconnecting)
+        .await
+        .unwrap();
+    // A reconnecting socket is not waited for: the submission finds the server gone. Were
+    // the run to wait for the socket (up to `connect_wait`), the timeout would fire first.
+    let options = RunOptions::default().connect_wait(Duration::from_secs(3600));
+    let submitted = tokio::time::timeout(
+        Duration::from_secs(30),
+        c.run(common::workflow("invert-save.json"), options),
+    )
+    .await
+    .expect("the run waited for the socket");
+    let err = submitted.expect_err("a stopped server accepted a prompt");
+    assert!(err.is_connect(), "{err}");
+    // Once the server is back, runs go through again.
+    sim.restart().await.unwrap();
+    let exec = c
+        .run(common::workflow("invert-save.json"), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(finish(exec).await.unwrap().images().len(), 1);
 }
 
 #[tokio::test]

@@ -234,6 +234,14 @@ pub trait ServerBackend: Send + Sync + 'static {
     /// Checks that the server is up and answering.
     async fn health(&self) -> Result<(), AttemptFailure>;
 
+    /// Resolves when the backend sees a sign that the server went away or came back (for
+    /// [`ComfyBackend`](crate::ComfyBackend): its websocket dropped or reopened), so that
+    /// the pool checks the server's health at once instead of at the next interval. The
+    /// default never resolves: health is then checked on the interval only.
+    async fn health_hint(&self) {
+        std::future::pending::<()>().await;
+    }
+
     /// Uploads an input file (overwriting a file of the same name).
     async fn upload(&self, file: &InputFile) -> Result<(), AttemptFailure>;
 

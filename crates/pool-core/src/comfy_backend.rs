@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use comfy_client::{Client, Event, ImageFormat, RunOptions, Upload};
+use comfy_client::{Client, ConnectionState, Event, ImageFormat, RunOptions, Upload};
+use parking_lot::Mutex;
 use pool_failover::FailureClass;
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 
 use crate::classify::classify;
 use crate::server::Transport;
@@ -25,6 +27,15 @@ use crate::{
 pub struct ComfyBackend {
     client: Client,
     run_options: RunOptions,
+    /// The websocket's state when the last health check started (see `health_hint`).
+    checked: Arc<Mutex<Option<CheckedState>>>,
+}
+
+/// The websocket's state as the last health check saw it, and a watch of it.
+#[derive(Debug, Clone)]
+struct CheckedState {
+    watch: watch::Receiver<ConnectionState>,
+    seen: ConnectionState,
 }
 
 impl ComfyBackend {
@@ -38,6 +49,7 @@ impl ComfyBackend {
         Self {
             client,
             run_options,
+            checked: Arc::default(),
         }
     }
 
@@ -157,11 +169,34 @@ impl ServerBackend for ComfyBackend {
     }
 
     async fn health(&self) -> std::result::Result<(), AttemptFailure> {
+        let watch = self.client.watch_connection();
+        let seen = *watch.borrow();
+        *self.checked.lock() = Some(CheckedState { watch, seen });
         self.client
             .system_stats()
             .await
             .map(|_| ())
             .map_err(|e| AttemptFailure::new(FailureClass::ServerDown, classify(&e).reason))
+    }
+
+    /// Resolves once the client's websocket is in another state than at the start of the
+    /// last health check (it dropped, reopened, or its first connection failed): a dropped
+    /// socket is the first sign of a crashed or restarted server. The socket is opened by
+    /// the first health check, so the pool keeps one connection per server.
+    async fn health_hint(&self) {
+        let checked = self.checked.lock().clone();
+        let Some(CheckedState { mut watch, seen }) = checked else {
+            return std::future::pending().await;
+        };
+        loop {
+            if *watch.borrow_and_update() != seen {
+                return;
+            }
+            if watch.changed().await.is_err() {
+                // The socket gave up for good: nothing more to tell.
+                return std::future::pending().await;
+            }
+        }
     }
 
     async fn upload(&self, file: &InputFile) -> std::result::Result<(), AttemptFailure> {

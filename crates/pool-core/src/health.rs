@@ -1,5 +1,6 @@
 //! The health-check task of one server: periodic checks while online, checks with backoff
-//! while offline, and an immediate check when the engine saw the server fail.
+//! while offline, and an immediate check when the engine saw the server fail or the
+//! backend hinted that the server went away or came back.
 
 use std::sync::Arc;
 
@@ -37,17 +38,22 @@ pub(crate) fn spawn(
             drop(tx);
             if ok {
                 backoff = min;
-                match interval {
-                    Some(interval) => {
-                        tokio::select! {
-                            () = tokio::time::sleep(interval) => {}
-                            () = nudge.notified() => {}
-                        }
+                let periodic = async {
+                    match interval {
+                        Some(interval) => tokio::time::sleep(interval).await,
+                        None => std::future::pending().await,
                     }
-                    None => nudge.notified().await,
+                };
+                tokio::select! {
+                    () = periodic => {}
+                    () = nudge.notified() => {}
+                    () = backend.health_hint() => {}
                 }
             } else {
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = backend.health_hint() => {}
+                }
                 backoff = (backoff * 2).min(max);
             }
         }

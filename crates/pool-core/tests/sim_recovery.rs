@@ -104,6 +104,39 @@ async fn a_stopped_server_goes_offline_and_comes_back_after_restart() {
 }
 
 #[tokio::test]
+async fn a_crash_is_noticed_from_the_dropped_socket_without_jobs_or_periodic_checks() {
+    let cluster = SimCluster::start(1, SimConfig::default()).await.unwrap();
+    let s0 = &cluster.servers()[0];
+    // No periodic checks and an hour between checks of an offline server: only the
+    // websocket can tell the pool that the server went away and came back.
+    let hour = Duration::from_secs(3600);
+    let pool = sim_pool(&cluster.urls())
+        .health_check_interval(None)
+        .offline_backoff(hour, hour)
+        .build()
+        .unwrap();
+    let mut events = pool.subscribe();
+    pool.ready().await;
+    s0.stop().await;
+    let offline = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_state(&mut events, "s0", ServerState::Offline),
+    )
+    .await
+    .expect("the crash went unnoticed");
+    assert!(offline.is_some_and(|e| e.contains("connect")));
+    s0.restart().await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_state(&mut events, "s0", ServerState::Online),
+    )
+    .await
+    .expect("the restart went unnoticed");
+    let job = pool.enqueue(chain(0), options()).unwrap();
+    assert_eq!(job.result().await.unwrap().server.as_str(), "s0");
+}
+
+#[tokio::test]
 async fn dropped_sockets_do_not_lose_or_duplicate_work() {
     let cluster = SimCluster::start(1, SimConfig::default().exec_time(Duration::from_millis(30)))
         .await

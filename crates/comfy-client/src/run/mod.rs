@@ -24,10 +24,10 @@ use driver::Driver;
 use execution::CancelFlag;
 
 impl Client {
-    /// Runs one workflow: subscribes to the websocket (waiting for it at most
-    /// [`RunOptions::connect_wait`]), submits the prompt with its own prompt id, and
-    /// returns an [`Execution`] that streams the prompt's events and resolves to its
-    /// [`RunOutput`].
+    /// Runs one workflow: subscribes to the websocket (waiting for its first connection at
+    /// most [`RunOptions::connect_wait`]; a socket that is reconnecting is not waited for),
+    /// submits the prompt with its own prompt id, and returns an [`Execution`] that streams
+    /// the prompt's events and resolves to its [`RunOutput`].
     ///
     /// The workflow is taken as an `Arc` (a plain [`Value`] converts) and serialized in
     /// place, so callers that run one workflow many times share it instead of copying it.
@@ -54,10 +54,14 @@ impl Client {
         let wait = options
             .connect_wait
             .unwrap_or(self.inner.config.connect_timeout);
+        // Wait for the socket's first connection so that no early event is missed. A socket
+        // that is reconnecting after a drop is not waited for: the submission tells at once
+        // whether the server is there, and the run polls until the socket is back.
         let mut state = ws.watch_state();
-        let ready =
-            |s: &ConnectionState| matches!(s, ConnectionState::Connected | ConnectionState::Closed);
-        let _ = timeout(wait, state.wait_for(ready)).await;
+        let opening = |s: &ConnectionState| *s == ConnectionState::Connecting;
+        if opening(&state.borrow_and_update()) {
+            let _ = timeout(wait, state.wait_for(|s| !opening(s))).await;
+        }
         let ws_up = ws.state() == ConnectionState::Connected;
 
         let prompt_id = options

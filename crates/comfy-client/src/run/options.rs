@@ -27,8 +27,10 @@ pub struct RunOptions {
     pub idle_timeout: Option<Duration>,
     /// Deadline from submission to outputs.
     pub total_timeout: Option<Duration>,
-    /// How long to wait for the websocket before submitting anyway (and following the
-    /// prompt by polling); default: the client's connect timeout.
+    /// How long to wait for the websocket's first connection before submitting anyway
+    /// (and following the prompt by polling); default: the client's connect timeout. A
+    /// socket that is reconnecting after a drop is never waited for: the submission
+    /// itself tells whether the server is there.
     pub connect_wait: Option<Duration>,
     /// How long the server may stay unreachable (websocket down and polls failing) before
     /// the run fails with the last error (default 60 s).
