@@ -96,7 +96,11 @@ impl PoolBuilder {
 
     /// How often online servers are checked; `None` or zero disables periodic checks (a
     /// server still gets its first check, and an offline one is still re-checked with
-    /// backoff so that it rejoins by itself).
+    /// backoff so that it rejoins by itself). Whatever the interval, a server is also
+    /// checked at once when its backend hints at a change
+    /// ([`ServerBackend::health_hint`](crate::ServerBackend::health_hint): for ComfyUI
+    /// servers, the websocket dropping or reopening), so a crash is noticed in
+    /// milliseconds even with no job running there.
     #[must_use]
     pub fn health_check_interval(mut self, interval: Option<Duration>) -> Self {
         self.health_interval = interval.filter(|d| !d.is_zero());
