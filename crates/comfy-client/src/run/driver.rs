@@ -6,7 +6,8 @@
 //! prompt finished, the driver keeps reading until the run's last message (`executing`
 //! with no node, `execution_error` or `execution_interrupted`) for a grace period (a
 //! second, or the poll interval if longer), so that a prompt that finished before its
-//! events were read still streams them all. While the socket is down, the poll's verdict ends the run at once.
+//! events were read still streams them all. While the socket is down, the poll's verdict
+//! ends the run at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
