@@ -8,7 +8,6 @@ use comfy_client::{Client, ConnectionState, Event, ImageFormat, RunOptions, Uplo
 use parking_lot::Mutex;
 use pool_failover::FailureClass;
 use serde_json::{Map, Value};
-use tokio::sync::watch;
 
 use crate::classify::classify;
 use crate::server::Transport;
@@ -28,14 +27,7 @@ pub struct ComfyBackend {
     client: Client,
     run_options: RunOptions,
     /// The websocket's state when the last health check started (see `health_hint`).
-    checked: Arc<Mutex<Option<CheckedState>>>,
-}
-
-/// The websocket's state as the last health check saw it, and a watch of it.
-#[derive(Debug, Clone)]
-struct CheckedState {
-    watch: watch::Receiver<ConnectionState>,
-    seen: ConnectionState,
+    checked: Arc<Mutex<Option<ConnectionState>>>,
 }
 
 impl ComfyBackend {
@@ -169,9 +161,9 @@ impl ServerBackend for ComfyBackend {
     }
 
     async fn health(&self) -> std::result::Result<(), AttemptFailure> {
-        let watch = self.client.watch_connection();
-        let seen = *watch.borrow();
-        *self.checked.lock() = Some(CheckedState { watch, seen });
+        // Opens the socket on the first check, so the pool keeps one connection per server.
+        let seen = *self.client.watch_connection().borrow();
+        *self.checked.lock() = Some(seen);
         self.client
             .system_stats()
             .await
@@ -184,10 +176,11 @@ impl ServerBackend for ComfyBackend {
     /// socket is the first sign of a crashed or restarted server. The socket is opened by
     /// the first health check, so the pool keeps one connection per server.
     async fn health_hint(&self) {
-        let checked = self.checked.lock().clone();
-        let Some(CheckedState { mut watch, seen }) = checked else {
+        let checked = *self.checked.lock();
+        let Some(seen) = checked else {
             return std::future::pending().await;
         };
+        let mut watch = self.client.watch_connection();
         loop {
             if *watch.borrow_and_update() != seen {
                 return;

@@ -58,10 +58,8 @@ impl Client {
         // that is reconnecting after a drop is not waited for: the submission tells at once
         // whether the server is there, and the run polls until the socket is back.
         let mut state = ws.watch_state();
-        let opening = |s: &ConnectionState| *s == ConnectionState::Connecting;
-        if opening(&state.borrow_and_update()) {
-            let _ = timeout(wait, state.wait_for(|s| !opening(s))).await;
-        }
+        let opened = |s: &ConnectionState| *s != ConnectionState::Connecting;
+        let _ = timeout(wait, state.wait_for(opened)).await;
         let ws_up = ws.state() == ConnectionState::Connected;
 
         let prompt_id = options
