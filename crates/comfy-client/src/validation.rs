@@ -104,10 +104,40 @@ impl ValidationError {
         })
     }
 
-    /// The server does not know a node class used by the prompt
-    /// (`invalid_prompt` "... does not exist").
+    /// The server does not know a node class used by the prompt, in either wording:
+    /// ComfyUI 0.3.x–0.8 answer `invalid_prompt` "Cannot execute because node X does not
+    /// exist.", later releases `missing_node_type` "Node 'X' not found. The custom node may
+    /// not be installed.".
     pub fn is_missing_node_class(&self) -> bool {
-        self.error.kind == "invalid_prompt" && self.error.message.contains("does not exist")
+        self.error.kind == "missing_node_type"
+            || (self.error.kind == "invalid_prompt"
+                && self.error.message.contains("does not exist"))
+    }
+
+    /// The node class the server does not know, when the rejection names it (see
+    /// [`is_missing_node_class`](Self::is_missing_node_class)).
+    pub fn missing_node_class(&self) -> Option<&str> {
+        if !self.is_missing_node_class() {
+            return None;
+        }
+        if let Some(class) = self
+            .error
+            .extra_info
+            .get("class_type")
+            .and_then(Value::as_str)
+        {
+            return Some(class);
+        }
+        let message = self.error.message.as_str();
+        message
+            .strip_prefix("Cannot execute because node ")
+            .and_then(|rest| rest.strip_suffix(" does not exist."))
+            .or_else(|| {
+                message
+                    .strip_prefix("Node '")
+                    .and_then(|rest| rest.split_once("' not found"))
+                    .map(|(class, _)| class)
+            })
     }
 
     /// Inputs whose value is not among the server's choices (`value_not_in_list`): for a

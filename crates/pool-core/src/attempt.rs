@@ -1,7 +1,10 @@
-//! The task that runs one attempt: uploads, run, event forwarding, the between-events and
-//! total deadlines, and stopping on request. It reports back with one [`AttemptDone`].
+//! The task that runs one attempt: uploads, run, event forwarding, the between-events
+//! deadline, and stopping on request. It reports back with one [`AttemptDone`] and never
+//! waits on the server to stop: interrupting the prompt there is the engine's background
+//! clean-up (see `cleanup`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pool_failover::{FailureClass, ServerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -19,7 +22,22 @@ use crate::{
 pub(crate) enum AttemptEnd {
     Finished(Result<AttemptOutput, AttemptFailure>),
     Stopped(StopReason),
-    TimedOut,
+}
+
+impl AttemptEnd {
+    /// Whether the attempt's prompt may still be queued or running on its server, so that
+    /// the pool must delete or interrupt it there: the attempt was cut short, or it failed
+    /// in a way that says nothing certain about the prompt (the server was unreachable, the
+    /// submission timed out, the run stalled).
+    pub(crate) fn may_leave_prompt(&self) -> bool {
+        match self {
+            Self::Stopped(_) => true,
+            Self::Finished(Ok(_)) => false,
+            Self::Finished(Err(f)) => {
+                matches!(f.class, FailureClass::ServerDown | FailureClass::Stuck)
+            }
+        }
+    }
 }
 
 /// The report of one attempt to the engine.
@@ -35,6 +53,7 @@ pub(crate) struct AttemptDone {
 
 pub(crate) struct AttemptTask {
     pub(crate) key: JobKey,
+    pub(crate) attempt: u32,
     pub(crate) server: ServerId,
     pub(crate) backend: Arc<dyn ServerBackend>,
     pub(crate) request: AttemptRequest,
@@ -42,8 +61,7 @@ pub(crate) struct AttemptTask {
     pub(crate) seeds: Vec<SeedAssignment>,
     pub(crate) shared: Arc<JobShared>,
     pub(crate) events: broadcast::Sender<PoolEvent>,
-    pub(crate) between_events: Option<std::time::Duration>,
-    pub(crate) total_deadline: Option<Instant>,
+    pub(crate) between_events: Option<Duration>,
     pub(crate) stop: oneshot::Receiver<StopReason>,
     pub(crate) done: mpsc::WeakUnboundedSender<Command>,
 }
@@ -51,6 +69,7 @@ pub(crate) struct AttemptTask {
 pub(crate) async fn run(task: AttemptTask) {
     let AttemptTask {
         key,
+        attempt,
         server,
         backend,
         request,
@@ -59,7 +78,6 @@ pub(crate) async fn run(task: AttemptTask) {
         shared,
         events,
         between_events,
-        total_deadline,
         mut stop,
         done,
     } = task;
@@ -79,47 +97,44 @@ pub(crate) async fn run(task: AttemptTask) {
         }
     };
     tokio::pin!(work);
-    let far = started + std::time::Duration::from_secs(86_400 * 365);
-    let idle = tokio::time::sleep_until(between_events.map_or(far, |d| started + d));
+    // The between-events deadline runs only while the prompt executes (from its first event
+    // after `Accepted`): uploads and the wait in the server's own queue are not silence.
+    let far = started + Duration::from_secs(86_400 * 365);
+    let idle = tokio::time::sleep_until(far);
     tokio::pin!(idle);
-    let total = tokio::time::sleep_until(total_deadline.unwrap_or(far));
-    tokio::pin!(total);
-    let forward = |event: BackendEvent| {
-        if let Some(kind) = translate(event, &server, &prompt_id, &outputs) {
-            shared.emit(kind, &events);
-        }
-    };
+    let mut executing = false;
     let end = loop {
         tokio::select! {
             biased;
             reason = &mut stop => {
-                let reason = reason.unwrap_or(StopReason::Cancel);
-                let _ = backend.cancel(&prompt_id).await;
-                break AttemptEnd::Stopped(reason);
+                break AttemptEnd::Stopped(reason.unwrap_or(StopReason::Cancel));
             }
             Some(event) = rx.recv() => {
-                forward(event);
-                if let Some(limit) = between_events {
+                if !executing && !matches!(event, BackendEvent::Accepted) {
+                    executing = true;
+                    let _ = done.send(Command::Executing { key, attempt });
+                }
+                if let Some(kind) = translate(event, &server, &prompt_id, &outputs) {
+                    shared.emit(kind, &events);
+                }
+                if executing && let Some(limit) = between_events {
                     idle.as_mut().reset(Instant::now() + limit);
                 }
             }
             result = &mut work => {
                 while let Ok(event) = rx.try_recv() {
-                    forward(event);
+                    if let Some(kind) = translate(event, &server, &prompt_id, &outputs) {
+                        shared.emit(kind, &events);
+                    }
                 }
                 break AttemptEnd::Finished(result);
             }
-            () = &mut idle, if between_events.is_some() => {
-                let _ = backend.cancel(&prompt_id).await;
+            () = &mut idle, if executing && between_events.is_some() => {
                 let limit = between_events.unwrap_or_default();
                 break AttemptEnd::Finished(Err(AttemptFailure::new(
                     FailureClass::Stuck,
                     format!("no event from the server for {limit:?}; interrupted"),
                 )));
-            }
-            () = &mut total, if total_deadline.is_some() => {
-                let _ = backend.cancel(&prompt_id).await;
-                break AttemptEnd::TimedOut;
             }
         }
     };

@@ -7,9 +7,12 @@ use parking_lot::Mutex;
 use pool_failover::{FailoverStrategy, SmartConfig, SmartStrategy};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::cleanup::CleanupSettings;
 use crate::engine::{Command, Engine, Settings, Shared};
 use crate::registry::Registry;
-use crate::{Error, InMemoryQueue, JobOptions, JobQueue, Pool, Result, ServerConfig};
+use crate::{
+    Error, InMemoryQueue, JobOptions, JobQueue, OutlierEjection, Pool, Result, ServerConfig,
+};
 
 /// Builds a [`Pool`].
 ///
@@ -36,6 +39,8 @@ pub struct PoolBuilder {
     queue: Option<Box<dyn JobQueue>>,
     event_capacity: usize,
     retain_finished: usize,
+    ejection: OutlierEjection,
+    cleanup: CleanupSettings,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -70,6 +75,8 @@ impl PoolBuilder {
             queue: None,
             event_capacity: 4096,
             retain_finished: 10_000,
+            ejection: OutlierEjection::default(),
+            cleanup: CleanupSettings::default(),
         }
     }
 
@@ -142,6 +149,30 @@ impl PoolBuilder {
         self
     }
 
+    /// When a server that fails prompt after prompt is taken out of rotation although its
+    /// health check passes (default: [`OutlierEjection::default`]; turn it off with
+    /// [`OutlierEjection::disabled`]).
+    #[must_use]
+    pub fn outlier_ejection(mut self, ejection: OutlierEjection) -> Self {
+        self.ejection = ejection;
+        self
+    }
+
+    /// How the server-side clean-up of an abandoned prompt (cancelled, timed out, stalled,
+    /// withdrawn, or left on an unreachable server) is bounded: each try, the delete and
+    /// the interrupt together, within `try_limit` (default 5 s), the server's slot held
+    /// until the first try ends; failed tries repeated with backoff for `window` (default
+    /// 60 s). No job ever waits for a clean-up; each one ends with a
+    /// [`PoolEvent::Cleanup`](crate::PoolEvent::Cleanup).
+    #[must_use]
+    pub fn cleanup_limits(mut self, try_limit: Duration, window: Duration) -> Self {
+        self.cleanup = CleanupSettings {
+            first_try: try_limit,
+            window,
+        };
+        self
+    }
+
     /// Starts the pool's engine.
     ///
     /// # Errors
@@ -182,6 +213,8 @@ impl PoolBuilder {
         let settings = Settings {
             health_interval: self.health_interval,
             offline_backoff: self.offline_backoff,
+            cleanup: self.cleanup,
+            ejection: self.ejection,
         };
         let queue = self.queue.unwrap_or_else(|| Box::new(InMemoryQueue::new()));
         let mut engine = Engine::new(Arc::clone(&shared), tx.downgrade(), settings, queue);

@@ -2,7 +2,7 @@
 //!
 //! | client error | class |
 //! |---|---|
-//! | validation: unknown node class (`invalid_prompt` "… does not exist") | server lacks resource |
+//! | validation: unknown node class (`invalid_prompt` "… does not exist"; `missing_node_type` in later releases) | server lacks resource |
 //! | validation: `value_not_in_list` on a model-file input | server lacks resource |
 //! | validation: anything else (`prompt_no_outputs`, `required_input_missing`, `invalid_input_type`, `value_smaller_than_min`, bad link, `no_prompt`, …) | workflow invalid |
 //! | `execution_error` | execution |
@@ -78,6 +78,12 @@ mod tests {
         Error::Validation(Box::new(v))
     }
 
+    fn unknown_error() -> Error {
+        rejected(
+            json!({"error": {"type": "invalid_prompt", "message": "Cannot execute because node NoSuchNodeClass does not exist.", "details": "Node ID '#2'", "extra_info": {}}, "node_errors": {}}),
+        )
+    }
+
     fn node_error(kind: &str, class_type: &str, input: &str) -> serde_json::Value {
         json!({
             "error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "", "extra_info": {}},
@@ -94,6 +100,21 @@ mod tests {
             classify(&rejected(unknown)).class,
             FailureClass::ServerLacksResource
         );
+        // Later ComfyUI releases word an unknown class differently; both lack a resource.
+        let current = json!({"error": {"type": "missing_node_type", "message": "Node 'NoSuchNodeClass' not found. The custom node may not be installed.", "details": "Node ID '#7'", "extra_info": {"node_id": "7", "class_type": "NoSuchNodeClass", "node_title": "Mystery"}}, "node_errors": {}});
+        let rejected_now = rejected(current);
+        assert_eq!(
+            classify(&rejected_now).class,
+            FailureClass::ServerLacksResource
+        );
+        for legacy_or_current in [&unknown_error(), &rejected_now] {
+            assert_eq!(
+                legacy_or_current
+                    .validation()
+                    .and_then(ValidationError::missing_node_class),
+                Some("NoSuchNodeClass")
+            );
+        }
         let missing_model = node_error("value_not_in_list", "CheckpointLoaderSimple", "ckpt_name");
         assert_eq!(
             classify(&rejected(missing_model)).class,

@@ -37,6 +37,9 @@ impl Engine {
             avoid: Vec::new(),
             counted_attempts: 0,
             phase: Phase::Queued,
+            cancel_requested: false,
+            deadline_hit: None,
+            executed: false,
             timers: Vec::new(),
         };
         let (enqueued_at, deadlines) = (job.enqueued_at, job.options.deadlines);
@@ -74,6 +77,13 @@ impl Engine {
         let Some(job) = self.jobs.get(&key) else {
             return;
         };
+        // The record wins over placement: a cancelled job or one out of time is not
+        // dispatched again (a re-placement after a withdrawal or a retry included).
+        let ended = job.ended_by_record(now);
+        if let Some(error) = ended {
+            self.finish(key, Err(error));
+            return;
+        }
         let (hash, constraint) = (job.hash, Arc::clone(&job.constraint));
         let preferred: &[ServerId] = job.options.placement().map_or(&[], |p| &p.preferred);
         let strategy = &self.shared.strategy;
@@ -293,6 +303,7 @@ impl Engine {
         let (stop_tx, stop_rx) = oneshot::channel();
         job.phase = Phase::Running {
             server: id.clone(),
+            attempt,
             stop: Some(stop_tx),
         };
         job.shared.emit(
@@ -312,6 +323,7 @@ impl Engine {
         };
         let task = AttemptTask {
             key,
+            attempt,
             server: id.clone(),
             backend,
             request,
@@ -320,11 +332,6 @@ impl Engine {
             shared: Arc::clone(&job.shared),
             events: self.shared.events.clone(),
             between_events: job.options.deadlines.between_events,
-            total_deadline: job
-                .options
-                .deadlines
-                .total
-                .map(|limit| job.enqueued_at + limit),
             stop: stop_rx,
             done: self.commands.clone(),
         };

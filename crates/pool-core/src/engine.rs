@@ -42,13 +42,18 @@ pub(crate) struct NewJob {
     pub(crate) enqueued_at: Instant,
 }
 
-/// Why a running attempt is stopped.
+/// Why a running attempt is stopped. The job's own record (its cancel flag and deadline)
+/// decides what happens next; the reason only says why the attempt was cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
     /// The caller cancelled the job, or a cancelling shutdown did.
     Cancel,
+    /// A deadline of the job ran out.
+    Deadline(crate::DeadlineKind),
     /// The server left the pool: the job goes back to the queue.
     Withdraw,
+    /// The server went offline: the attempt counts as a server-down failure.
+    ServerOffline,
 }
 
 /// What the engine is told.
@@ -57,6 +62,13 @@ pub(crate) enum Command {
     Enqueue(Box<NewJob>),
     Cancel(crate::JobKey),
     AttemptDone(Box<AttemptDone>),
+    /// The running attempt's prompt started executing on its server.
+    Executing {
+        key: crate::JobKey,
+        attempt: u32,
+    },
+    /// The first try of a server-side clean-up ended (the slot it held is free again).
+    CleanupSettled(ServerId),
     Health {
         server: ServerId,
         result: std::result::Result<(), AttemptFailure>,
@@ -78,6 +90,9 @@ pub(crate) enum Phase {
     Backoff,
     Running {
         server: ServerId,
+        /// The attempt number.
+        attempt: u32,
+        /// Stops the attempt; taken by the first stop request.
         stop: Option<oneshot::Sender<StopReason>>,
     },
 }
@@ -98,8 +113,38 @@ pub(crate) struct Job {
     pub(crate) avoid: Vec<ServerId>,
     pub(crate) counted_attempts: u32,
     pub(crate) phase: Phase,
+    /// The caller (or a cancelling shutdown) cancelled the job: whatever happens next, the
+    /// job ends cancelled.
+    pub(crate) cancel_requested: bool,
+    /// A deadline of the job ran out while an attempt was running: the job ends with it.
+    pub(crate) deadline_hit: Option<crate::DeadlineKind>,
+    /// Some attempt's prompt started executing on a server (the start deadline is met).
+    pub(crate) executed: bool,
     /// Keys of this job's timers, removed when it ends so memory stays bounded.
     pub(crate) timers: Vec<(Instant, u64)>,
+}
+
+impl Job {
+    /// The error the job must end with before anything else happens to it, if its record
+    /// says so: it was cancelled, or one of its deadlines has run out.
+    pub(crate) fn ended_by_record(&self, now: Instant) -> Option<crate::Error> {
+        use crate::{DeadlineKind, Error};
+        if self.cancel_requested {
+            return Some(Error::Cancelled);
+        }
+        if let Some(kind) = self.deadline_hit {
+            return Some(Error::DeadlineExceeded(kind));
+        }
+        let deadlines = self.options.deadlines;
+        let past = |limit: Option<Duration>| limit.is_some_and(|l| now >= self.enqueued_at + l);
+        if past(deadlines.total) {
+            Some(Error::DeadlineExceeded(DeadlineKind::Total))
+        } else if !self.executed && past(deadlines.start) {
+            Some(Error::DeadlineExceeded(DeadlineKind::Start))
+        } else {
+            None
+        }
+    }
 }
 
 /// Timers of live jobs; stale ones are ignored when they fire.
@@ -108,13 +153,20 @@ pub(crate) enum Timer {
     Retry(crate::JobKey),
     StartDeadline(crate::JobKey),
     TotalDeadline(crate::JobKey),
+    /// A server's outlier ejection ends (stale if it was ejected again meanwhile).
+    EjectionEnds(ServerKey),
 }
+
+/// A server's slot in the engine's timers: its id's position-independent number.
+pub(crate) type ServerKey = u64;
 
 /// Settings of the engine that the builder decides.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) health_interval: Option<Duration>,
     pub(crate) offline_backoff: (Duration, Duration),
+    pub(crate) cleanup: crate::cleanup::CleanupSettings,
+    pub(crate) ejection: crate::OutlierEjection,
 }
 
 /// Counters of finished jobs.
@@ -131,6 +183,8 @@ pub(crate) struct Engine {
     pub(crate) commands: mpsc::WeakUnboundedSender<Command>,
     pub(crate) settings: Settings,
     pub(crate) servers: Vec<Server>,
+    /// The last [`ServerKey`] given out.
+    pub(crate) server_seq: ServerKey,
     pub(crate) queue: Box<dyn JobQueue>,
     pub(crate) jobs: HashMap<crate::JobKey, Box<Job>>,
     pub(crate) timers: BTreeMap<(Instant, u64), Timer>,
@@ -154,6 +208,7 @@ impl Engine {
             commands,
             settings,
             servers: Vec::new(),
+            server_seq: 0,
             queue,
             jobs: HashMap::new(),
             timers: BTreeMap::new(),
@@ -223,6 +278,8 @@ impl Engine {
             Command::Enqueue(job) => self.on_enqueue(*job),
             Command::Cancel(key) => self.on_cancel(key),
             Command::AttemptDone(done) => self.on_attempt_done(*done),
+            Command::Executing { key, attempt } => self.on_executing(key, attempt),
+            Command::CleanupSettled(server) => self.on_cleanup_settled(&server),
             Command::Health { server, result } => self.on_health(&server, result),
             Command::AddServer(config, reply) => {
                 let _ = reply.send(self.add_server(*config));
@@ -248,6 +305,7 @@ impl Engine {
         self.timers.insert(key, timer);
         let job = match timer {
             Timer::Retry(job) | Timer::StartDeadline(job) | Timer::TotalDeadline(job) => job,
+            Timer::EjectionEnds(_) => return,
         };
         if let Some(job) = self.jobs.get_mut(&job) {
             job.timers.retain(|k| self.timers.contains_key(k));

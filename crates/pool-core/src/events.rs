@@ -19,6 +19,9 @@ pub enum ServerState {
     Online,
     /// Unreachable or failing: takes no new work; health checks (with backoff) bring it back.
     Offline,
+    /// Answers its health checks but failed prompt after prompt: out of rotation until its
+    /// ejection time ends (see [`OutlierEjection`](crate::OutlierEjection)).
+    Ejected,
     /// Finishes its running work, takes no new work, then leaves the pool.
     Draining,
     /// Left the pool.
@@ -31,6 +34,7 @@ impl std::fmt::Display for ServerState {
             Self::Connecting => "connecting",
             Self::Online => "online",
             Self::Offline => "offline",
+            Self::Ejected => "ejected",
             Self::Draining => "draining",
             Self::Removed => "removed",
         })
@@ -175,6 +179,16 @@ pub enum PoolEvent {
         state: ServerState,
         /// The error that took it offline, if that is why it changed.
         last_error: Option<String>,
+    },
+    /// The server-side clean-up of a prompt the pool stopped following (cancelled, timed
+    /// out, stalled, withdrawn, or abandoned on an unreachable server) ended.
+    Cleanup {
+        /// The server.
+        server: ServerId,
+        /// The prompt.
+        prompt_id: String,
+        /// Whether the server confirmed it.
+        outcome: crate::CleanupOutcome,
     },
     /// The failover strategy blocked, probed or unblocked a (server, workflow) pair.
     Workflow(FailoverEvent),

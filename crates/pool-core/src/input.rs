@@ -32,3 +32,80 @@ impl InputFile {
         self
     }
 }
+
+/// Gives every input file a name derived from its bytes (`photo.png` → `photo-1a2b3c4d5e6f.png`)
+/// and points the workflow's references at the new names, so that jobs uploading different
+/// bytes under one name to one server never overwrite each other, and equal bytes share one
+/// file. A reference is a node input whose value is the file's path in the input folder
+/// (`name`, or `subfolder/name`), optionally followed by ComfyUI's ` [input]` annotation.
+pub(crate) fn content_addressed(
+    files: &[InputFile],
+    workflow: &mut serde_json::Value,
+) -> Vec<InputFile> {
+    use sha2::{Digest, Sha256};
+    let mut renamed = Vec::with_capacity(files.len());
+    for file in files {
+        let digest = Sha256::digest(&file.bytes);
+        let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let name = match file.name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{tag}.{ext}"),
+            _ => format!("{}-{tag}", file.name),
+        };
+        let path = |name: &str| {
+            if file.subfolder.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", file.subfolder)
+            }
+        };
+        let (old, new) = (path(&file.name), path(&name));
+        for node in workflow
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|n| n.values_mut())
+        {
+            let Some(inputs) = node
+                .get_mut("inputs")
+                .and_then(serde_json::Value::as_object_mut)
+            else {
+                continue;
+            };
+            for value in inputs.values_mut() {
+                let Some(text) = value.as_str() else { continue };
+                let replacement = if text == old {
+                    new.clone()
+                } else if let Some(rest) = text.strip_prefix(old.as_str())
+                    && rest == " [input]"
+                {
+                    format!("{new}{rest}")
+                } else {
+                    continue;
+                };
+                *value = serde_json::Value::String(replacement);
+            }
+        }
+        renamed.push(InputFile {
+            name,
+            subfolder: file.subfolder.clone(),
+            bytes: file.bytes.clone(),
+        });
+    }
+    renamed
+}
+
+/// Drops a workflow without recursion: `serde_json::Value`'s own drop recurses once per
+/// level, and a refused workflow can be nested far deeper than any stack.
+pub(crate) fn drop_deep(workflow: std::sync::Arc<serde_json::Value>) {
+    use serde_json::Value;
+    let Ok(root) = std::sync::Arc::try_unwrap(workflow) else {
+        return;
+    };
+    let mut pending = vec![root];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => pending.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}

@@ -7,6 +7,7 @@ use pool_failover::FailureClass;
 use tokio::time::Instant;
 
 use crate::attempt::{AttemptDone, AttemptEnd};
+use crate::cleanup::Cleanup;
 use crate::engine::{Engine, Phase, StopReason, Timer};
 use crate::{
     AttemptError, AttemptFailure, AttemptOutcome, AttemptRecord, DeadlineKind, Error, JobEventKind,
@@ -24,26 +25,36 @@ impl Engine {
             seeds,
             end,
         } = done;
+        let cleanup = end.may_leave_prompt();
         if let Some(s) = self.server_mut(&server) {
             s.in_flight = s.in_flight.saturating_sub(1);
             match &end {
                 AttemptEnd::Finished(Ok(_)) => s.completed += 1,
-                AttemptEnd::Finished(Err(_)) => s.failed += 1,
-                _ => {}
+                AttemptEnd::Finished(Err(_)) | AttemptEnd::Stopped(StopReason::ServerOffline) => {
+                    s.failed += 1;
+                }
+                AttemptEnd::Stopped(_) => {}
             }
+        }
+        if cleanup {
+            self.clean_up(&server, prompt_id.clone());
         }
         let strategy = Arc::clone(&self.shared.strategy);
         let Some(job) = self.jobs.get_mut(&key) else {
             self.after_slot_freed(&server);
             return;
         };
+        job.phase = Phase::Backoff;
         let hash = job.hash;
         let outcome = match &end {
             AttemptEnd::Finished(Ok(_)) => AttemptOutcome::Succeeded,
             AttemptEnd::Finished(Err(f)) => AttemptOutcome::Failed(f.class),
             AttemptEnd::Stopped(StopReason::Cancel) => AttemptOutcome::Cancelled,
             AttemptEnd::Stopped(StopReason::Withdraw) => AttemptOutcome::Withdrawn,
-            AttemptEnd::TimedOut => AttemptOutcome::TimedOut,
+            AttemptEnd::Stopped(StopReason::Deadline(_)) => AttemptOutcome::TimedOut,
+            AttemptEnd::Stopped(StopReason::ServerOffline) => {
+                AttemptOutcome::Failed(FailureClass::ServerDown)
+            }
         };
         let attempt = u32::try_from(job.attempts.len() + 1).unwrap_or(u32::MAX);
         job.attempts.push(AttemptRecord {
@@ -53,8 +64,31 @@ impl Engine {
             duration: now.saturating_duration_since(started),
             outcome,
         });
+        // What the job's record says wins over how the attempt ended: a cancel, then a
+        // deadline that ran out while it ran.
+        let verdict = if job.cancel_requested {
+            Some(Error::Cancelled)
+        } else {
+            job.deadline_hit.map(Error::DeadlineExceeded)
+        };
+        if let Some(error) = verdict {
+            let events = match &end {
+                AttemptEnd::Finished(Ok(_)) => strategy.record_success(&server, &hash, now),
+                // Frees a probe slot; blocks nothing.
+                _ => strategy.record_failure(&server, &hash, FailureClass::Cancelled, now),
+            };
+            self.announce(&events);
+            self.finish(key, Err(error));
+            self.act_on(events);
+            self.after_slot_freed(&server);
+            return;
+        }
         match end {
             AttemptEnd::Finished(Ok(output)) => {
+                self.note_server_success(&server);
+                let Some(job) = self.jobs.get_mut(&key) else {
+                    return;
+                };
                 let events = strategy.record_success(&server, &hash, now);
                 let timings = JobTimings {
                     queue_wait: job
@@ -81,23 +115,36 @@ impl Engine {
                 self.act_on(events);
             }
             AttemptEnd::Finished(Err(failure)) => self.on_failure(key, &server, failure),
+            AttemptEnd::Stopped(StopReason::ServerOffline) => {
+                let reason = self
+                    .server(&server)
+                    .and_then(|s| s.last_error.clone())
+                    .unwrap_or_else(|| "unreachable".to_owned());
+                let failure = AttemptFailure::new(
+                    FailureClass::ServerDown,
+                    format!("the server went offline: {reason}"),
+                );
+                self.on_failure(key, &server, failure);
+            }
             AttemptEnd::Stopped(reason) => {
                 // Frees a probe slot; blocks nothing.
                 let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
                 match reason {
-                    StopReason::Cancel => self.finish(key, Err(Error::Cancelled)),
                     StopReason::Withdraw => {
                         if let Some(job) = self.jobs.get_mut(&key) {
                             job.counted_attempts = job.counted_attempts.saturating_sub(1);
                         }
                         self.place(key);
                     }
+                    // A cancel or a deadline is on the record before the attempt is stopped
+                    // for it (handled above); these only guard the invariant.
+                    StopReason::Deadline(kind) => {
+                        self.finish(key, Err(Error::DeadlineExceeded(kind)));
+                    }
+                    StopReason::Cancel | StopReason::ServerOffline => {
+                        self.finish(key, Err(Error::Cancelled));
+                    }
                 }
-                self.publish_failover(events);
-            }
-            AttemptEnd::TimedOut => {
-                let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
-                self.finish(key, Err(Error::DeadlineExceeded(DeadlineKind::Total)));
                 self.publish_failover(events);
             }
         }
@@ -107,6 +154,23 @@ impl Engine {
     fn after_slot_freed(&mut self, server: &pool_failover::ServerId) {
         self.retire_if_idle(server);
         self.fill_server(server);
+    }
+
+    /// Removes an abandoned prompt from its server in the background; its slot stays taken
+    /// until the first try settles.
+    fn clean_up(&mut self, id: &pool_failover::ServerId, prompt_id: String) {
+        let settings = self.settings.cleanup;
+        let Some(server) = self.server_mut(id) else {
+            return;
+        };
+        server.cleaning += 1;
+        let cleanup = Cleanup {
+            server: id.clone(),
+            backend: Arc::clone(&server.backend),
+            prompt_id,
+            settings,
+        };
+        cleanup.spawn(&self.commands, self.shared.events.clone());
     }
 
     fn on_failure(
@@ -134,6 +198,7 @@ impl Engine {
             .strategy
             .record_failure(server, &hash, class, now);
         self.announce(&events);
+        self.note_server_failure(server, class, &failure.reason);
         if class == FailureClass::ServerDown {
             self.server_down(server, &failure.reason);
         }
@@ -202,10 +267,13 @@ impl Engine {
         }
     }
 
+    /// Records the cancel on the job (it wins over every later transition) and stops what
+    /// the job is doing now.
     pub(crate) fn on_cancel(&mut self, key: JobKey) {
         let Some(job) = self.jobs.get_mut(&key) else {
             return;
         };
+        job.cancel_requested = true;
         match &mut job.phase {
             Phase::Queued => {
                 self.queue.remove(key);
@@ -213,9 +281,43 @@ impl Engine {
             }
             Phase::Backoff => self.finish(key, Err(Error::Cancelled)),
             Phase::Running { stop, .. } => {
+                // Without a stop signal left, the attempt is ending already; its report
+                // finds the cancel on the record.
                 if let Some(stop) = stop.take() {
                     let _ = stop.send(StopReason::Cancel);
                 }
+            }
+        }
+    }
+
+    /// The running attempt's prompt started executing: the start deadline is met.
+    pub(crate) fn on_executing(&mut self, key: JobKey, attempt: u32) {
+        if let Some(job) = self.jobs.get_mut(&key)
+            && matches!(job.phase, Phase::Running { attempt: a, .. } if a == attempt)
+        {
+            job.executed = true;
+        }
+    }
+
+    /// A deadline of the job ran out: a job waiting ends at once; a running one is stopped
+    /// and ends when its attempt reports.
+    fn deadline_expired(&mut self, key: JobKey, kind: DeadlineKind) {
+        let Some(job) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        if job.deadline_hit.is_some() {
+            return;
+        }
+        job.deadline_hit = Some(kind);
+        match &mut job.phase {
+            Phase::Running { stop, .. } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(StopReason::Deadline(kind));
+                }
+            }
+            Phase::Queued | Phase::Backoff => {
+                self.queue.remove(key);
+                self.finish(key, Err(Error::DeadlineExceeded(kind)));
             }
         }
     }
@@ -232,24 +334,14 @@ impl Engine {
                 }
             }
             Timer::StartDeadline(key) => {
-                let Some(job) = self.jobs.get(&key) else {
-                    return;
-                };
-                if job.first_dispatch.is_none() && !matches!(job.phase, Phase::Running { .. }) {
-                    self.queue.remove(key);
-                    self.finish(key, Err(Error::DeadlineExceeded(DeadlineKind::Start)));
+                // Met once a prompt of the job started executing on a server (the wait in
+                // the server's own queue counts).
+                if self.jobs.get(&key).is_some_and(|job| !job.executed) {
+                    self.deadline_expired(key, DeadlineKind::Start);
                 }
             }
-            Timer::TotalDeadline(key) => {
-                let Some(job) = self.jobs.get(&key) else {
-                    return;
-                };
-                // A running attempt watches the total deadline itself (it interrupts first).
-                if !matches!(job.phase, Phase::Running { .. }) {
-                    self.queue.remove(key);
-                    self.finish(key, Err(Error::DeadlineExceeded(DeadlineKind::Total)));
-                }
-            }
+            Timer::TotalDeadline(key) => self.deadline_expired(key, DeadlineKind::Total),
+            Timer::EjectionEnds(server) => self.on_ejection_ends(server),
         }
     }
 
@@ -294,8 +386,12 @@ impl Engine {
         }
     }
 
+    /// Shut down, every job ended, and every clean-up's first try settled (so that a
+    /// cancelling shutdown has asked the servers to stop its prompts before it returns).
     pub(crate) fn is_done(&self) -> bool {
-        self.shutdown.is_some() && self.jobs.is_empty()
+        self.shutdown.is_some()
+            && self.jobs.is_empty()
+            && self.servers.iter().all(|s| s.cleaning == 0)
     }
 
     pub(crate) fn finish_shutdown(&mut self) {

@@ -84,9 +84,26 @@ impl Pool {
         options: JobOptions,
     ) -> Result<JobHandle> {
         let workflow = workflow.into();
-        validate(&workflow)?;
-        let hash =
-            WorkflowHash::of(&workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))?;
+        let checked = validate(&workflow).and_then(|()| {
+            WorkflowHash::of(&workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
+        });
+        let hash = match checked {
+            Ok(hash) => hash,
+            Err(error) => {
+                // A refused workflow may be nested deeper than a recursive drop can go.
+                crate::input::drop_deep(workflow);
+                return Err(error);
+            }
+        };
+        let mut options = options;
+        let workflow = match options.inputs.as_deref().filter(|files| !files.is_empty()) {
+            Some(files) => {
+                let mut copy = (*workflow).clone();
+                options.inputs = Some(crate::input::content_addressed(files, &mut copy).into());
+                Arc::new(copy)
+            }
+            None => workflow,
+        };
         let seeded = seed::needs_seeding(&workflow);
         let mut registry = self.inner.shared.registry.lock();
         if registry.closed {

@@ -40,8 +40,8 @@ pub struct ServerConfig {
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let transport = match &self.transport {
-            Transport::Url { url, .. } => url.as_str(),
-            Transport::Backend(_) => "custom backend",
+            Transport::Url { url, .. } => without_credentials(url),
+            Transport::Backend(_) => "custom backend".to_owned(),
         };
         f.debug_struct("ServerConfig")
             .field("id", &self.id)
@@ -55,11 +55,12 @@ impl fmt::Debug for ServerConfig {
 
 impl ServerConfig {
     /// A ComfyUI server at `url` (credentials in the URL are used as basic auth). Its id is
-    /// the URL until [`id`](Self::id) names it.
+    /// the URL without its credentials until [`id`](Self::id) names it: ids appear in
+    /// events, errors, outputs and stats, credentials never do.
     pub fn new(url: impl Into<String>) -> Self {
         let url = url.into();
         Self::with_transport(
-            ServerId::from(url.as_str()),
+            ServerId::from(without_credentials(&url)),
             Transport::Url { url, token: None },
         )
     }
@@ -121,5 +122,50 @@ impl ServerConfig {
     /// The server's id.
     pub fn get_id(&self) -> &ServerId {
         &self.id
+    }
+}
+
+/// `url` without the `user:password@` part of its authority (with or without a scheme).
+fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if scheme.is_empty() {
+        format!("{host}{tail}")
+    } else {
+        format!("{scheme}://{host}{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_id_or_debug() {
+        for url in [
+            "http://user:s3cret@gpu-1:8188/comfy?x=1",
+            "user:s3cret@gpu-1:8188",
+            "https://:s3cret@gpu-1",
+        ] {
+            let config = ServerConfig::new(url).bearer_token("t0ken");
+            let shown = format!("{config:?} {}", config.get_id());
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("t0ken"),
+                "{shown}"
+            );
+            assert!(config.get_id().as_str().contains("gpu-1"), "{shown}");
+        }
+        assert_eq!(
+            ServerConfig::new("http://u:p@h:1/x").get_id().as_str(),
+            "http://h:1/x"
+        );
+        assert_eq!(
+            ServerConfig::new("http://h:1").get_id().as_str(),
+            "http://h:1"
+        );
     }
 }

@@ -7,7 +7,8 @@ use pool_failover::ServerId;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, Phase, StopReason};
+use crate::ejection::{Outlier, Verdict};
+use crate::engine::{Engine, Phase, ServerKey, StopReason, Timer};
 use crate::{
     AttemptFailure, Error, PoolEvent, PoolStats, Result, ServerBackend, ServerConfig, ServerState,
     ServerStats, ServerView, health,
@@ -16,12 +17,20 @@ use crate::{
 /// One server of the pool.
 pub(crate) struct Server {
     pub(crate) id: ServerId,
+    /// A number no other server of this pool ever had (for timers).
+    pub(crate) key: ServerKey,
     pub(crate) tags: Vec<String>,
     pub(crate) weight: u32,
     pub(crate) max_concurrent: usize,
     pub(crate) backend: Arc<dyn ServerBackend>,
     pub(crate) state: ServerState,
     pub(crate) in_flight: usize,
+    /// Prompts of ended attempts whose server-side clean-up has not settled yet: they may
+    /// still run there, so they hold their slot.
+    pub(crate) cleaning: usize,
+    /// Whether the last health check passed.
+    pub(crate) healthy: bool,
+    pub(crate) outlier: Outlier,
     pub(crate) completed: u64,
     pub(crate) failed: u64,
     pub(crate) last_error: Option<String>,
@@ -35,7 +44,7 @@ impl Server {
     }
 
     pub(crate) fn has_free_slot(&self) -> bool {
-        self.is_online() && self.in_flight < self.max_concurrent
+        self.is_online() && self.in_flight + self.cleaning < self.max_concurrent
     }
 
     /// Whether the server counts as a place a job could ever run (not leaving the pool).
@@ -79,14 +88,19 @@ impl Engine {
         if let Some(pending) = &mut self.ready_pending {
             pending.insert(config.id.clone());
         }
+        self.server_seq += 1;
         self.servers.push(Server {
             id: config.id.clone(),
+            key: self.server_seq,
             tags: config.tags,
             weight: config.weight,
             max_concurrent: config.max_concurrent,
             backend,
             state: ServerState::Connecting,
             in_flight: 0,
+            cleaning: 0,
+            healthy: false,
+            outlier: Outlier::default(),
             completed: 0,
             failed: 0,
             last_error: None,
@@ -136,14 +150,7 @@ impl Engine {
         self.set_state(id, ServerState::Draining, None);
         self.servers_changed();
         if !drain {
-            for job in self.jobs.values_mut() {
-                if let Phase::Running { server, stop } = &mut job.phase
-                    && server == id
-                    && let Some(stop) = stop.take()
-                {
-                    let _ = stop.send(StopReason::Withdraw);
-                }
-            }
+            self.stop_attempts_on(id, StopReason::Withdraw);
         }
         self.retire_if_idle(id);
         self.fail_unplaceable_queued();
@@ -158,7 +165,7 @@ impl Engine {
         let Some(server) = self.servers.get(at) else {
             return;
         };
-        if server.state != ServerState::Draining || server.in_flight > 0 {
+        if server.state != ServerState::Draining || server.in_flight + server.cleaning > 0 {
             return;
         }
         let server = self.servers.remove(at);
@@ -181,9 +188,10 @@ impl Engine {
         id: &ServerId,
         result: std::result::Result<(), AttemptFailure>,
     ) {
-        let Some(server) = self.server(id) else {
+        let Some(server) = self.server_mut(id) else {
             return;
         };
+        server.healthy = result.is_ok();
         let state = server.state;
         match result {
             Ok(()) => {
@@ -195,6 +203,7 @@ impl Engine {
             Err(failure) => {
                 if matches!(state, ServerState::Connecting | ServerState::Online) {
                     self.set_state(id, ServerState::Offline, Some(failure.reason));
+                    self.stop_attempts_on(id, StopReason::ServerOffline);
                 }
             }
         }
@@ -204,7 +213,8 @@ impl Engine {
         self.check_ready();
     }
 
-    /// Takes a server offline after a server-down failure and asks its health check to look.
+    /// Takes a server offline after a server-down failure and asks its health check to look;
+    /// the attempts still running there fail over too.
     pub(crate) fn server_down(&mut self, id: &ServerId, reason: &str) {
         let Some(server) = self.server(id) else {
             return;
@@ -212,7 +222,104 @@ impl Engine {
         if matches!(server.state, ServerState::Online | ServerState::Connecting) {
             server.nudge.notify_one();
             self.set_state(id, ServerState::Offline, Some(reason.to_owned()));
+            self.stop_attempts_on(id, StopReason::ServerOffline);
         }
+    }
+
+    /// Stops every attempt running on `id` (those not stopped already).
+    pub(crate) fn stop_attempts_on(&mut self, id: &ServerId, reason: StopReason) {
+        for job in self.jobs.values_mut() {
+            if let Phase::Running { server, stop, .. } = &mut job.phase
+                && server == id
+                && let Some(stop) = stop.take()
+            {
+                let _ = stop.send(reason);
+            }
+        }
+    }
+
+    /// Counts an attempt's failure against its server; ejects the server when it failed
+    /// prompt after prompt (see [`OutlierEjection`](crate::OutlierEjection)).
+    pub(crate) fn note_server_failure(
+        &mut self,
+        id: &ServerId,
+        class: pool_failover::FailureClass,
+        reason: &str,
+    ) {
+        let members = self.servers.iter().filter(|s| s.is_member()).count();
+        let ejected = self
+            .servers
+            .iter()
+            .filter(|s| s.is_member() && s.outlier.is_ejected())
+            .count();
+        let percent = usize::from(self.settings.ejection.max_ejected_percent);
+        let may_eject = (ejected + 1) * 100 <= percent * members;
+        let now = tokio::time::Instant::now();
+        let config = self.settings.ejection.clone();
+        let Some(server) = self.server_mut(id) else {
+            return;
+        };
+        if !server.is_member() {
+            return;
+        }
+        let Verdict::Eject { until, failures } =
+            server.outlier.failure(class, &config, may_eject, now)
+        else {
+            return;
+        };
+        let key = server.key;
+        let length = until.saturating_duration_since(now);
+        self.set_state(
+            id,
+            ServerState::Ejected,
+            Some(format!(
+                "ejected for {length:?} after {failures} failed attempts in a row; last: {reason}"
+            )),
+        );
+        self.add_timer(until, Timer::EjectionEnds(key));
+    }
+
+    /// Counts an attempt's success for its server.
+    pub(crate) fn note_server_success(&mut self, id: &ServerId) {
+        if let Some(server) = self.server_mut(id) {
+            server.outlier.success();
+        }
+    }
+
+    /// An ejection's time is up: the server returns (online if its last health check passed,
+    /// otherwise offline until one does).
+    pub(crate) fn on_ejection_ends(&mut self, key: ServerKey) {
+        let now = tokio::time::Instant::now();
+        let config = self.settings.ejection.clone();
+        let Some(server) = self.servers.iter_mut().find(|s| s.key == key) else {
+            return;
+        };
+        if server.outlier.until.is_none_or(|until| until > now) {
+            return;
+        }
+        server.outlier.end(&config);
+        if server.state != ServerState::Ejected {
+            return;
+        }
+        let (id, healthy) = (server.id.clone(), server.healthy);
+        if healthy {
+            self.set_state(&id, ServerState::Online, None);
+            self.fill_server(&id);
+        } else {
+            if let Some(server) = self.server(&id) {
+                server.nudge.notify_one();
+            }
+            self.set_state(&id, ServerState::Offline, None);
+        }
+    }
+
+    /// The first try of a clean-up on `id` ended: its slot is free again.
+    pub(crate) fn on_cleanup_settled(&mut self, id: &ServerId) {
+        if let Some(server) = self.server_mut(id) {
+            server.cleaning = server.cleaning.saturating_sub(1);
+        }
+        self.retire_if_idle(id);
+        self.fill_server(id);
     }
 
     pub(crate) fn stats(&self) -> PoolStats {

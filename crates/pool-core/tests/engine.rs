@@ -208,7 +208,14 @@ async fn inputs_are_uploaded_and_seeds_are_drawn_per_attempt() {
         .outputs(OutputSelection::Nodes(vec!["2".into()]));
     let job = pool.enqueue(wf, options).unwrap();
     let output = job.result().await.unwrap();
-    assert_eq!(*a.uploads.lock(), ["in.png", "in.png"]);
+    // Uploaded under a name derived from the bytes (see the hardening tests), once per attempt.
+    let uploads = a.uploads.lock().clone();
+    assert_eq!(uploads.len(), 2);
+    assert_eq!(uploads[0], uploads[1]);
+    assert!(
+        uploads[0].starts_with("in-") && uploads[0].ends_with(".png"),
+        "{uploads:?}"
+    );
     let runs = a.runs.lock();
     let seeds: Vec<_> = runs
         .iter()
@@ -216,6 +223,7 @@ async fn inputs_are_uploaded_and_seeds_are_drawn_per_attempt() {
         .collect();
     assert_eq!(seeds.len(), 2);
     assert!(seeds.iter().all(|s| s.as_u64().is_some()), "{seeds:?}");
+    assert_ne!(seeds[0], seeds[1], "each attempt draws its own seed");
     assert_eq!(output.seeds.len(), 1);
     assert_eq!(
         json!(output.seeds[0].value),

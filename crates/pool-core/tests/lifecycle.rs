@@ -18,6 +18,7 @@ use support::{Fake, Step, collect_job, names, workflow};
 async fn cancel_a_queued_job_and_a_running_one() {
     let a = Fake::scripted("a", |_| Step::Hang);
     let pool = Pool::builder().server(a.config()).build().unwrap();
+    let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
     let running = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
@@ -32,6 +33,7 @@ async fn cancel_a_queued_job_and_a_running_one() {
     assert_eq!(queued.result().await.unwrap_err(), Error::Cancelled);
     assert!(pool.cancel(running.id().as_str()));
     assert!(running.result().await.unwrap_err().is_cancelled());
+    support::cleaned(&mut events, Some(&prompt_id)).await;
     assert_eq!(
         *a.cancels.lock(),
         [prompt_id],
@@ -148,6 +150,7 @@ async fn deadlines_end_jobs_that_wait_or_run_too_long() {
         .strategy(Arc::new(NoopStrategy))
         .build()
         .unwrap();
+    let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
     let busy = pool
@@ -188,6 +191,7 @@ async fn deadlines_end_jobs_that_wait_or_run_too_long() {
     let err = silent.result().await.unwrap_err();
     assert_eq!(err.attempts().len(), 1, "{err}");
     assert_eq!(err.attempts()[0].class, FailureClass::Stuck);
+    support::cleaned(&mut events, None).await;
     assert_eq!(
         a.cancels.lock().len(),
         1,

@@ -179,6 +179,7 @@ async fn cancelling_deletes_queued_prompts_and_interrupts_running_ones() {
     assert_eq!(s0.queue_remaining(), 2);
     waiting.cancel();
     assert!(waiting.result().await.unwrap_err().is_cancelled());
+    assert!(support::cleaned(&mut events, None).await.1);
     assert_eq!(
         s0.queue_remaining(),
         1,
@@ -186,6 +187,7 @@ async fn cancelling_deletes_queued_prompts_and_interrupts_running_ones() {
     );
     running.cancel();
     assert!(running.result().await.unwrap_err().is_cancelled());
+    assert!(support::cleaned(&mut events, None).await.1);
     assert!(s0.stats().requests("POST /interrupt") >= 1);
     s0.faults().set_hang(false);
     assert_eq!(

@@ -28,6 +28,13 @@ pub enum Step {
     Gated,
     /// Sleeps (tokio time), then succeeds.
     Sleep(Duration),
+    /// Waits for the gate like `Gated`, then fails with this class.
+    GatedFail(FailureClass),
+    /// Sleeps (tokio time), then fails with this class.
+    SleepFail(Duration, FailureClass),
+    /// Waits this long in the server's own queue (after `Accepted`, before `Started`), then
+    /// succeeds.
+    Queued(Duration),
 }
 
 type Script = Box<dyn FnMut(&AttemptRequest) -> Step + Send>;
@@ -41,6 +48,10 @@ pub struct Fake {
     pub runs: Mutex<Vec<(String, String, Value)>>,
     pub cancels: Mutex<Vec<String>>,
     pub uploads: Mutex<Vec<String>>,
+    /// (name, bytes) of every upload, in order.
+    pub uploaded: Mutex<Vec<(String, Vec<u8>)>>,
+    /// While set, `cancel` never answers (a frozen server).
+    pub cancel_frozen: AtomicBool,
     running: AtomicUsize,
     pub max_running: AtomicUsize,
     gate: Arc<tokio::sync::Semaphore>,
@@ -65,6 +76,8 @@ impl Fake {
             runs: Mutex::new(Vec::new()),
             cancels: Mutex::new(Vec::new()),
             uploads: Mutex::new(Vec::new()),
+            uploaded: Mutex::new(Vec::new()),
+            cancel_frozen: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
@@ -148,6 +161,9 @@ impl ServerBackend for Fake {
             let _ = tx.send((request.job.to_string(), request.prompt_id.clone()));
         }
         events.emit(BackendEvent::Accepted);
+        if let Step::Queued(wait) = step {
+            tokio::time::sleep(wait).await;
+        }
         events.emit(BackendEvent::Started);
         events.emit(BackendEvent::Executing { node: "1".into() });
         events.emit(BackendEvent::Progress {
@@ -156,7 +172,22 @@ impl ServerBackend for Fake {
             max: 2,
         });
         match step {
-            Step::Ok => {}
+            Step::Ok | Step::Queued(_) => {}
+            Step::GatedFail(class) => {
+                let permit = self.gate.acquire().await.expect("gate open");
+                permit.forget();
+                return Err(AttemptFailure::new(
+                    class,
+                    format!("{} failed it", self.name),
+                ));
+            }
+            Step::SleepFail(d, class) => {
+                tokio::time::sleep(d).await;
+                return Err(AttemptFailure::new(
+                    class,
+                    format!("{} failed it", self.name),
+                ));
+            }
             Step::Fail(class) => {
                 return Err(AttemptFailure::new(
                     class,
@@ -195,10 +226,16 @@ impl ServerBackend for Fake {
 
     async fn upload(&self, file: &InputFile) -> Result<(), AttemptFailure> {
         self.uploads.lock().push(file.name.clone());
+        self.uploaded
+            .lock()
+            .push((file.name.clone(), file.bytes.to_vec()));
         Ok(())
     }
 
     async fn cancel(&self, prompt_id: &str) -> Result<(), AttemptFailure> {
+        if self.cancel_frozen.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.cancels.lock().push(prompt_id.to_owned());
         Ok(())
     }
@@ -321,4 +358,21 @@ pub fn sim_pool(urls: &[String]) -> pool_core::PoolBuilder {
         .servers(servers)
         .health_check_interval(Some(Duration::from_millis(200)))
         .offline_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+/// Waits for the end of the server-side clean-up of `prompt_id` (or of the next prompt when
+/// `None`); returns the prompt id and whether the server confirmed it.
+pub async fn cleaned(events: &mut PoolEvents, prompt_id: Option<&str>) -> (String, bool) {
+    while let Some(event) = events.recv().await {
+        if let PoolEvent::Cleanup {
+            prompt_id: id,
+            outcome,
+            ..
+        } = event
+            && prompt_id.is_none_or(|p| p == id)
+        {
+            return (id, outcome.is_done());
+        }
+    }
+    panic!("pool closed before the clean-up ended");
 }
