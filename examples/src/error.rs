@@ -10,6 +10,9 @@ pub enum DemoError {
     /// A command-line argument or environment variable is wrong.
     #[error("bad argument: {0}")]
     Usage(String),
+    /// A `comfy-pool` command (the host list, or `batch`, which is `comfy-pool run`) failed.
+    #[error(transparent)]
+    Cli(#[from] comfy_pool_cli::Error),
     /// A simulated server could not start.
     #[error("simulated server")]
     Sim(#[from] comfy_sim::Error),

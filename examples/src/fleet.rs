@@ -4,7 +4,7 @@ use comfy_pool::ServerConfig;
 use comfy_pool::sim::{SimConfig, SimServer};
 
 use crate::Result;
-use crate::hosts::server_name;
+use crate::server_name;
 
 /// One server of a fleet.
 #[derive(Debug)]

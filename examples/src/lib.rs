@@ -1,6 +1,7 @@
 //! Shared code of the comfy-pool demos (`cargo xtask demo [basic|advanced|multitenant]`) and
 //! the `batch` example: each demo is a library function here, called by a thin example
-//! `main` and by the tests in `tests/`.
+//! `main` and by the tests in `tests/`. `batch` is `comfy-pool run` (the `comfy-pool-cli`
+//! crate) printing to a [`Console`].
 //!
 //! - [`Fleet`]: simulated ComfyUI servers started in-process (default), or real ones from
 //!   `--hosts URL,URL` / `COMFY_HOSTS` ([`HostsArg`]).
@@ -20,11 +21,11 @@
 //! ```
 
 pub use checks::Checks;
+pub use comfy_pool_cli::hosts::{HostsArg, parse_hosts, server_name};
 pub use console::Console;
 pub use error::{DemoError, Result, report};
 pub use event_log::{EventLog, Logged};
 pub use fleet::{Fleet, FleetServer};
-pub use hosts::{HostsArg, parse_hosts, server_name};
 pub use jobs::{JobBook, JobInfo};
 pub use table::Table;
 pub use workflows::{LIBRARY, Workflow};
@@ -46,7 +47,6 @@ mod console;
 mod error;
 mod event_log;
 mod fleet;
-mod hosts;
 mod jobs;
 mod table;
 mod workflows;

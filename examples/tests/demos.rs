@@ -2,6 +2,7 @@
 //! and say what it claims.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use comfy_pool_cli::run::RunArgs;
 use examples::Console;
 use examples::advanced::AdvancedArgs;
 use examples::basic::BasicArgs;
@@ -112,13 +113,15 @@ async fn multitenant_short_run_pages_on_a_workflow_blocked_on_two_servers() {
 async fn batch_prints_one_json_line_per_job_and_a_summary() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows");
     let args = BatchArgs {
-        repeat: 3,
-        json: true,
-        workflows: vec![
-            format!("{dir}/invert-save.json").into(),
-            format!("{dir}/emptyimage-scale-preview.json").into(),
-        ],
-        ..BatchArgs::default()
+        run: RunArgs {
+            repeat: 3,
+            json: true,
+            workflows: vec![
+                format!("{dir}/invert-save.json").into(),
+                format!("{dir}/emptyimage-scale-preview.json").into(),
+            ],
+            ..RunArgs::default()
+        },
     };
     let console = Console::capture();
     let summary = examples::batch::run(&args, &console).await.unwrap();
@@ -144,8 +147,10 @@ async fn batch_prints_one_json_line_per_job_and_a_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_refuses_a_file_that_is_not_a_workflow() {
     let args = BatchArgs {
-        workflows: vec![concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into()],
-        ..BatchArgs::default()
+        run: RunArgs {
+            workflows: vec![concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into()],
+            ..RunArgs::default()
+        },
     };
     let error = examples::batch::run(&args, &Console::capture())
         .await

@@ -2,7 +2,7 @@
 
 use crate::command::{self, Result, cargo};
 
-/// Runs the `workflow-hash` example binary on `files` (standard input when empty).
+/// Runs `comfy-pool hash` (crate `comfy-pool-cli`) on `files` (standard input when empty).
 pub fn run(files: &[String]) -> Result {
     command::run(
         cargo()
@@ -10,10 +10,9 @@ pub fn run(files: &[String]) -> Result {
                 "run",
                 "--quiet",
                 "--package",
-                "workflow-hash",
-                "--example",
-                "hash",
+                "comfy-pool-cli",
                 "--",
+                "hash",
             ])
             .args(files),
     )

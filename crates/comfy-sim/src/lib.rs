@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub use crate::args::SimArgs;
 pub use crate::catalog::NodeCatalog;
 pub use crate::cluster::SimCluster;
 pub use crate::config::SimConfig;
@@ -40,6 +41,7 @@ pub use crate::faults::{FaultSettings, Faults};
 pub use crate::server::SimServer;
 pub use crate::stats::{ReceivedPrompt, Stats, WorkflowCounts};
 
+mod args;
 mod catalog;
 mod cluster;
 mod config;

@@ -1,43 +1,16 @@
 //! `comfy-sim`: serve simulated ComfyUI servers until Ctrl-C.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use comfy_sim::{FaultSettings, SimCluster, SimConfig};
+use comfy_sim::SimArgs;
 
 /// Simulated ComfyUI servers for development and tests without a GPU.
 #[derive(Debug, Parser)]
 #[command(name = "comfy-sim", version)]
 struct Args {
-    /// Address of the first server; more servers take the following ports.
-    #[arg(long, default_value = "127.0.0.1:8188")]
-    listen: SocketAddr,
-    /// Number of servers to start on consecutive ports.
-    #[arg(long, default_value_t = 1)]
-    count: usize,
-    /// Fail prompts containing this node class at run time (repeatable).
-    #[arg(long = "fail-class", value_name = "NAME")]
-    fail_class: Vec<String>,
-    /// Treat this model file as not installed (repeatable).
-    #[arg(long = "missing-model", value_name = "FILE")]
-    missing_model: Vec<String>,
-    /// Install a model file, as FOLDER/FILE (repeatable), e.g. checkpoints/sdxl.safetensors.
-    #[arg(long = "model", value_name = "FOLDER/FILE")]
-    model: Vec<String>,
-    /// Execution time of every node, in milliseconds.
-    #[arg(long = "exec-ms", default_value_t = 0)]
-    exec_ms: u64,
-    /// Progress steps every node reports.
-    #[arg(long, default_value_t = 0)]
-    steps: u32,
-    /// Seed of the random choices.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Chance (0..1) that a prompt fails at run time.
-    #[arg(long = "error-probability", default_value_t = 0.0)]
-    error_probability: f64,
+    #[command(flatten)]
+    sim: SimArgs,
 }
 
 fn main() -> ExitCode {
@@ -55,28 +28,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(args.sim))
 }
 
-async fn serve(args: Args) -> ExitCode {
-    let mut faults = FaultSettings::default();
-    faults.fail_classes.extend(args.fail_class);
-    faults.missing_models.extend(args.missing_model);
-    faults.error_probability = args.error_probability.clamp(0.0, 1.0);
-    let mut config = SimConfig::default()
-        .listen(args.listen)
-        .exec_time(Duration::from_millis(args.exec_ms))
-        .steps(args.steps)
-        .seed(args.seed)
-        .faults(faults);
-    for model in &args.model {
-        let Some((folder, file)) = model.split_once('/') else {
-            eprintln!("comfy-sim: --model wants FOLDER/FILE, got {model}");
-            return ExitCode::FAILURE;
-        };
-        config = config.model(folder, file);
-    }
-    let cluster = match SimCluster::start(args.count.max(1), config).await {
+async fn serve(args: SimArgs) -> ExitCode {
+    let cluster = match args.start().await {
         Ok(cluster) => cluster,
         Err(error) => {
             eprintln!("comfy-sim: {error}");
