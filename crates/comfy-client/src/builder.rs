@@ -208,6 +208,7 @@ impl ClientBuilder {
                 "the reconnect backoff cap is below its first delay".into(),
             ));
         }
+        // Header values are marked sensitive (auth.rs): their Debug prints `Sensitive`.
         let http = reqwest::Client::builder()
             .default_headers(headers.clone())
             .user_agent(self.user_agent.clone())
@@ -216,12 +217,19 @@ impl ClientBuilder {
             .tls_backend_rustls()
             .build()
             .map_err(|e| Error::InvalidInput(format!("cannot build the http client: {e}")))?;
+        let upgrade_http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(self.user_agent)
+            .connect_timeout(self.connect_timeout)
+            .http1_only()
+            .tls_backend_rustls()
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("cannot build the http client: {e}")))?;
         let config = Config {
             endpoint,
             client_id,
-            headers,
-            user_agent: self.user_agent,
             has_auth: auth.is_some(),
+            upgrade_http,
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             max_response_size: self.max_response_size,
