@@ -47,7 +47,10 @@ pub use event::{
     NodeProgress, NodeText, Notification, Preview, PreviewMetadata, Progress, ProgressState,
     QueueStatus, Status, UnknownBinary, UnknownMessage,
 };
-pub use run::{CancelHandle, Execution, NodeTiming, RunOptions, RunOutput, Timings};
+pub use run::{
+    CancelHandle, Dropped, Execution, NodeTiming, RunOptions, RunOutput, Submitted, Timings,
+    WsOutput,
+};
 pub use types::{
     Device, Features, FreeRequest, History, HistoryEntry, HistoryStatus, ImageRef, NodeInfo,
     NodeInputs, NodeOutput, PromptInfo, PromptRequest, PromptResponse, Queue, QueueItem,

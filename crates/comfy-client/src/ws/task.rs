@@ -22,6 +22,9 @@ use crate::event::{ConnectionState, Event};
 
 type Socket = WebSocketStream<reqwest::Upgraded>;
 
+/// Events not yet read by every subscriber past which the task yields after each frame.
+const BACKLOG_YIELD: usize = 8;
+
 /// The first frame sent on every connection: ask for type-4 previews with metadata.
 const FEATURE_FLAGS: &str = r#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#;
 
@@ -194,6 +197,11 @@ async fn session(
                     Ok(mut event) => {
                         attribution.observe(&mut event);
                         let _ = tx.send(event);
+                        if tx.len() >= BACKLOG_YIELD {
+                            // A subscriber fell behind: let it read before the next frame,
+                            // or a flood would pile up to the broadcast's capacity.
+                            tokio::task::yield_now().await;
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "comfy-client: dropped a malformed frame"),
                 }
