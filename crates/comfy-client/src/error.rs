@@ -19,11 +19,12 @@ pub enum Deadline {
     Connect,
     /// One HTTP request, from sending it to reading the whole answer.
     Request,
-    /// A submitted prompt did not start executing in time (it waited in the queue).
+    /// A submitted prompt did not start executing in time (it waited in the queue);
+    /// counted from its acceptance, or from the call to `follow`.
     Start,
     /// No event of a running prompt arrived in time.
     Idle,
-    /// The whole run, from submission to outputs.
+    /// The whole run, from submission (or the call to `follow`) to outputs.
     Total,
 }
 

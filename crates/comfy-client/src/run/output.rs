@@ -9,7 +9,7 @@ use super::WsOutput;
 use crate::event::{NodeText, Preview};
 use crate::types::{HistoryEntry, ImageRef, NodeOutput};
 
-/// The result of a successful run.
+/// The result of a successful run (or follow).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RunOutput {
@@ -36,7 +36,7 @@ pub struct RunOutput {
     pub history: Option<HistoryEntry>,
     /// When things happened.
     pub timings: Timings,
-    /// What the run did not keep or deliver because of its memory limit.
+    /// What the run did not keep or deliver because of its memory limit, or missed.
     pub dropped: Dropped,
 }
 
@@ -51,7 +51,8 @@ impl RunOutput {
 }
 
 /// Instants of a run (tokio clock, so tests with paused time see them too) and per-node
-/// durations.
+/// durations. For a followed prompt, `submitted_at` and `accepted_at` are the call to
+/// [`Client::follow`](crate::Client::follow).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Timings {
@@ -103,8 +104,8 @@ pub struct NodeTiming {
 }
 
 /// What a run dropped to stay within its memory limit (see
-/// [`RunOptions::memory_limit`](crate::RunOptions::memory_limit)), by kind. All zero unless
-/// the server sent more than the limit allows.
+/// [`RunOptions::memory_limit`](crate::RunOptions::memory_limit)), and the events it
+/// missed, by kind. All zero unless the server sent more than the limits allow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Dropped {
