@@ -109,6 +109,7 @@ async fn run(args: &Args) -> comfy_client::Result<()> {
                 "outputs": out.outputs,
                 "images": out.images().iter().map(|(n, i)| json!({"node": n, "image": i})).collect::<Vec<_>>(),
                 "previews": out.previews.len(),
+                "ws_outputs": out.ws_outputs.len(),
                 "cached_nodes": out.cached_nodes,
                 "total_ms": t.total().as_secs_f64() * 1000.0,
                 "queue_wait_ms": t.queue_wait().map(|d| d.as_secs_f64() * 1000.0),
@@ -123,9 +124,10 @@ async fn run(args: &Args) -> comfy_client::Result<()> {
             );
         }
         println!(
-            "done in {:.1} ms ({} binary images, cached: {:?})",
+            "done in {:.1} ms ({} binary images, {} websocket outputs, cached: {:?})",
             t.total().as_secs_f64() * 1000.0,
             out.previews.len(),
+            out.ws_outputs.len(),
             out.cached_nodes
         );
     }

@@ -18,13 +18,14 @@ use crate::types::{
 use crate::validation::ValidationError;
 
 impl Client {
-    /// `POST /prompt`: queues a workflow. A `400` becomes [`Error::Validation`] with
-    /// ComfyUI's `error` and `node_errors`. `client_id` defaults to this client's id.
-    pub async fn submit(&self, request: &PromptRequest) -> Result<PromptResponse> {
+    /// `POST /prompt`: queues a workflow as given. A `400` becomes [`Error::Validation`]
+    /// with ComfyUI's `error` and `node_errors`. `client_id` defaults to this client's id.
+    /// [`submit`](Self::submit) does the same from [`RunOptions`](crate::RunOptions).
+    pub async fn queue_prompt(&self, request: &PromptRequest) -> Result<PromptResponse> {
         self.submit_body(&request.body(self.client_id())).await
     }
 
-    /// [`submit`](Self::submit) of a borrowed body.
+    /// [`queue_prompt`](Self::queue_prompt) of a borrowed body.
     pub(crate) async fn submit_body(&self, body: &PromptBody<'_>) -> Result<PromptResponse> {
         if !body.prompt.is_object() {
             return Err(Error::InvalidInput(

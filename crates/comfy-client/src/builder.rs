@@ -94,6 +94,9 @@ impl ClientBuilder {
     }
 
     /// The `clientId` of the websocket and `client_id` of prompts (default: a random uuid).
+    /// ComfyUI sends a prompt's execution messages only to the socket of the id it was
+    /// submitted with: a process that keeps a stable id gets the live events of its
+    /// prompts again after a restart, with [`Client::follow`].
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.client_id = Some(id.into());
         self
@@ -137,13 +140,16 @@ impl ClientBuilder {
         self
     }
 
-    /// Events buffered per subscriber before a slow one starts losing them (default 1024).
+    /// Events buffered per subscriber of the websocket before a slow one starts losing
+    /// them (default 1024). While a subscriber is behind, the websocket task yields after
+    /// each frame so that it can catch up.
     pub fn event_capacity(mut self, n: usize) -> Self {
         self.event_capacity = n;
         self
     }
 
-    /// Interval of `/history` + `/queue` polling while the websocket is down (default 1 s).
+    /// Interval of a run's `/queue` + `/history` polls while the websocket is down, does
+    /// not carry the prompt, or a poll failed (default 1 s); five intervals otherwise.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll_interval = d;
         self
@@ -208,6 +214,7 @@ impl ClientBuilder {
                 "the reconnect backoff cap is below its first delay".into(),
             ));
         }
+        // Header values are marked sensitive (auth.rs): their Debug prints `Sensitive`.
         let http = reqwest::Client::builder()
             .default_headers(headers.clone())
             .user_agent(self.user_agent.clone())
@@ -216,12 +223,19 @@ impl ClientBuilder {
             .tls_backend_rustls()
             .build()
             .map_err(|e| Error::InvalidInput(format!("cannot build the http client: {e}")))?;
+        let upgrade_http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(self.user_agent)
+            .connect_timeout(self.connect_timeout)
+            .http1_only()
+            .tls_backend_rustls()
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("cannot build the http client: {e}")))?;
         let config = Config {
             endpoint,
             client_id,
-            headers,
-            user_agent: self.user_agent,
             has_auth: auth.is_some(),
+            upgrade_http,
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             max_response_size: self.max_response_size,

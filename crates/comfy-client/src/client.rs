@@ -4,13 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use reqwest::header::HeaderMap;
-
 use crate::builder::ClientBuilder;
 use crate::endpoint::Endpoint;
 use crate::event::{ConnectionState, EventStream};
 use crate::ws::{WsConfig, WsHandle, WsSlot};
+use parking_lot::Mutex;
 
 /// A ComfyUI client: typed HTTP calls, a managed `/ws` event connection, and
 /// [`run`](Client::run) for one prompt from submission to outputs.
@@ -33,9 +31,10 @@ pub(crate) struct Inner {
 pub(crate) struct Config {
     pub(crate) endpoint: Endpoint,
     pub(crate) client_id: String,
-    pub(crate) headers: HeaderMap,
-    pub(crate) user_agent: String,
     pub(crate) has_auth: bool,
+    /// Sends the websocket handshake: HTTP/1.1 only, no read deadline (the socket may be
+    /// quiet between pings), the same headers as every request.
+    pub(crate) upgrade_http: reqwest::Client,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) max_response_size: u64,

@@ -70,17 +70,21 @@ impl Endpoint {
         url
     }
 
-    /// `ws(s)://host/prefix/ws?clientId=...`.
-    pub(crate) fn websocket(&self, client_id: &str) -> Url {
+    /// `http(s)://host/prefix/ws?clientId=...`: where the websocket handshake is sent.
+    pub(crate) fn upgrade(&self, client_id: &str) -> Url {
         let mut url = self.http(&["ws"]);
+        url.query_pairs_mut().append_pair("clientId", client_id);
+        url
+    }
+
+    /// `ws(s)://host/prefix/ws?clientId=...`: the same as [`upgrade`](Self::upgrade) with
+    /// the websocket scheme.
+    pub(crate) fn websocket(&self, client_id: &str) -> Url {
+        let url = self.upgrade(client_id);
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
         // `set_scheme` refuses http -> ws for special schemes, so rebuild from the string.
         let rest = url.as_str().split_once(':').map_or("", |(_, rest)| rest);
-        if let Ok(parsed) = Url::parse(&format!("{scheme}:{rest}")) {
-            url = parsed;
-        }
-        url.query_pairs_mut().append_pair("clientId", client_id);
-        url
+        Url::parse(&format!("{scheme}:{rest}")).unwrap_or(url)
     }
 }
 
@@ -105,20 +109,19 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The URL with any `user:password@` removed, for error messages.
+/// `raw` as it may be printed: everything between the scheme and the last `@` (where a
+/// URL keeps `user:password`) is replaced by `<redacted>`. Works on any string, URL or not
+/// (`user:pw@host:8188` has no scheme); redacting an `@` that was part of a path is harmless.
 pub(crate) fn redact(raw: &str) -> String {
-    match Url::parse(raw.trim()) {
-        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        Ok(_) => raw.to_owned(),
-        Err(_) => match raw.rsplit_once('@') {
-            Some((_, host)) => format!("<redacted>@{host}"),
-            None => raw.to_owned(),
-        },
-    }
+    let raw = raw.trim();
+    let Some(at) = raw.rfind('@') else {
+        return raw.to_owned();
+    };
+    let start = match raw.find("://") {
+        Some(i) if i < at => i + 3,
+        _ => 0,
+    };
+    format!("{}<redacted>{}", &raw[..start], &raw[at..])
 }
 
 #[cfg(test)]
@@ -170,7 +173,20 @@ mod tests {
                 "{raw}"
             );
         }
-        let err = Endpoint::parse("ftp://me:secret@host/").unwrap_err();
-        assert!(!err.to_string().contains("secret"), "{err}");
+        for raw in [
+            "ftp://me:secret@host/",
+            "me:secret@host:8188",
+            "http://me:secret@host:99999/",
+            "http://me:pa/secret@host/",
+        ] {
+            let err = Endpoint::parse(raw).unwrap_err();
+            assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
+        }
+        assert_eq!(
+            redact("http://me:secret@host/x"),
+            "http://<redacted>@host/x"
+        );
+        assert_eq!(redact("me:secret@host:8188"), "<redacted>@host:8188");
+        assert_eq!(redact("http://host/"), "http://host/");
     }
 }

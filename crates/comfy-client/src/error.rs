@@ -19,11 +19,12 @@ pub enum Deadline {
     Connect,
     /// One HTTP request, from sending it to reading the whole answer.
     Request,
-    /// A submitted prompt did not start executing in time (it waited in the queue).
+    /// A submitted prompt did not start executing in time (it waited in the queue);
+    /// counted from its acceptance, or from the call to `follow`.
     Start,
     /// No event of a running prompt arrived in time.
     Idle,
-    /// The whole run, from submission to outputs.
+    /// The whole run, from submission (or the call to `follow`) to outputs.
     Total,
 }
 
@@ -116,6 +117,19 @@ pub enum Error {
         /// The prompt.
         prompt_id: String,
     },
+    /// The server answered no poll of a running prompt (`/queue`, `/history`) correctly
+    /// for the run's `unreachable_timeout`, whatever its websocket did; `source` is the
+    /// last poll's error.
+    #[error("prompt {prompt_id}: no correct answer from the server for {limit:?}")]
+    Unreachable {
+        /// The prompt.
+        prompt_id: String,
+        /// The run's `unreachable_timeout`.
+        limit: Duration,
+        /// The last poll's error.
+        #[source]
+        source: Box<Error>,
+    },
     /// An answer or a frame could not be decoded.
     #[error("cannot decode {context}: {reason}")]
     Decode {
@@ -189,20 +203,26 @@ impl Error {
         matches!(self, Self::Cancelled { .. })
     }
 
+    /// A run gave up on a server that answered its polls with errors for too long.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+
     /// The prompt was interrupted on the server.
     pub fn is_interrupted(&self) -> bool {
         matches!(self, Self::Interrupted { .. })
     }
 
     /// Trying the same request again (here or on another server) may succeed:
-    /// connection failures, timeouts, `408`/`429`/`5xx` answers, lost prompts and transport
-    /// errors. Validation and execution failures are not retryable by this measure (a pool
+    /// connection failures, timeouts, `408`/`429`/`5xx` answers, lost prompts, unreachable
+    /// servers and transport errors. Validation and execution failures are not retryable by this measure (a pool
     /// decides those from [`validation`](Self::validation) / [`execution`](Self::execution)).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Lost { .. }
+            | Self::Unreachable { .. }
             | Self::WebSocket(_)
             | Self::Http(_)
             | Self::Io(_) => true,
@@ -249,7 +269,8 @@ impl Error {
         match self {
             Self::Interrupted { prompt_id, .. }
             | Self::Cancelled { prompt_id }
-            | Self::Lost { prompt_id } => Some(prompt_id),
+            | Self::Lost { prompt_id }
+            | Self::Unreachable { prompt_id, .. } => Some(prompt_id),
             Self::Execution(e) => Some(&e.prompt_id),
             _ => None,
         }

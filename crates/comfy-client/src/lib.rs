@@ -1,7 +1,15 @@
 //! An async client for [ComfyUI](https://github.com/comfyanonymous/ComfyUI) servers: the
 //! whole HTTP API as typed calls, the `/ws` event stream as typed [`Event`]s with
 //! automatic reconnection, and [`Client::run`] to follow one prompt from submission to
-//! its outputs, robust to stalled sockets and server restarts.
+//! its outputs, robust to stalled sockets and server restarts. `run` is
+//! [`Client::submit`] then [`Client::follow`]; `follow` alone re-attaches to a prompt
+//! already on the server (after a restart of the caller, say).
+//!
+//! A run ends with its outputs or a typed error whatever the server does, and keeps at
+//! most [`RunOptions::memory_limit`] bytes of what it sent: see the limits on
+//! [`RunOptions`](RunOptions#limits). Credentials (in the URL, or set on the builder) are
+//! sent as a header marked sensitive and never appear in a log line, an error or a
+//! `Debug` output.
 //!
 //! The main type is [`Client`] (cheap to clone, an `Arc` inside), built with
 //! [`Client::builder`]. Every failure is one [`Error`] with predicates
@@ -47,7 +55,10 @@ pub use event::{
     NodeProgress, NodeText, Notification, Preview, PreviewMetadata, Progress, ProgressState,
     QueueStatus, Status, UnknownBinary, UnknownMessage,
 };
-pub use run::{CancelHandle, Execution, NodeTiming, RunOptions, RunOutput, Timings};
+pub use run::{
+    CancelHandle, Dropped, Execution, NodeTiming, RunOptions, RunOutput, Submitted, Timings,
+    WsOutput,
+};
 pub use types::{
     Device, Features, FreeRequest, History, HistoryEntry, HistoryStatus, ImageRef, NodeInfo,
     NodeInputs, NodeOutput, PromptInfo, PromptRequest, PromptResponse, Queue, QueueItem,

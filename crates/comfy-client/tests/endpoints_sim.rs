@@ -85,17 +85,17 @@ async fn every_endpoint_answers_typed() {
     sim.faults().set_hang(true);
     let wf = common::workflow("invert-save.json");
     let first = c
-        .submit(&PromptRequest::new(wf.clone()).prompt_id("p1"))
+        .queue_prompt(&PromptRequest::new(wf.clone()).prompt_id("p1"))
         .await
         .unwrap();
     assert_eq!(first.prompt_id, "p1");
-    c.submit(&PromptRequest::new(wf.clone()).prompt_id("p2"))
+    c.queue_prompt(&PromptRequest::new(wf.clone()).prompt_id("p2"))
         .await
         .unwrap();
-    c.submit(&PromptRequest::new(wf.clone()).prompt_id("p3"))
+    c.queue_prompt(&PromptRequest::new(wf.clone()).prompt_id("p3"))
         .await
         .unwrap();
-    c.submit(&PromptRequest::new(wf.clone()).prompt_id("p0").front(true))
+    c.queue_prompt(&PromptRequest::new(wf.clone()).prompt_id("p0").front(true))
         .await
         .unwrap();
     let q = c.queue().await.unwrap();

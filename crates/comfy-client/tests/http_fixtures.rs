@@ -292,7 +292,7 @@ async fn every_recorded_exchange_decodes_through_the_client() {
                 if let Some(id) = req_body.get("prompt_id").and_then(Value::as_str) {
                     req = req.prompt_id(id);
                 }
-                match c.submit(&req).await {
+                match c.queue_prompt(&req).await {
                     Ok(resp) => {
                         assert_eq!(status, 200);
                         if let Some(id) = req.prompt_id.as_deref() {
@@ -327,7 +327,7 @@ async fn validation_errors_carry_what_a_pool_classifies_on() {
     let submit = |name: &'static str| {
         let c = client(&base, name);
         async move {
-            c.submit(&PromptRequest::new(json!({"1": {}})))
+            c.queue_prompt(&PromptRequest::new(json!({"1": {}})))
                 .await
                 .unwrap_err()
         }

@@ -1,6 +1,7 @@
 //! The event stream of `Client::run`: complete even when the prompt finishes before the
 //! run looks at it (a zero-execution-time simulator, a socket that opens after
-//! submission), in order, each event once; bounded, dropping progress first.
+//! submission), in order, each event once; bounded, dropping progress first. Binary
+//! images are attributed to the node executing when they came.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use comfy_client::{Client, Event, Execution, RunOptions};
 use comfy_sim::{SimConfig, SimServer};
 use common::fake_comfy::{FakeComfy, success_frames};
+use common::hostile::{Answer, Hostile, Socket, preview, success_end, text};
 use futures_util::future::join_all;
 use serde_json::json;
 
@@ -182,4 +184,60 @@ async fn a_full_event_buffer_drops_progress_first_and_keeps_the_result() {
     assert_eq!(names, FAKE_RUN_TWO_PROGRESS);
     let out = exec.wait().await.unwrap();
     assert_eq!(out.images().len(), 1, "{:?}", out.outputs);
+}
+
+#[tokio::test]
+async fn websocket_images_belong_to_the_node_executing_when_they_came() {
+    let frames: common::hostile::Frames = std::sync::Arc::new(|id, i| {
+        let executing = |node: &str| text("executing", json!({"node": node, "prompt_id": id}));
+        let [success, end] = success_end(id);
+        [
+            executing("5"),
+            preview(b"image of 5"),
+            executing("7"),
+            preview(b"preview of 7"),
+            executing("6"),
+            preview(b"image of 6"),
+            preview(b"second image of 6"),
+            success,
+            end,
+        ]
+        .into_iter()
+        .nth(usize::try_from(i).ok()?)
+    });
+    let server = Hostile::start(
+        Answer::Running,
+        Answer::Finished,
+        Socket::Frames { frames, pace: None },
+    )
+    .await;
+    let c = Client::builder(&server.url).build().unwrap();
+    assert!(c.wait_connected(Duration::from_secs(10)).await);
+    let workflow = json!({
+        "5": {"class_type": "SaveImageWebsocket", "inputs": {}},
+        "6": {"class_type": "SaveImageWebsocket", "inputs": {}},
+        "7": {"class_type": "PreviewImage", "inputs": {}}
+    });
+    let exec = c
+        .run(workflow, RunOptions::default().collect_previews(false))
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), exec.wait())
+        .await
+        .expect("the run never ended")
+        .unwrap();
+    let images: Vec<(&str, &[u8])> = out
+        .ws_outputs
+        .iter()
+        .map(|o| (o.node.as_str(), o.bytes.as_ref()))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("5", &b"image of 5"[..]),
+            ("6", &b"image of 6"[..]),
+            ("6", &b"second image of 6"[..])
+        ]
+    );
+    assert!(out.previews.is_empty());
 }

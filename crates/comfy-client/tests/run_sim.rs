@@ -1,5 +1,5 @@
 //! `Client::run` against the simulated server: success (fresh, cached, websocket-only
-//! outputs), run-time failure, rejection, cancel (running and queued), lost prompts after
+//! outputs, kept whether previews are collected or not), run-time failure, rejection, cancel (running and queued), lost prompts after
 //! a restart, a server gone while its socket reconnects, a socket dropped mid-run,
 //! deadlines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use comfy_client::{Client, ConnectionState, Deadline, Error, Event, Execution, RunOptions};
+use comfy_client::{
+    Client, ConnectionState, Deadline, Error, Event, Execution, ImageFormat, RunOptions,
+};
 use comfy_sim::{SimConfig, SimServer};
 
 async fn sim() -> SimServer {
@@ -126,6 +128,28 @@ async fn websocket_only_outputs_are_collected_and_empty_history_is_success() {
         assert_eq!(p.node_id.as_deref(), Some("4"));
         assert!(p.image.starts_with(b"\x89PNG"));
     }
+}
+
+#[tokio::test]
+async fn websocket_only_images_are_kept_without_collecting_previews() {
+    let sim = sim().await;
+    let c = client(&sim);
+    let exec = c
+        .run(
+            common::workflow("getimagesize-savews-binary.json"),
+            RunOptions::default().collect_previews(false),
+        )
+        .await
+        .unwrap();
+    let out = finish(exec).await.unwrap();
+    assert!(out.previews.is_empty());
+    assert!(!out.ws_outputs.is_empty());
+    for image in &out.ws_outputs {
+        assert_eq!(image.node, "4");
+        assert_eq!(image.format, ImageFormat::Png);
+        assert!(image.bytes.starts_with(b"\x89PNG"));
+    }
+    assert!(out.dropped.is_empty(), "{:?}", out.dropped);
 }
 
 #[tokio::test]

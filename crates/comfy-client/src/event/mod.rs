@@ -2,6 +2,7 @@
 
 mod binary;
 mod messages;
+mod size;
 mod stream;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub use messages::{
     ExecutionStart, ExecutionSuccess, NodeProgress, Notification, Progress, ProgressState,
     QueueStatus, Status, UnknownMessage,
 };
+pub(crate) use size::HeapSize;
 pub use stream::EventStream;
 
 use crate::error::{Error, Result};

@@ -1,15 +1,25 @@
-//! The task that follows one prompt: filters the websocket events by prompt id, tracks
-//! timings and outputs, enforces deadlines, and falls back to `/queue` + `/history`
-//! polling whenever the socket cannot be trusted.
+//! The task that follows one prompt: filters the websocket events by prompt id, keeps
+//! timings and outputs within the memory limit, enforces deadlines, and polls `/queue` +
+//! `/history` beside the socket.
 //!
-//! While the socket is up it is the source of the event stream: when a poll finds the
-//! prompt finished, the driver keeps reading until the run's last message (`executing`
-//! with no node, `execution_error` or `execution_interrupted`) for a grace period (a
-//! second, or the poll interval if longer), so that a prompt that finished before its
-//! events were read still streams them all. While the socket is down, the poll's verdict
-//! ends the run at once.
+//! While the socket carries the prompt's events (it was submitted with this client's id,
+//! or one of its events arrived) and is up, it is the source of the event stream: when a
+//! poll finds the prompt finished, the driver keeps reading until the run's last message
+//! (`executing` with no node, `execution_error` or `execution_interrupted`) for a grace
+//! period (a second, or the poll interval if longer), so that a prompt that finished
+//! before its events were read still streams them all. Otherwise the poll's verdict ends
+//! the run at once.
+//!
+//! Limits (documented for users on [`RunOptions`]): a poll runs beside the socket, never
+//! blocking it or the deadlines, and each of its HTTP calls is bounded by the request
+//! timeout. Polls come every poll interval while the socket is down, does not carry the
+//! prompt, or a poll failed; every five poll intervals otherwise; at once after a
+//! reconnect or a cancel; and after a lagging subscription at most once per poll interval.
+//! When polls fail without a success for `unreachable_timeout`, counted from the start of
+//! the first failing one, the run ends with [`Error::Unreachable`], whatever the socket
+//! says. The run unsubscribes from the socket before its last HTTP calls (history,
+//! cancel on a deadline), so it holds no events while it waits for them.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +30,17 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::buffer;
 use super::execution::CancelFlag;
 use super::options::RunOptions;
-use super::output::{NodeTiming, RunOutput, Timings};
+use super::output::{RunOutput, Timings};
+use super::poll::{self, PollFuture, Polled};
+use super::seen::Seen;
+use super::ws_output::ws_output_nodes;
 use crate::client::Client;
 use crate::error::{Deadline, Error, Result};
-use crate::event::{Event, NodeText, Preview};
-use crate::types::{HistoryEntry, NodeOutput};
+use crate::event::Event;
+use crate::types::HistoryEntry;
 
-/// Polls while connected and quiet, as a safety net, every this many poll intervals.
+/// Polls while the socket carries the prompt, as a safety net, every this many poll
+/// intervals.
 const QUIET_POLL_FACTOR: u32 = 5;
 /// After a cancel, waits this many poll intervals for the server to confirm it.
 const CANCEL_GRACE_FACTOR: u32 = 3;
@@ -39,6 +53,16 @@ const HISTORY_TRIES: u32 = 3;
 /// scheduling delays, or events would be cut off a run that streamed them all.
 const LAST_MESSAGE_GRACE: Duration = Duration::from_secs(1);
 
+/// How the driver came to follow the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// This client submitted it, subscribed first: the socket carries all its events.
+    Submitted,
+    /// [`Client::follow`]: it may be anywhere (queued, running, finished, unknown), and
+    /// the socket carries its events only if it was submitted with this client's id.
+    Following,
+}
+
 pub(crate) struct Driver {
     pub(crate) client: Client,
     pub(crate) prompt_id: String,
@@ -47,40 +71,10 @@ pub(crate) struct Driver {
     pub(crate) events: buffer::Sender,
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) ws_up: bool,
+    pub(crate) origin: Origin,
     pub(crate) submitted_at: Instant,
     pub(crate) accepted_at: Instant,
-}
-
-/// What the run has seen so far.
-#[derive(Default)]
-struct Seen {
-    started_at: Option<Instant>,
-    server_started_ms: Option<u64>,
-    server_finished_ms: Option<u64>,
-    current: Option<(String, Instant)>,
-    nodes: Vec<NodeTiming>,
-    cached: Vec<String>,
-    ws_outputs: BTreeMap<String, NodeOutput>,
-    previews: Vec<Preview>,
-    texts: Vec<NodeText>,
-    success_at: Option<Instant>,
-}
-
-impl Seen {
-    fn start(&mut self, now: Instant) {
-        if self.started_at.is_none() {
-            self.started_at = Some(now);
-        }
-    }
-
-    fn close_node(&mut self, now: Instant) {
-        if let Some((node, since)) = self.current.take() {
-            self.nodes.push(NodeTiming {
-                node,
-                duration: now.saturating_duration_since(since),
-            });
-        }
-    }
+    pub(crate) seen: Seen,
 }
 
 /// What a poll found: the prompt left the queue with this history entry (`None`: none).
@@ -99,34 +93,73 @@ enum Step {
     Done(Box<Result<RunOutput>>),
 }
 
+/// When to poll, and the poll in flight.
+struct Polls {
+    in_flight: Option<PollFuture>,
+    /// When the next regular poll is due.
+    next_at: Instant,
+    /// A poll was asked for as soon as none is in flight.
+    asap: bool,
+    last_started: Instant,
+    /// Since when polls fail (the start of the first failing one), and the last error.
+    failing: Option<(Instant, Error)>,
+}
+
+impl Polls {
+    fn due(&self, now: Instant) -> bool {
+        self.in_flight.is_none() && (self.asap || now >= self.next_at)
+    }
+
+    /// When the loop must wake up to start the next poll.
+    fn wake_at(&self) -> Option<Instant> {
+        match self.in_flight {
+            Some(_) => None,
+            None if self.asap => Some(self.last_started),
+            None => Some(self.next_at),
+        }
+    }
+}
+
+/// The verdict of a settled run and until when the socket may still deliver its end.
+type Settled = Option<(Verdict, Instant)>;
+
 impl Driver {
     pub(crate) async fn run(mut self, result: oneshot::Sender<Result<RunOutput>>) {
         let mut result = result;
         let outcome = tokio::select! {
-            outcome = self.follow() => outcome,
+            outcome = self.drive() => outcome,
             () = result.closed() => return,
         };
         let _ = result.send(outcome);
         // `self.events` drops here, after the result is in place.
     }
 
-    async fn follow(&mut self) -> Result<RunOutput> {
+    /// Whether the socket is the source of the prompt's events: it was submitted with this
+    /// client's id, or one of its events arrived.
+    fn live(&self) -> bool {
+        self.origin == Origin::Submitted || self.seen.live
+    }
+
+    async fn drive(&mut self) -> Result<RunOutput> {
         let poll_interval = self.client.inner.config.poll_interval;
         let quiet_poll = poll_interval * QUIET_POLL_FACTOR;
         let grace = poll_interval.max(LAST_MESSAGE_GRACE);
-        let mut seen = Seen::default();
         let mut last_event = self.accepted_at;
-        let mut next_poll = Instant::now()
-            + if self.ws_up {
-                quiet_poll
-            } else {
-                poll_interval
-            };
-        let mut unreachable_since: Option<Instant> = None;
+        let mut polls = Polls {
+            in_flight: None,
+            next_at: match self.origin {
+                Origin::Following => Instant::now(),
+                Origin::Submitted if self.ws_up => self.accepted_at + quiet_poll,
+                Origin::Submitted => self.accepted_at + poll_interval,
+            },
+            asap: false,
+            last_started: self.accepted_at,
+            failing: None,
+        };
         let mut cancel_by: Option<Instant> = None;
         // A poll found the prompt finished while the socket was up: its verdict, and until
         // when the socket may still deliver the run's last message.
-        let mut settled: Option<(Verdict, Instant)> = None;
+        let mut settled: Settled = None;
         loop {
             let now = Instant::now();
             if cancel_by.is_some_and(|at| now >= at) {
@@ -135,32 +168,52 @@ impl Driver {
                     prompt_id: self.prompt_id.clone(),
                 });
             }
-            if let Some(deadline) = self.expired_deadline(&seen, last_event, now) {
+            if let Some(deadline) = self.expired_deadline(last_event, now) {
                 return Err(self.on_deadline(deadline).await);
+            }
+            if let Some((since, _)) = &polls.failing
+                && now >= *since + self.options.unreachable_timeout
+                && let Some((_, last)) = polls.failing.take()
+            {
+                return Err(Error::Unreachable {
+                    prompt_id: self.prompt_id.clone(),
+                    limit: self.options.unreachable_timeout,
+                    source: Box::new(last),
+                });
             }
             if let Some((_, until)) = &settled
                 && (now >= *until || !self.ws_up)
             {
                 // The last message did not come (or cannot come now): trust the history.
                 let verdict = take_verdict(&mut settled);
-                return self.conclude(verdict, &mut seen);
+                return self.conclude(verdict);
             }
-            if let Some(at) = seen.success_at
+            if let Some(at) = self.seen.success_at
                 && now >= at + grace
             {
                 // `executing(null)` did not follow `execution_success`: finish anyway, with
                 // whatever else the socket delivered meanwhile.
-                self.drain(&mut seen);
+                self.drain();
                 let entry = take_verdict(&mut settled);
-                return Ok(self.finish(std::mem::take(&mut seen), entry).await);
+                return Ok(self.finish(entry).await);
             }
-            let mut wake = next_poll;
+            if settled.is_none() && polls.due(now) {
+                polls.asap = false;
+                polls.last_started = now;
+                polls.in_flight = Some(poll::start(&self.client, &self.prompt_id));
+            }
+            let mut wake = now + quiet_poll;
             for at in [
-                self.deadline_at(Deadline::Total, &seen, last_event),
-                self.deadline_at(Deadline::Start, &seen, last_event),
-                self.deadline_at(Deadline::Idle, &seen, last_event),
-                seen.success_at.map(|at| at + grace),
+                self.deadline_at(Deadline::Total, last_event),
+                self.deadline_at(Deadline::Start, last_event),
+                self.deadline_at(Deadline::Idle, last_event),
+                polls
+                    .failing
+                    .as_ref()
+                    .map(|(since, _)| *since + self.options.unreachable_timeout),
+                self.seen.success_at.map(|at| at + grace),
                 settled.as_ref().map(|(_, until)| *until),
+                settled.is_none().then(|| polls.wake_at()).flatten(),
                 cancel_by,
             ]
             .into_iter()
@@ -168,103 +221,113 @@ impl Driver {
             {
                 wake = wake.min(at);
             }
-            let mut poll_now = false;
             tokio::select! {
                 // Events already received go before timers: deadlines are checked at the
-                // top of the loop, on the clock.
+                // top of the loop, on the clock. A finished poll goes first so that a
+                // flood of events cannot keep it from being read.
                 biased;
                 () = self.cancel.wait(), if cancel_by.is_none() => {
                     cancel_by = Some(Instant::now() + CANCEL_GRACE_FACTOR * poll_interval);
-                    poll_now = true;
+                    polls.asap = true;
+                }
+                polled = poll::in_flight(&mut polls.in_flight) => {
+                    polls.in_flight = None;
+                    let now = Instant::now();
+                    match polled {
+                        Err(e) => {
+                            tracing::debug!(error = %e, prompt_id = %self.prompt_id, "comfy-client: poll failed");
+                            let since = polls
+                                .failing
+                                .take()
+                                .map_or(polls.last_started, |(since, _)| since);
+                            polls.failing = Some((since, e));
+                            polls.next_at = now + poll_interval;
+                        }
+                        Ok(polled) => {
+                            polls.failing = None;
+                            let carried = self.ws_up && self.live();
+                            polls.next_at = now + if carried { quiet_poll } else { poll_interval };
+                            match polled {
+                                // The socket is the source of the stream: read the rest of
+                                // the run from it, but no longer than the grace.
+                                Polled::Left(verdict) if carried => {
+                                    settled = Some((*verdict, now + grace));
+                                }
+                                Polled::Left(verdict) => return self.conclude(*verdict),
+                                Polled::Queued { running, ws_nodes } => {
+                                    if running {
+                                        self.seen.start(now);
+                                    }
+                                    self.seen.learn_ws_nodes(ws_nodes);
+                                }
+                            }
+                        }
+                    }
                 }
                 received = self.rx.recv() => match received {
-                    Ok(event) => match self.on_event(event, &mut seen, &mut last_event) {
+                    Ok(event) => match self.on_event(event, &mut last_event) {
                         Step::Done(outcome) => return *outcome,
                         Step::Finish => {
                             let entry = take_verdict(&mut settled);
-                            return Ok(self.finish(std::mem::take(&mut seen), entry).await);
+                            return Ok(self.finish(entry).await);
                         }
                         Step::Ended => match settled.take() {
-                            Some((verdict, _)) => return self.conclude(verdict, &mut seen),
+                            Some((verdict, _)) => return self.conclude(verdict),
                             // The run ended but its verdict was missed: ask the server.
-                            None => poll_now = true,
+                            None => polls.asap = true,
                         },
-                        Step::PollNow => poll_now = settled.is_none(),
+                        Step::PollNow => polls.asap = true,
                         Step::Continue => {
                             let soon = Instant::now() + poll_interval;
-                            if !self.ws_up && next_poll > soon {
-                                next_poll = soon;
+                            if !self.ws_up && polls.next_at > soon {
+                                polls.next_at = soon;
                             }
                         }
                     },
                     Err(RecvError::Lagged(skipped)) => {
-                        // Events of the prompt may be among the missed ones.
-                        self.forward(Event::Lagged { skipped });
-                        poll_now = settled.is_none();
+                        // Events of the prompt may be among the missed ones: poll, but at
+                        // most once per poll interval however often the subscription lags.
+                        self.events.note_missed(skipped);
+                        let at = (polls.last_started + poll_interval).max(Instant::now());
+                        polls.next_at = polls.next_at.min(at);
                     }
                     Err(RecvError::Closed) => {
                         // The websocket gave up: follow the prompt by polling only.
                         self.ws_up = false;
-                        self.rx = broadcast::channel(1).1;
-                        poll_now = true;
+                        self.unsubscribe();
+                        polls.asap = true;
                     }
                 },
-                () = sleep_until(wake) => {
-                    poll_now = settled.is_none() && Instant::now() >= next_poll;
-                }
-            }
-            if poll_now {
-                let interval = if self.ws_up {
-                    quiet_poll
-                } else {
-                    poll_interval
-                };
-                next_poll = Instant::now() + interval;
-                match self.poll(&mut seen).await {
-                    Ok(Some(verdict)) if self.ws_up => {
-                        // The socket is the source of the stream: read the rest of the run
-                        // from it, but no longer than the grace.
-                        settled = Some((verdict, Instant::now() + grace));
-                    }
-                    Ok(Some(verdict)) => return self.conclude(verdict, &mut seen),
-                    Ok(None) => unreachable_since = None,
-                    Err(e) => {
-                        let since = *unreachable_since.get_or_insert_with(Instant::now);
-                        if !self.ws_up
-                            && Instant::now().saturating_duration_since(since)
-                                >= self.options.unreachable_timeout
-                        {
-                            return Err(e);
-                        }
-                        tracing::debug!(error = %e, prompt_id = %self.prompt_id, "comfy-client: poll failed");
-                    }
-                }
+                () = sleep_until(wake) => {}
             }
         }
     }
 
-    fn deadline_at(&self, which: Deadline, seen: &Seen, last_event: Instant) -> Option<Instant> {
+    /// Stops reading the websocket: the run keeps no events it will not read.
+    fn unsubscribe(&mut self) {
+        self.rx = broadcast::channel(1).1;
+    }
+
+    fn deadline_at(&self, which: Deadline, last_event: Instant) -> Option<Instant> {
         let o = &self.options;
+        let started = self.seen.started_at.is_some();
         match which {
             Deadline::Total => o.total_timeout.map(|d| self.submitted_at + d),
-            Deadline::Start if seen.started_at.is_none() => {
-                o.start_timeout.map(|d| self.accepted_at + d)
-            }
-            Deadline::Idle if seen.started_at.is_some() => o.idle_timeout.map(|d| last_event + d),
+            Deadline::Start if !started => o.start_timeout.map(|d| self.accepted_at + d),
+            // Without the prompt's events there is nothing to be idle between.
+            Deadline::Idle if started && self.live() => o.idle_timeout.map(|d| last_event + d),
             _ => None,
         }
     }
 
-    fn expired_deadline(&self, seen: &Seen, last_event: Instant, now: Instant) -> Option<Deadline> {
+    fn expired_deadline(&self, last_event: Instant, now: Instant) -> Option<Deadline> {
         [Deadline::Total, Deadline::Start, Deadline::Idle]
             .into_iter()
-            .find(|&d| {
-                self.deadline_at(d, seen, last_event)
-                    .is_some_and(|at| now >= at)
-            })
+            .find(|&d| self.deadline_at(d, last_event).is_some_and(|at| now >= at))
     }
 
-    async fn on_deadline(&self, deadline: Deadline) -> Error {
+    async fn on_deadline(&mut self, deadline: Deadline) -> Error {
+        self.unsubscribe();
         let o = &self.options;
         let limit = match deadline {
             Deadline::Start => o.start_timeout,
@@ -284,7 +347,7 @@ impl Driver {
         self.events.send(event);
     }
 
-    fn on_event(&mut self, event: Event, seen: &mut Seen, last_event: &mut Instant) -> Step {
+    fn on_event(&mut self, event: Event, last_event: &mut Instant) -> Step {
         let now = Instant::now();
         match &event {
             Event::Connected => {
@@ -309,6 +372,8 @@ impl Driver {
             return Step::Continue;
         }
         *last_event = now;
+        let seen = &mut self.seen;
+        seen.live = true;
         match &event {
             Event::ExecutionStart(d) => {
                 seen.start(now);
@@ -316,30 +381,23 @@ impl Driver {
             }
             Event::ExecutionCached(d) => {
                 seen.start(now);
-                seen.cached.clone_from(&d.nodes);
+                seen.set_cached(&d.nodes);
             }
             Event::Executing(d) => match &d.node {
                 Some(node) => {
                     seen.start(now);
-                    seen.close_node(now);
-                    seen.current = Some((node.clone(), now));
+                    seen.enter_node(node, now);
                 }
                 None => {
                     seen.close_node(now);
+                    let finished = seen.success_at.is_some();
                     self.forward(event);
-                    return if seen.success_at.is_some() {
-                        Step::Finish
-                    } else {
-                        Step::Ended
-                    };
+                    return if finished { Step::Finish } else { Step::Ended };
                 }
             },
             Event::Executed(d) => {
                 seen.start(now);
-                merge_output(
-                    seen.ws_outputs.entry(d.node.clone()).or_default(),
-                    &d.output,
-                );
+                seen.merge_executed(&d.node, &d.output);
             }
             Event::ExecutionSuccess(d) => {
                 seen.close_node(now);
@@ -366,8 +424,8 @@ impl Driver {
                 self.forward(event);
                 return Step::Done(Box::new(Err(err)));
             }
-            Event::Preview(p) if self.options.collect_previews => seen.previews.push(p.clone()),
-            Event::Text(t) => seen.texts.push(t.clone()),
+            Event::Preview(p) => seen.preview(p, self.options.collect_previews),
+            Event::Text(t) => seen.text(t, self.options.collect_texts),
             _ => {}
         }
         self.forward(event);
@@ -375,33 +433,19 @@ impl Driver {
     }
 
     /// Processes the events already received, without waiting.
-    fn drain(&mut self, seen: &mut Seen) {
+    fn drain(&mut self) {
         let mut last = Instant::now();
         while let Ok(event) = self.rx.try_recv() {
-            let _ = self.on_event(event, seen, &mut last);
+            let _ = self.on_event(event, &mut last);
         }
-    }
-
-    /// Asks the server what became of the prompt: queue first, then history (a prompt
-    /// leaves the queue only after its history entry is written). `None` while it is
-    /// still queued or running.
-    async fn poll(&mut self, seen: &mut Seen) -> Result<Option<Verdict>> {
-        let queue = self.client.queue().await?;
-        if queue.contains(&self.prompt_id) {
-            if queue.is_running(&self.prompt_id) {
-                seen.start(Instant::now());
-            }
-            return Ok(None);
-        }
-        Ok(Some(self.client.history(&self.prompt_id).await?))
     }
 
     /// Ends the run with a poll's verdict, after taking in what the socket delivered
     /// meanwhile (outputs, previews, timings).
-    fn conclude(&mut self, verdict: Verdict, seen: &mut Seen) -> Result<RunOutput> {
-        self.drain(seen);
+    fn conclude(&mut self, verdict: Verdict) -> Result<RunOutput> {
+        self.drain();
         match verdict {
-            Some(entry) => self.outcome_from_history(entry, seen),
+            Some(entry) => self.outcome_from_history(entry),
             None if self.cancel.is_requested() => Err(Error::Cancelled {
                 prompt_id: self.prompt_id.clone(),
             }),
@@ -411,13 +455,13 @@ impl Driver {
         }
     }
 
-    fn outcome_from_history(&self, entry: HistoryEntry, seen: &mut Seen) -> Result<RunOutput> {
+    fn outcome_from_history(&mut self, entry: HistoryEntry) -> Result<RunOutput> {
         let status = entry.status.clone().unwrap_or_default();
-        if entry.is_success() || seen.success_at.is_some() {
-            if seen.server_finished_ms.is_none() {
-                seen.server_finished_ms = status.timestamp("execution_success");
+        if entry.is_success() || self.seen.success_at.is_some() {
+            if self.seen.server_finished_ms.is_none() {
+                self.seen.server_finished_ms = status.timestamp("execution_success");
             }
-            return Ok(self.build(std::mem::take(seen), Some(entry)));
+            return Ok(self.build(Some(entry)));
         }
         if let Some(err) = status.execution_error() {
             return Err(Error::Execution(Box::new(err.to_failure())));
@@ -436,7 +480,8 @@ impl Driver {
     }
 
     /// Success was announced: read the authoritative outputs from the history.
-    async fn finish(&self, seen: Seen, entry: Option<HistoryEntry>) -> RunOutput {
+    async fn finish(&mut self, entry: Option<HistoryEntry>) -> RunOutput {
+        self.unsubscribe();
         let mut entry = entry;
         let pause = self.client.inner.config.poll_interval / 4;
         for attempt in 0..HISTORY_TRIES {
@@ -448,13 +493,18 @@ impl Driver {
             }
             entry = self.client.history(&self.prompt_id).await.ok().flatten();
         }
-        self.build(seen, entry)
+        self.build(entry)
     }
 
-    fn build(&self, mut seen: Seen, entry: Option<HistoryEntry>) -> RunOutput {
+    fn build(&mut self, entry: Option<HistoryEntry>) -> RunOutput {
         let finished_at = Instant::now();
+        let seen = &mut self.seen;
         seen.close_node(finished_at);
-        let mut outputs = std::mem::take(&mut seen.ws_outputs);
+        match entry.as_ref().and_then(|e| e.prompt.as_ref()) {
+            Some(item) => seen.learn_ws_nodes(ws_output_nodes(&item.prompt)),
+            None => seen.forget_undecided(),
+        }
+        let mut outputs = std::mem::take(&mut seen.executed);
         if let Some(entry) = &entry {
             for (node, out) in &entry.outputs {
                 if !out.is_empty() || !outputs.contains_key(node) {
@@ -478,41 +528,31 @@ impl Driver {
                 seen.cached = nodes;
             }
         }
+        let mut dropped = seen.dropped;
+        (dropped.events, dropped.missed) = self.events.losses();
         RunOutput {
             prompt_id: self.prompt_id.clone(),
             outputs,
-            previews: seen.previews,
-            texts: seen.texts,
-            cached_nodes: seen.cached,
+            ws_outputs: std::mem::take(&mut seen.ws_outputs),
+            previews: std::mem::take(&mut seen.previews),
+            texts: std::mem::take(&mut seen.texts),
+            cached_nodes: std::mem::take(&mut seen.cached),
             history: entry,
             timings: Timings {
                 submitted_at: self.submitted_at,
                 accepted_at: self.accepted_at,
                 started_at: seen.started_at,
                 finished_at,
-                nodes: seen.nodes,
+                nodes: std::mem::take(&mut seen.nodes),
                 server_started_ms: seen.server_started_ms,
                 server_finished_ms: seen.server_finished_ms,
             },
+            dropped,
         }
     }
 }
 
 /// Takes the verdict of a settled run (`None` if none was found or nothing settled).
-fn take_verdict(settled: &mut Option<(Verdict, Instant)>) -> Verdict {
+fn take_verdict(settled: &mut Settled) -> Verdict {
     settled.take().and_then(|(verdict, _)| verdict)
-}
-
-/// Adds `new` to `into`, concatenating arrays under the same key (batched outputs).
-fn merge_output(into: &mut NodeOutput, new: &NodeOutput) {
-    for (key, value) in &new.0 {
-        match (into.0.get_mut(key), value) {
-            (Some(serde_json::Value::Array(have)), serde_json::Value::Array(more)) => {
-                have.extend(more.iter().cloned());
-            }
-            _ => {
-                into.0.insert(key.clone(), value.clone());
-            }
-        }
-    }
 }

@@ -65,19 +65,24 @@ impl CancelHandle {
     }
 }
 
-/// One submitted prompt: its events as a [`Stream`] and its final result.
+/// One followed prompt ([`Client::run`](crate::Client::run) or
+/// [`Client::follow`](crate::Client::follow)): its events as a [`Stream`] and its final
+/// result.
 ///
 /// Read events with [`next_event`](Self::next_event) (or as a stream) until `None`, then
 /// take the result with [`wait`](Self::wait) (or `.await` the execution). Events of the
 /// prompt only are delivered (progress and binary previews included), plus the
 /// connection events (`Connected`, `Disconnected`, `Reconnecting`, and [`Event::Lagged`]
-/// when events were dropped). Events are buffered until read, up to
-/// [`RunOptions::event_buffer`](crate::RunOptions::event_buffer) of them: when the buffer
-/// is full, progress events and previews are dropped first, the run's last message never
-/// is, and the next read returns `Lagged { skipped }` before the events that remain. The
-/// result of [`wait`](Self::wait) does not depend on what was read or dropped; `wait`
-/// drops the unread events. Dropping the execution stops following the prompt on this
-/// side; it does not cancel it on the server (use [`cancel`](Self::cancel)).
+/// when events were lost). Events are buffered until read, up to
+/// [`RunOptions::event_buffer`](crate::RunOptions::event_buffer) of them and a quarter of
+/// [`RunOptions::memory_limit`](crate::RunOptions::memory_limit) in bytes: when the
+/// buffer is full, progress events and previews are dropped first, the run's last message
+/// never is (unless it alone exceeds the byte bound), and the next read returns
+/// `Lagged { skipped }` before the events that remain (`skipped` also counts events the
+/// run itself missed because its subscription to the websocket lagged). The result of
+/// [`wait`](Self::wait) does not depend on what was read or dropped; `wait` drops the
+/// unread events. Dropping the execution stops following the prompt on this side; it
+/// does not cancel it on the server (use [`cancel`](Self::cancel)).
 #[derive(Debug)]
 pub struct Execution {
     prompt_id: String,
@@ -110,12 +115,12 @@ impl Execution {
         }
     }
 
-    /// The prompt id the run was submitted with.
+    /// The prompt id the run was submitted with (or follows).
     pub fn prompt_id(&self) -> &str {
         &self.prompt_id
     }
 
-    /// The queue number the server gave the prompt.
+    /// The queue number the server gave the prompt (`None` for a followed prompt).
     pub fn number(&self) -> Option<f64> {
         self.number
     }

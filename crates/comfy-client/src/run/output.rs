@@ -5,22 +5,30 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::WsOutput;
 use crate::event::{NodeText, Preview};
 use crate::types::{HistoryEntry, ImageRef, NodeOutput};
 
-/// The result of a successful run.
+/// The result of a successful run (or follow).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RunOutput {
     /// The prompt id.
     pub prompt_id: String,
     /// UI outputs per node: the history's (authoritative), completed with outputs that
-    /// only arrived over the websocket.
+    /// only arrived over the websocket (`executed` messages).
     pub outputs: BTreeMap<String, NodeOutput>,
-    /// Binary images of the prompt in arrival order (previews and `SaveImageWebsocket`
-    /// outputs, which never reach the history).
+    /// Images of the `SaveImageWebsocket` nodes of the workflow, in arrival order: they
+    /// never reach the history. Kept whatever
+    /// [`RunOptions::collect_previews`](crate::RunOptions::collect_previews) says, within
+    /// the memory limit.
+    pub ws_outputs: Vec<WsOutput>,
+    /// Binary images of the prompt in arrival order (previews, and `SaveImageWebsocket`
+    /// images too), when [`RunOptions::collect_previews`](crate::RunOptions::collect_previews)
+    /// is on.
     pub previews: Vec<Preview>,
-    /// Node progress texts (binary type 3) attributed to the prompt.
+    /// Node progress texts (binary type 3) attributed to the prompt, when
+    /// [`RunOptions::collect_texts`](crate::RunOptions::collect_texts) is on.
     pub texts: Vec<NodeText>,
     /// Nodes whose cached outputs were reused.
     pub cached_nodes: Vec<String>,
@@ -28,6 +36,8 @@ pub struct RunOutput {
     pub history: Option<HistoryEntry>,
     /// When things happened.
     pub timings: Timings,
+    /// What the run did not keep or deliver because of its memory limit, or missed.
+    pub dropped: Dropped,
 }
 
 impl RunOutput {
@@ -41,7 +51,8 @@ impl RunOutput {
 }
 
 /// Instants of a run (tokio clock, so tests with paused time see them too) and per-node
-/// durations.
+/// durations. For a followed prompt, `submitted_at` and `accepted_at` are the call to
+/// [`Client::follow`](crate::Client::follow).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Timings {
@@ -53,7 +64,9 @@ pub struct Timings {
     pub started_at: Option<Instant>,
     /// When the run ended on this side.
     pub finished_at: Instant,
-    /// Per executed node, from its `executing` to the next transition, in order.
+    /// Per executed node, from its `executing` to the next transition, in the order nodes
+    /// first executed; a node that executes again adds to its entry. At most 4096 entries
+    /// (and within the memory limit); more are counted in [`Dropped::nodes`].
     pub nodes: Vec<NodeTiming>,
     /// Server timestamp (ms since the epoch) of `execution_start`.
     pub server_started_ms: Option<u64>,
@@ -88,4 +101,34 @@ pub struct NodeTiming {
     pub node: String,
     /// From its `executing` message to the next `executing` (or the end).
     pub duration: Duration,
+}
+
+/// What a run dropped to stay within its memory limit (see
+/// [`RunOptions::memory_limit`](crate::RunOptions::memory_limit)), and the events it
+/// missed, by kind. All zero unless the server sent more than the limits allow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// Preview images not kept in [`RunOutput::previews`].
+    pub previews: u64,
+    /// Node texts not kept in [`RunOutput::texts`].
+    pub texts: u64,
+    /// `SaveImageWebsocket` images not kept in [`RunOutput::ws_outputs`].
+    pub ws_outputs: u64,
+    /// `executed` outputs not merged into [`RunOutput::outputs`].
+    pub outputs: u64,
+    /// Node timings and cached node ids not kept.
+    pub nodes: u64,
+    /// Events dropped from the reader's buffer.
+    pub events: u64,
+    /// Events the run itself missed because its subscription to the websocket lagged
+    /// behind (the client's `event_capacity`).
+    pub missed: u64,
+}
+
+impl Dropped {
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }

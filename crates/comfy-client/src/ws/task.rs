@@ -3,22 +3,27 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use reqwest::StatusCode;
+use reqwest::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::http::header::USER_AGENT;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::Backoff;
 use super::attribution::Attribution;
 use crate::client::Config;
 use crate::event::{ConnectionState, Event};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<reqwest::Upgraded>;
+
+/// Events not yet read by every subscriber past which the task yields after each frame.
+const BACKLOG_YIELD: usize = 8;
 
 /// The first frame sent on every connection: ask for type-4 previews with metadata.
 const FEATURE_FLAGS: &str = r#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#;
@@ -81,31 +86,56 @@ pub(super) async fn run(
     state.send_replace(ConnectionState::Closed);
 }
 
+/// Opens the socket. The handshake goes through the client's HTTP stack (reqwest, HTTP/1.1
+/// upgrade), not tungstenite's: tungstenite logs the raw handshake request, credentials
+/// included, at TRACE level; reqwest prints no header value.
 async fn connect(config: &Config) -> Result<Socket, String> {
-    let url = config.endpoint.websocket(&config.client_id);
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("invalid websocket request: {e}"))?;
-    let headers = request.headers_mut();
-    for (name, value) in &config.headers {
-        headers.append(name.clone(), value.clone());
-    }
-    if let Ok(ua) = HeaderValue::from_str(&config.user_agent) {
-        headers.insert(USER_AGENT, ua);
-    }
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
-    let fut = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
-    match timeout(config.connect_timeout, fut).await {
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(e)) => Err(format!("cannot open the websocket: {e}")),
+    let key = generate_key();
+    let request = config
+        .upgrade_http
+        .get(config.endpoint.upgrade(&config.client_id))
+        .header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "websocket")
+        .header(SEC_WEBSOCKET_VERSION, "13")
+        .header(SEC_WEBSOCKET_KEY, &key);
+    let handshake = async {
+        let response = request.send().await.map_err(|e| chain(&e.without_url()))?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(format!("http status {}", response.status().as_u16()));
+        }
+        let accept = response.headers().get(SEC_WEBSOCKET_ACCEPT);
+        if accept.is_none_or(|a| a.as_bytes() != derive_accept_key(key.as_bytes()).as_bytes()) {
+            return Err("the server did not accept the websocket key".to_owned());
+        }
+        let upgraded = response
+            .upgrade()
+            .await
+            .map_err(|e| chain(&e.without_url()))?;
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(config.max_message_size))
+            .max_frame_size(Some(config.max_message_size));
+        Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(ws_config)).await)
+    };
+    match timeout(config.connect_timeout, handshake).await {
+        Ok(Ok(socket)) => Ok(socket),
+        Ok(Err(reason)) => Err(format!("cannot open the websocket: {reason}")),
         Err(_) => Err(format!(
             "opening the websocket took longer than {:?}",
             config.connect_timeout
         )),
     }
+}
+
+/// An error and its causes, as one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Reads one connection until it ends; returns why it ended. `on_open` runs once the
@@ -167,6 +197,11 @@ async fn session(
                     Ok(mut event) => {
                         attribution.observe(&mut event);
                         let _ = tx.send(event);
+                        if tx.len() >= BACKLOG_YIELD {
+                            // A subscriber fell behind: let it read before the next frame,
+                            // or a flood would pile up to the broadcast's capacity.
+                            tokio::task::yield_now().await;
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "comfy-client: dropped a malformed frame"),
                 }

@@ -82,4 +82,5 @@ fn is_empty(v: &Value) -> bool {
 }
 
 pub mod fake_comfy;
+pub mod hostile;
 pub mod wsserver;
