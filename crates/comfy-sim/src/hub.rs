@@ -106,6 +106,15 @@ impl Hub {
         }
     }
 
+    /// Whether [`Hub::send_or_broadcast`] to `client_id` would reach any socket.
+    pub(crate) fn reaches(&self, client_id: Option<&str>) -> bool {
+        let inner = self.inner.lock();
+        match client_id {
+            Some(id) => inner.by_client.contains_key(id),
+            None => !inner.by_client.is_empty(),
+        }
+    }
+
     /// Sends to `client_id` if given, else to everybody.
     pub(crate) fn send_or_broadcast(&self, client_id: Option<&str>, message: Message) {
         match client_id {
