@@ -14,7 +14,7 @@ use crate::catalog::{ModelInput, NodeCatalog};
 use crate::config::SimConfig;
 use crate::faults::FaultSettings;
 use crate::files::{FileStore, StoredFile};
-use crate::life::Life;
+use crate::life::{Held, Life};
 use crate::png::tiny_png;
 use crate::stats::{Outcome, StatKeys, Stats};
 
@@ -114,6 +114,14 @@ impl Shared {
         let mut stats = self.stats.lock();
         if !life.is_over() {
             stats.record_outcome(keys, outcome);
+        }
+    }
+
+    /// Raises the high-water marks of prompts held, unless `life` is already over.
+    pub(crate) fn record_held(&self, life: &Life, client_id: Option<&str>, held: Held) {
+        let mut stats = self.stats.lock();
+        if !life.is_over() {
+            stats.record_held(client_id, held.total, held.client);
         }
     }
 

@@ -98,7 +98,7 @@ pub(super) async fn post_prompt(State(shared): State<Arc<Shared>>, body: Bytes) 
                 "number": number,
                 "node_errors": valid.node_errors,
             });
-            life.enqueue(QueueItem {
+            let held = life.enqueue(QueueItem {
                 number,
                 order,
                 seq: life.next_seq(),
@@ -106,9 +106,10 @@ pub(super) async fn post_prompt(State(shared): State<Arc<Shared>>, body: Bytes) 
                 prompt: Arc::new(prompt.clone()),
                 extra_data,
                 outputs: valid.outputs,
-                client_id,
+                client_id: client_id.clone(),
                 keys,
             });
+            shared.record_held(&life, client_id.as_deref(), held);
             json(StatusCode::OK, &answer)
         }
     }
