@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::catalog::{ModelInput, NodeCatalog, core_model_inputs};
-use crate::faults::FaultSettings;
+use crate::faults::{FaultSettings, RejectionStyle};
 
 /// How a [`SimServer`](crate::SimServer) looks and behaves when it starts.
 ///
@@ -188,6 +188,16 @@ impl SimConfig {
     #[must_use]
     pub fn faults(mut self, faults: FaultSettings) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// How prompts with an unknown node class are rejected (default
+    /// [`RejectionStyle::Legacy`]); the same as setting
+    /// [`FaultSettings::rejection_style`](crate::FaultSettings::rejection_style) (so call it
+    /// after [`SimConfig::faults`], which replaces every fault setting).
+    #[must_use]
+    pub fn rejection_style(mut self, style: RejectionStyle) -> Self {
+        self.faults.rejection_style = style;
         self
     }
 

@@ -36,7 +36,7 @@ pub use crate::catalog::NodeCatalog;
 pub use crate::cluster::SimCluster;
 pub use crate::config::SimConfig;
 pub use crate::error::{Error, Result};
-pub use crate::faults::{FaultSettings, Faults};
+pub use crate::faults::{FaultSettings, Faults, Garbage, RejectionStyle, WsFlood};
 pub use crate::server::SimServer;
 pub use crate::stats::{ReceivedPrompt, Stats, WorkflowCounts};
 

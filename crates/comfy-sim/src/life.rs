@@ -328,6 +328,11 @@ impl Life {
         Value::Object(map)
     }
 
+    /// The ids of the stored history entries, oldest first.
+    pub(crate) fn history_ids(&self) -> Vec<String> {
+        self.core.lock().history_order.iter().cloned().collect()
+    }
+
     /// `GET /history/{id}`: `{id: entry}` or `{}`.
     pub(crate) fn history_one(&self, id: &str) -> Value {
         let entry = self.core.lock().history.get(id).cloned();

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::catalog::inputs;
+use crate::faults::RejectionStyle;
 use crate::shared::Shared;
 use crate::values::{combo_options, error, not_in_list, number, py_str, types_match};
 
@@ -33,25 +34,75 @@ pub(crate) fn rejection(
     body
 }
 
+/// The `_meta.title` a workflow editor gave a node.
+fn title(node: &Value) -> Option<&str> {
+    node.get("_meta")?.get("title")?.as_str()
+}
+
+/// The rejection of a node without `class_type`.
+fn missing_class_type(style: RejectionStyle, id: &str, node: &Value) -> Value {
+    let details = format!("Node ID '#{id}'");
+    match style {
+        RejectionStyle::Legacy => rejection(
+            "invalid_prompt",
+            "Cannot execute because a node is missing the class_type property.",
+            &details,
+            Map::new(),
+        ),
+        RejectionStyle::Current => {
+            let title = title(node);
+            let shown = title.map_or_else(|| format!("ID #{id}"), str::to_owned);
+            missing_node_type(
+                &format!(
+                    "Node '{shown}' has no class_type. The workflow may be corrupted or a custom node is missing."
+                ),
+                &details,
+                json!({"node_id": id, "class_type": null, "node_title": title}),
+            )
+        }
+    }
+}
+
+/// The rejection of a node whose class the server does not have.
+fn unknown_class(style: RejectionStyle, id: &str, node: &Value, class: &str) -> Value {
+    let details = format!("Node ID '#{id}'");
+    match style {
+        RejectionStyle::Legacy => rejection(
+            "invalid_prompt",
+            &format!("Cannot execute because node {class} does not exist."),
+            &details,
+            Map::new(),
+        ),
+        RejectionStyle::Current => {
+            let title = title(node).unwrap_or(class);
+            missing_node_type(
+                &format!("Node '{title}' not found. The custom node may not be installed."),
+                &details,
+                json!({"node_id": id, "class_type": class, "node_title": title}),
+            )
+        }
+    }
+}
+
+/// A 400 body of type `missing_node_type` (no `node_errors`).
+fn missing_node_type(message: &str, details: &str, extra_info: Value) -> Value {
+    let mut body = rejection("missing_node_type", message, details, Map::new());
+    if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
+        error.insert("extra_info".to_owned(), extra_info);
+    }
+    body
+}
+
 /// Validates `prompt`; `Err` holds the 400 body.
 pub(crate) fn validate(shared: &Shared, prompt: &Map<String, Value>) -> Result<Valid, Value> {
+    let style = shared.knobs.lock().rejection_style;
     let mut outputs = Vec::new();
     for (id, node) in prompt {
         let Some(class) = node.get("class_type").and_then(Value::as_str) else {
-            return Err(rejection(
-                "invalid_prompt",
-                "Cannot execute because a node is missing the class_type property.",
-                &format!("Node ID '#{id}'"),
-                Map::new(),
-            ));
+            return Err(missing_class_type(style, id, node));
         };
         if !shared.has_class(class) {
-            return Err(rejection(
-                "invalid_prompt",
-                &format!("Cannot execute because node {class} does not exist."),
-                &format!("Node ID '#{id}'"),
-                Map::new(),
-            ));
+            return Err(unknown_class(style, id, node, class));
         }
         if shared.catalog.is_output_node(class) {
             outputs.push(id.as_str());

@@ -1,5 +1,6 @@
 //! The HTTP surface: every route, served both at `/` and under `/api`.
 
+mod garbage;
 mod info;
 mod prompt;
 mod queue;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,7 +57,7 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Counts the request, then applies the HTTP faults (delay, 500).
+/// Counts the request, then applies the HTTP faults (delay, freeze, 500, garbage).
 async fn faults_and_stats(
     State(shared): State<Arc<Shared>>,
     matched: Option<MatchedPath>,
@@ -67,25 +68,56 @@ async fn faults_and_stats(
         .as_ref()
         .map_or_else(|| request.uri().path(), MatchedPath::as_str);
     let route = route.strip_prefix("/api").unwrap_or(route).to_owned();
+    let method = request.method().clone();
     shared
         .stats
         .lock()
-        .record_request(format!("{} {route}", request.method()));
-    let (delay, fail) = {
+        .record_request(format!("{method} {route}"));
+    let (delay, freeze, fail, garbage) = {
         let knobs = shared.knobs.lock();
-        let fail = knobs
-            .http_500
-            .as_deref()
-            .is_some_and(|prefix| route.starts_with(prefix.trim_end_matches('/')) || prefix == "/");
-        (knobs.http_delay, fail)
+        let hits = |pattern: &Option<String>| {
+            pattern
+                .as_deref()
+                .is_some_and(|p| covers(p, &method, &route))
+        };
+        let garbage = match (method == Method::GET, route.as_str()) {
+            (true, "/history" | "/history/{prompt_id}") => knobs.history_garbage,
+            (true, "/queue") => knobs.queue_garbage,
+            _ => None,
+        };
+        (
+            knobs.http_delay,
+            route != "/ws" && hits(&knobs.http_freeze),
+            hits(&knobs.http_500),
+            garbage,
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    if freeze {
+        return std::future::pending().await;
+    }
     if fail {
         return internal_error();
     }
+    if let Some(garbage) = garbage {
+        return garbage::answer(&shared, &route, request.uri().path(), garbage).await;
+    }
     next.run(request).await
+}
+
+/// Whether a fault pattern covers a request: `"/prefix"` (`""` and `"/"` cover every route)
+/// or `"METHOD /prefix"` for one method only. `route` is without the `/api` prefix.
+fn covers(pattern: &str, method: &Method, route: &str) -> bool {
+    let (wanted, prefix) = match pattern.split_once(' ') {
+        Some((m, rest)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            (Some(m), rest.trim())
+        }
+        _ => (None, pattern),
+    };
+    wanted.is_none_or(|m| m == method.as_str())
+        && (prefix == "/" || route.starts_with(prefix.trim_end_matches('/')))
 }
 
 /// aiohttp's answer to an unhandled exception: 500 text/plain.

@@ -1,6 +1,7 @@
 //! The executor: runs one prompt at a time and emits ComfyUI's messages in the recorded order.
 
 mod finish;
+mod flood;
 mod node;
 
 use std::collections::{HashMap, HashSet};
