@@ -13,6 +13,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, text};
+use crate::jobs::Snapshot;
 use crate::stats::StatKeys;
 
 /// ComfyUI keeps at most this many history entries.
@@ -326,6 +327,20 @@ impl Life {
             }
         }
         Value::Object(map)
+    }
+
+    /// The queue and the history as the Jobs API sees them.
+    pub(crate) fn jobs(&self) -> Snapshot {
+        let core = self.core.lock();
+        Snapshot {
+            running: core.running.iter().map(|r| Arc::clone(&r.item)).collect(),
+            pending: core.pending.clone(),
+            history: core
+                .history_order
+                .iter()
+                .filter_map(|id| Some((id.clone(), Arc::clone(core.history.get(id)?))))
+                .collect(),
+        }
     }
 
     /// The ids of the stored history entries, oldest first.

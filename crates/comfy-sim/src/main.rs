@@ -4,13 +4,20 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use comfy_sim::{FaultSettings, SimCluster, SimConfig};
+use clap::{Parser, ValueEnum};
+use comfy_sim::{ComfyVersion, FaultSettings, RejectionStyle, SimCluster, SimConfig};
 
 /// Simulated ComfyUI servers for development and tests without a GPU.
 #[derive(Debug, Parser)]
-#[command(name = "comfy-sim", version)]
+#[command(name = "comfy-sim", disable_version_flag = true)]
 struct Args {
+    /// The ComfyUI release to answer as (0.8 adds the Jobs API under /api).
+    #[arg(long, value_enum, default_value = "0.3.64")]
+    version: VersionArg,
+    /// How prompts with an unknown node class are rejected: legacy (invalid_prompt, as
+    /// 0.3.x-0.8) or current (missing_node_type, as later releases).
+    #[arg(long = "rejection-style", value_enum, default_value = "legacy")]
+    rejection_style: StyleArg,
     /// Address of the first server; more servers take the following ports.
     #[arg(long, default_value = "127.0.0.1:8188")]
     listen: SocketAddr,
@@ -40,6 +47,26 @@ struct Args {
     error_probability: f64,
 }
 
+/// `--version` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum VersionArg {
+    /// ComfyUI 0.3.64.
+    #[value(name = "0.3.64", alias = "0.3")]
+    V0_3_64,
+    /// ComfyUI 0.8.0.
+    #[value(name = "0.8", alias = "0.8.0")]
+    V0_8,
+}
+
+/// `--rejection-style` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StyleArg {
+    /// `invalid_prompt`, "Cannot execute because node X does not exist."
+    Legacy,
+    /// `missing_node_type`, "Node 'X' not found. The custom node may not be installed."
+    Current,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -63,7 +90,16 @@ async fn serve(args: Args) -> ExitCode {
     faults.fail_classes.extend(args.fail_class);
     faults.missing_models.extend(args.missing_model);
     faults.error_probability = args.error_probability.clamp(0.0, 1.0);
+    faults.rejection_style = match args.rejection_style {
+        StyleArg::Legacy => RejectionStyle::Legacy,
+        StyleArg::Current => RejectionStyle::Current,
+    };
+    let version = match args.version {
+        VersionArg::V0_3_64 => ComfyVersion::V0_3_64,
+        VersionArg::V0_8 => ComfyVersion::V0_8,
+    };
     let mut config = SimConfig::default()
+        .version(version)
         .listen(args.listen)
         .exec_time(Duration::from_millis(args.exec_ms))
         .steps(args.steps)

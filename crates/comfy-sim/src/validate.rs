@@ -323,9 +323,7 @@ impl<'a> Checker<'a> {
                     "input_config": spec,
                     "exception_message": format!("'{linked}'"),
                     "exception_type": "KeyError",
-                    "traceback": [
-                        "  File \"/opt/ComfyUI/execution.py\", line 788, in validate_inputs\n    o_class_type = prompt[o_id]['class_type']\n                   ~~~~~~^^^^^^\n"
-                    ],
+                    "traceback": [self.shared.version.missing_link_traceback()],
                     "linked_node": [linked, slot],
                 }),
             ));

@@ -81,7 +81,7 @@ async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, cl
                                 .and_then(Value::as_bool)
                                 .unwrap_or(false);
                             reg.preview_metadata.store(wants, Ordering::Relaxed);
-                            let answer = text("feature_flags", crate::routes::features_json());
+                            let answer = text("feature_flags", shared.version.features());
                             if socket.send(answer).await.is_err() {
                                 break;
                             }

@@ -2,12 +2,11 @@
 
 mod garbage;
 mod info;
+mod jobs;
 mod prompt;
 mod queue;
 mod upload;
 mod view;
-
-pub(crate) use info::features_json;
 
 use std::sync::Arc;
 
@@ -21,11 +20,14 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use crate::shared::Shared;
+use crate::version::ComfyVersion;
 
-/// The complete application, both at the root and under `/api`.
+/// The complete application, both at the root and under `/api` (the Jobs API of 0.8 only
+/// under `/api`); anything else is aiohttp's bare 404.
 pub(crate) fn app(shared: Arc<Shared>) -> Router {
     let limit = shared.body_limit;
-    let routes: Router<Arc<Shared>> = Router::new()
+    let version = shared.version;
+    let mut routes: Router<Arc<Shared>> = Router::new()
         .route("/ws", get(crate::ws::upgrade))
         .route("/prompt", get(prompt::get_prompt).post(prompt::post_prompt))
         .route("/queue", get(queue::get_queue).post(queue::post_queue))
@@ -45,16 +47,34 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .route("/object_info/{node_class}", get(info::object_info_one))
         .route("/view", get(view::view))
         .route("/upload/image", post(upload::image))
-        .route("/upload/mask", post(upload::image))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&shared),
-            faults_and_stats,
-        ));
+        .route("/upload/mask", post(upload::image));
+    let mut api_only: Router<Arc<Shared>> = Router::new();
+    if version == ComfyVersion::V0_8 {
+        routes = routes
+            .route("/global_subgraphs", get(info::global_subgraphs))
+            .route("/global_subgraphs/{id}", get(info::global_subgraph));
+        api_only = api_only
+            .route("/jobs", get(jobs::list))
+            .route("/jobs/{job_id}", get(jobs::one));
+    }
+    let layer = middleware::from_fn_with_state(Arc::clone(&shared), faults_and_stats);
+    let api = routes.clone().merge(api_only).route_layer(layer.clone());
     Router::new()
-        .merge(routes.clone())
-        .nest("/api", routes)
+        .merge(routes.route_layer(layer))
+        .nest("/api", api)
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
+}
+
+/// aiohttp's answer for a route it does not have: 404, `application/octet-stream`, empty.
+async fn not_found() -> Response {
+    let mut response = StatusCode::NOT_FOUND.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 /// Counts the request, then applies the HTTP faults (delay, freeze, 500, garbage).

@@ -13,6 +13,7 @@ use crate::life::QueueItem;
 use crate::shared::Shared;
 use crate::stats::{ReceivedPrompt, StatKeys};
 use crate::validate::{rejection, validate};
+use crate::version::ComfyVersion;
 
 pub(super) async fn get_prompt(State(shared): State<Arc<Shared>>) -> Response {
     let remaining = shared.life().queue_remaining();
@@ -65,6 +66,9 @@ pub(super) async fn post_prompt(State(shared): State<Arc<Shared>>, body: Bytes) 
         .map(str::to_owned);
     if let Some(client_id) = &client_id {
         extra_data.insert("client_id".into(), Value::from(client_id.as_str()));
+    }
+    if shared.version == ComfyVersion::V0_8 {
+        extra_data.insert("create_time".into(), Value::from(crate::run::now_ms()));
     }
     let extra_data = Value::Object(extra_data);
     let keys = StatKeys::of(prompt, &extra_data);
