@@ -83,8 +83,8 @@ pub enum Garbage {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WsFlood {
-    /// Binary text frames (event 3, `flood N` for the node) broadcast per node, like the
-    /// progress text of `GetImageSize`.
+    /// Binary text frames (event 3: the node's id and the text `sim flood`) broadcast per
+    /// node, like the progress text of `GetImageSize`.
     pub texts: u32,
     /// Preview frames per node to the submitting client (or everybody without a client
     /// id): event 4 with metadata to a socket that negotiated `supports_preview_metadata`,

@@ -33,8 +33,10 @@ impl Pace {
 
     /// The writer took one message off the queue and wrote it.
     pub(crate) fn written(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        self.room.notify_waiters();
+        let before = self.queued.fetch_sub(1, Ordering::AcqRel);
+        if before <= FLOOD_BACKLOG {
+            self.room.notify_waiters();
+        }
     }
 
     /// The socket is gone: nobody waits for room in it any more.
