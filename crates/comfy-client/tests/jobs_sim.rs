@@ -7,11 +7,10 @@ mod common;
 use std::time::Duration;
 
 use comfy_client::{
-    Client, Error, Event, Execution, JobSort, JobStatus, JobsQuery, PromptRequest, RunOptions,
-    SortOrder,
+    Client, Error, Event, Execution, JobSort, JobStatus, JobsQuery, RunOptions, SortOrder,
 };
 use comfy_sim::{ComfyVersion, SimConfig, SimServer};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// A 0.8 server whose `ImageBlur` nodes take ten minutes (an interrupt cuts them short).
 async fn sim_0_8() -> SimServer {
@@ -124,15 +123,19 @@ async fn jobs_of_every_state_on_a_0_8_server() {
         .await
         .unwrap();
     until_node(&mut running, "2").await;
-    let mut pnginfo = Map::new();
-    pnginfo.insert("extra_pnginfo".into(), json!({"workflow": {"id": "wf-42"}}));
-    c.submit(
-        &PromptRequest::new(workflow.clone())
-            .prompt_id("pending")
-            .extra_data(pnginfo),
-    )
-    .await
-    .unwrap();
+    // Queued with a workflow id, straight over HTTP (as any other client would).
+    let body = json!({
+        "prompt": workflow,
+        "prompt_id": "pending",
+        "extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-42"}}},
+    });
+    let queued = reqwest::Client::new()
+        .post(format!("{}/prompt", sim.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(queued.status().is_success());
     let job = c.job("running").await.unwrap().unwrap();
     assert_eq!(
         (job.status, job.outputs_count),
