@@ -64,6 +64,9 @@ pub use types::{
     NodeInputs, NodeOutput, PromptInfo, PromptRequest, PromptResponse, Queue, QueueItem,
     SystemInfo, SystemStats, Upload, UploadResponse,
 };
+pub use types::{
+    Job, JobList, JobSort, JobStatus, JobWorkflow, JobsQuery, Pagination, PreviewOutput, SortOrder,
+};
 pub use validation::{ExecutionFailure, NodeErrors, PromptError, ValidationError};
 
 mod api;
@@ -74,6 +77,7 @@ mod endpoint;
 mod error;
 mod event;
 mod http;
+mod jobs;
 mod run;
 mod setters;
 mod types;

@@ -104,3 +104,63 @@ fn every_binary_frame_is_typed_and_round_trips() {
     }
     assert!(seen[1] > 0 && seen[3] > 0 && seen[4] > 0, "{seen:?}");
 }
+
+/// The 0.8 websocket sessions (`comfyui-0.8/ws-*.json`): every text message is typed and
+/// lossless, and the submission each session made decodes too.
+#[test]
+fn every_0_8_message_is_typed_and_lossless() {
+    let dir = common::fixtures_dir().join("comfyui-0.8");
+    let mut sessions: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ws-") && n.ends_with(".json"))
+        })
+        .collect();
+    sessions.sort();
+    assert_eq!(sessions.len(), 7);
+    let (mut texts, mut binaries) = (0, 0);
+    for path in sessions {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let session: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for message in session["ws"].as_array().unwrap() {
+            if message["binary"] == true {
+                // Only the head of a binary frame is recorded: its type is what can be checked.
+                assert!(
+                    matches!(message["event_type"].as_u64(), Some(1 | 3 | 4)),
+                    "{name}"
+                );
+                binaries += 1;
+                continue;
+            }
+            let raw = message.to_string();
+            let event = Event::parse_text(&raw).unwrap_or_else(|e| panic!("{name}: {e}: {raw}"));
+            assert!(!matches!(event, Event::Unknown(_)), "{name}: unknown {raw}");
+            let ours: Value = serde_json::from_str(&event.to_text().unwrap()).unwrap();
+            if let Err(diff) = common::lossless(message, &ours, "$") {
+                panic!("{name}: lost data: {diff}");
+            }
+            texts += 1;
+        }
+        let answer = &session["response"]["body"];
+        match session["response"]["status"].as_u64() {
+            Some(200) => {
+                let accepted: comfy_client::PromptResponse =
+                    serde_json::from_value(answer.clone()).unwrap();
+                assert!(!accepted.prompt_id.is_empty(), "{name}");
+            }
+            _ => {
+                let rejected: comfy_client::ValidationError =
+                    serde_json::from_value(answer.clone()).unwrap();
+                assert!(rejected.is_missing_node_class(), "{name}");
+            }
+        }
+    }
+    assert!(
+        texts > 80 && binaries == 2,
+        "{texts} texts, {binaries} binaries"
+    );
+}

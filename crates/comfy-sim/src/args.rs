@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::cluster::SimCluster;
 use crate::config::SimConfig;
 use crate::error::Result;
-use crate::faults::FaultSettings;
+use crate::faults::{FaultSettings, RejectionStyle};
+use crate::version::ComfyVersion;
 
 /// How to start simulated servers from a command line (a `clap` argument group: flatten it
 /// into a command with `#[command(flatten)]`).
@@ -27,6 +28,8 @@ use crate::faults::FaultSettings;
 /// assert_eq!(command.sim.count, 2);
 /// assert!(Command::try_parse_from(["sim", "--model", "no-folder.safetensors"]).is_err());
 /// assert!(Command::try_parse_from(["sim", "--error-probability", "1.5"]).is_err());
+/// let v08 = Command::try_parse_from(["sim", "--comfy-version", "0.8", "--rejection-style", "current"])?;
+/// assert_eq!(v08.sim.comfy_version, comfy_sim::ComfyVersion::V0_8);
 /// # Ok::<(), clap::Error>(())
 /// ```
 #[derive(Debug, Clone, clap::Args)]
@@ -60,6 +63,13 @@ pub struct SimArgs {
     /// Chance (0..1) that a prompt fails at run time.
     #[arg(long = "error-probability", default_value_t = 0.0, value_parser = probability)]
     pub error_probability: f64,
+    /// Which ComfyUI release's answers to give (`0.3.64`, or `0.8` with the Jobs API).
+    #[arg(long = "comfy-version", value_name = "VERSION", default_value = "0.3.64", value_parser = comfy_version)]
+    pub comfy_version: ComfyVersion,
+    /// How an unknown node class is rejected: `legacy` (`invalid_prompt`, "Cannot execute
+    /// because node X does not exist.") or `current` (`missing_node_type`, later releases).
+    #[arg(long = "rejection-style", value_name = "STYLE", default_value = "legacy", value_parser = rejection_style)]
+    pub rejection_style: RejectionStyle,
 }
 
 impl SimArgs {
@@ -71,7 +81,9 @@ impl SimArgs {
             .missing_models
             .extend(self.missing_model.iter().cloned());
         faults.error_probability = self.error_probability;
+        faults.rejection_style = self.rejection_style;
         let mut config = SimConfig::default()
+            .version(self.comfy_version)
             .listen(self.listen)
             .exec_time(Duration::from_millis(self.exec_ms))
             .steps(self.steps)
@@ -100,6 +112,28 @@ fn model_file(text: &str) -> std::result::Result<(String, String), String> {
             Ok((folder.to_owned(), file.to_owned()))
         }
         _ => Err(format!("wants FOLDER/FILE, got {text:?}")),
+    }
+}
+
+/// Parses a ComfyUI version name.
+fn comfy_version(text: &str) -> std::result::Result<ComfyVersion, String> {
+    match text {
+        "0.3.64" | "0.3" => Ok(ComfyVersion::V0_3_64),
+        "0.8" | "0.8.0" => Ok(ComfyVersion::V0_8),
+        _ => Err(format!(
+            "{text:?} is not a simulated version (0.3.64 or 0.8)"
+        )),
+    }
+}
+
+/// Parses a rejection style.
+fn rejection_style(text: &str) -> std::result::Result<RejectionStyle, String> {
+    match text {
+        "legacy" => Ok(RejectionStyle::Legacy),
+        "current" => Ok(RejectionStyle::Current),
+        _ => Err(format!(
+            "{text:?} is not a rejection style (legacy or current)"
+        )),
     }
 }
 

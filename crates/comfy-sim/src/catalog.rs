@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::version::ComfyVersion;
 
 /// A trimmed copy of a real ComfyUI 0.3.64 `GET /object_info` answer (core nodes only).
 const CORE_CATALOG: &str = include_str!("catalog.json");
@@ -117,6 +118,30 @@ impl NodeCatalog {
         self.nodes.keys().map(String::as_str)
     }
 
+    /// This catalog as `version` serves it: on 0.8 the core nodes written against ComfyUI's
+    /// V3 node API (`GetImageSize`, `ImageBlur`) get their 0.8 definitions, unless the
+    /// catalog replaced them.
+    pub(crate) fn for_version(mut self, version: ComfyVersion) -> Self {
+        if version != ComfyVersion::V0_8 {
+            return self;
+        }
+        let core = Self::core();
+        let nodes = Arc::make_mut(&mut self.nodes);
+        for class in ["GetImageSize", "ImageBlur"] {
+            let Some(definition) = nodes.get_mut(class) else {
+                continue;
+            };
+            if core.get(class) != Some(&*definition) {
+                continue;
+            }
+            *definition = match class {
+                "GetImageSize" => get_image_size_v0_8(),
+                _ => with_output_matchtypes(definition),
+            };
+        }
+        self
+    }
+
     pub(crate) fn is_output_node(&self, class: &str) -> bool {
         self.get(class)
             .and_then(|d| d.get("output_node"))
@@ -130,6 +155,43 @@ impl NodeCatalog {
         let index = usize::try_from(slot).ok()?;
         outputs.get(index)?.as_str()
     }
+}
+
+/// `GetImageSize` as ComfyUI 0.8 defines it (moved to the V3 node API).
+fn get_image_size_v0_8() -> Value {
+    serde_json::json!({
+        "input": {"required": {"image": ["IMAGE", {}]}, "hidden": {"unique_id": ["UNIQUE_ID"]}},
+        "input_order": {"required": ["image"], "hidden": ["unique_id"]},
+        "output": ["INT", "INT", "INT"],
+        "output_is_list": [false, false, false],
+        "output_name": ["width", "height", "batch_size"],
+        "output_tooltips": [null, null, null],
+        "output_matchtypes": null,
+        "name": "GetImageSize",
+        "display_name": "Get Image Size",
+        "description": "Returns width and height of the image, and passes it through unchanged.",
+        "python_module": "comfy_extras.nodes_images",
+        "category": "image",
+        "output_node": false,
+        "deprecated": false,
+        "experimental": false,
+        "api_node": false
+    })
+}
+
+/// A V3 definition with 0.8's `output_matchtypes: null` after `output_tooltips`.
+fn with_output_matchtypes(definition: &Value) -> Value {
+    let Some(fields) = definition.as_object() else {
+        return definition.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in fields {
+        out.insert(key.clone(), value.clone());
+        if key == "output_tooltips" {
+            out.insert("output_matchtypes".to_owned(), Value::Null);
+        }
+    }
+    Value::Object(out)
 }
 
 /// Ordered `(name, spec)` pairs of one section (`required` or `optional`) of a definition.

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::catalog::{ModelInput, NodeCatalog, core_model_inputs};
-use crate::faults::FaultSettings;
+use crate::faults::{FaultSettings, RejectionStyle};
+use crate::version::ComfyVersion;
 
 /// How a [`SimServer`](crate::SimServer) looks and behaves when it starts.
 ///
@@ -35,6 +36,7 @@ pub struct SimConfig {
     pub(crate) seed: u64,
     pub(crate) faults: FaultSettings,
     pub(crate) body_limit: usize,
+    pub(crate) version: ComfyVersion,
 }
 
 impl Default for SimConfig {
@@ -60,6 +62,7 @@ impl Default for SimConfig {
             seed: 0,
             faults: FaultSettings::default(),
             body_limit: 8 * 1024 * 1024,
+            version: ComfyVersion::default(),
         }
     }
 }
@@ -188,6 +191,25 @@ impl SimConfig {
     #[must_use]
     pub fn faults(mut self, faults: FaultSettings) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// How prompts with an unknown node class are rejected (default
+    /// [`RejectionStyle::Legacy`]); the same as setting
+    /// [`FaultSettings::rejection_style`](crate::FaultSettings::rejection_style) (so call it
+    /// after [`SimConfig::faults`], which replaces every fault setting).
+    #[must_use]
+    pub fn rejection_style(mut self, style: RejectionStyle) -> Self {
+        self.faults.rejection_style = style;
+        self
+    }
+
+    /// The ComfyUI release to answer as (default [`ComfyVersion::V0_3_64`]); see
+    /// [`ComfyVersion`] for what changes. The core catalog's nodes that changed are served
+    /// in that release's definition.
+    #[must_use]
+    pub fn version(mut self, version: ComfyVersion) -> Self {
+        self.version = version;
         self
     }
 

@@ -13,6 +13,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, text};
+use crate::jobs::Snapshot;
 use crate::stats::StatKeys;
 
 /// ComfyUI keeps at most this many history entries.
@@ -59,12 +60,40 @@ struct Running {
 #[derive(Default)]
 struct Core {
     pending: Vec<Arc<QueueItem>>,
+    /// Pending plus running prompts per client id (ids without prompts are removed).
+    held_by_client: HashMap<String, usize>,
     running: Option<Running>,
     history: HashMap<String, Arc<Value>>,
     history_order: VecDeque<String>,
     number: u64,
     seq: u64,
     cache: HashMap<u64, Option<Value>>,
+}
+
+/// How many prompts a life held right after it took one more.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held {
+    /// Pending plus running prompts.
+    pub(crate) total: usize,
+    /// Of those, the ones of the new prompt's client id (zero without one).
+    pub(crate) client: usize,
+}
+
+impl Core {
+    /// Forgets `items` in the per-client counts (they left the queue).
+    fn release<'a>(&mut self, items: impl IntoIterator<Item = &'a QueueItem>) {
+        for item in items {
+            let Some(client) = item.client_id.as_deref() else {
+                continue;
+            };
+            if let Some(count) = self.held_by_client.get_mut(client) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.held_by_client.remove(client);
+                }
+            }
+        }
+    }
 }
 
 /// Everything a crash loses.
@@ -163,18 +192,32 @@ impl Life {
         core.seq
     }
 
-    /// Queues an accepted prompt in number order and wakes the executor.
-    pub(crate) fn enqueue(&self, item: QueueItem) {
+    /// Queues an accepted prompt in number order and wakes the executor; returns how many
+    /// prompts are held now.
+    pub(crate) fn enqueue(&self, item: QueueItem) -> Held {
         let item = Arc::new(item);
-        {
+        let held = {
             let mut core = self.core.lock();
+            let client = match item.client_id.as_deref() {
+                Some(id) => {
+                    let count = core.held_by_client.entry(id.to_owned()).or_default();
+                    *count += 1;
+                    *count
+                }
+                None => 0,
+            };
             let at = core
                 .pending
                 .partition_point(|p| p.cmp_order(&item) != CmpOrdering::Greater);
             core.pending.insert(at, item);
-        }
+            Held {
+                total: core.pending.len() + usize::from(core.running.is_some()),
+                client,
+            }
+        };
         self.wake.notify_one();
         self.broadcast_status();
+        held
     }
 
     /// Moves the first pending prompt to running.
@@ -212,7 +255,9 @@ impl Life {
     /// Stores the history entry and clears the running slot.
     pub(crate) fn finish(&self, prompt_id: &str, entry: Value) {
         let mut core = self.core.lock();
-        core.running = None;
+        if let Some(running) = core.running.take() {
+            core.release([&*running.item]);
+        }
         if core
             .history
             .insert(prompt_id.to_owned(), Arc::new(entry))
@@ -256,14 +301,19 @@ impl Life {
     /// Removes pending prompts by id; returns how many went.
     pub(crate) fn delete_pending(&self, ids: &[String]) -> usize {
         let mut core = self.core.lock();
-        let before = core.pending.len();
-        core.pending.retain(|p| !ids.contains(&p.prompt_id));
-        before - core.pending.len()
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut core.pending)
+            .into_iter()
+            .partition(|p| ids.contains(&p.prompt_id));
+        core.pending = kept;
+        core.release(gone.iter().map(|p| &**p));
+        gone.len()
     }
 
     /// Removes every pending prompt (the running one continues).
     pub(crate) fn clear_pending(&self) {
-        self.core.lock().pending.clear();
+        let mut core = self.core.lock();
+        let gone = std::mem::take(&mut core.pending);
+        core.release(gone.iter().map(|p| &**p));
     }
 
     /// `GET /history[?max_items=N]`: the most recent N entries, oldest first.
@@ -277,6 +327,25 @@ impl Life {
             }
         }
         Value::Object(map)
+    }
+
+    /// The queue and the history as the Jobs API sees them.
+    pub(crate) fn jobs(&self) -> Snapshot {
+        let core = self.core.lock();
+        Snapshot {
+            running: core.running.iter().map(|r| Arc::clone(&r.item)).collect(),
+            pending: core.pending.clone(),
+            history: core
+                .history_order
+                .iter()
+                .filter_map(|id| Some((id.clone(), Arc::clone(core.history.get(id)?))))
+                .collect(),
+        }
+    }
+
+    /// The ids of the stored history entries, oldest first.
+    pub(crate) fn history_ids(&self) -> Vec<String> {
+        self.core.lock().history_order.iter().cloned().collect()
     }
 
     /// `GET /history/{id}`: `{id: entry}` or `{}`.

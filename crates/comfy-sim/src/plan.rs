@@ -8,52 +8,68 @@ use serde_json::{Map, Value};
 
 use crate::validate::as_link;
 
-/// Deepest link chain followed when tracing values (guards against cycles).
+/// Deepest nesting of `GetImageSize` sizes traced into each other when finding image sizes.
 const MAX_DEPTH: usize = 64;
 
+/// The linked node ids of a node's inputs, in input order.
+fn links<'a>(prompt: &'a Map<String, Value>, id: &str) -> Vec<&'a str> {
+    prompt
+        .get(id)
+        .and_then(|node| node.get("inputs"))
+        .and_then(Value::as_object)
+        .map(|inputs| {
+            inputs
+                .values()
+                .filter_map(|value| as_link(value).map(|(linked, _)| linked))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Nodes reachable from `outputs`, dependencies first (ComfyUI's depth-first order).
+///
+/// An explicit stack instead of recursion: a chain of any length plans without touching the
+/// thread stack. A link to a missing node is skipped; a cycle is cut where it closes.
 pub(crate) fn order(prompt: &Map<String, Value>, outputs: &[String]) -> Vec<String> {
-    fn visit(
-        prompt: &Map<String, Value>,
-        id: &str,
-        seen: &mut HashSet<String>,
-        out: &mut Vec<String>,
-        depth: usize,
-    ) {
-        if depth > MAX_DEPTH || !seen.insert(id.to_owned()) {
-            return;
-        }
-        let Some(node) = prompt.get(id) else {
-            return;
-        };
-        if let Some(inputs) = node.get("inputs").and_then(Value::as_object) {
-            for value in inputs.values() {
-                if let Some((linked, _)) = as_link(value) {
-                    visit(prompt, linked, seen, out, depth + 1);
-                }
-            }
-        }
-        out.push(id.to_owned());
-    }
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
+    // (node, its links, how many of them were followed)
+    let mut stack: Vec<(&str, Vec<&str>, usize)> = Vec::new();
     for output in outputs {
-        visit(prompt, output, &mut seen, &mut out, 0);
+        let Some((root, _)) = prompt.get_key_value(output.as_str()) else {
+            continue;
+        };
+        if !seen.insert(root.as_str()) {
+            continue;
+        }
+        stack.push((root.as_str(), links(prompt, root), 0));
+        while let Some((id, linked, next)) = stack.last_mut() {
+            let id = *id;
+            if let Some(&child) = linked.get(*next) {
+                *next += 1;
+                if let Some((child, _)) = prompt.get_key_value(child)
+                    && seen.insert(child.as_str())
+                {
+                    stack.push((child.as_str(), links(prompt, child), 0));
+                }
+                continue;
+            }
+            stack.pop();
+            out.push(id.to_owned());
+        }
     }
     out
 }
 
-/// Cache signature of every node: its class and inputs, with links replaced by the
-/// signature of the linked node (so a change upstream invalidates everything below).
+/// Cache signature of every node of `nodes` (dependencies first, as [`order`] gives them):
+/// its class and inputs, with links replaced by the signature of the linked node, so a
+/// change upstream invalidates everything below. A link to a node without a signature yet
+/// (a cycle, a missing node) is hashed as written.
 pub(crate) fn signatures(prompt: &Map<String, Value>, nodes: &[String]) -> HashMap<String, u64> {
-    fn sig(
-        prompt: &Map<String, Value>,
-        id: &str,
-        memo: &mut HashMap<String, u64>,
-        depth: usize,
-    ) -> u64 {
-        if let Some(s) = memo.get(id) {
-            return *s;
+    let mut memo: HashMap<String, u64> = HashMap::with_capacity(nodes.len());
+    for id in nodes {
+        if memo.contains_key(id) {
+            continue;
         }
         let mut hasher = DefaultHasher::new();
         id.hash(&mut hasher);
@@ -64,23 +80,18 @@ pub(crate) fn signatures(prompt: &Map<String, Value>, nodes: &[String]) -> HashM
             if let Some(inputs) = node.get("inputs").and_then(Value::as_object) {
                 for (name, value) in inputs {
                     name.hash(&mut hasher);
-                    match as_link(value) {
-                        Some((linked, slot)) if depth < MAX_DEPTH => {
-                            sig(prompt, linked, memo, depth + 1).hash(&mut hasher);
+                    match as_link(value).and_then(|(linked, slot)| Some((memo.get(linked)?, slot)))
+                    {
+                        Some((linked_sig, slot)) => {
+                            linked_sig.hash(&mut hasher);
                             slot.hash(&mut hasher);
                         }
-                        _ => value.to_string().hash(&mut hasher),
+                        None => value.to_string().hash(&mut hasher),
                     }
                 }
             }
         }
-        let s = hasher.finish();
-        memo.insert(id.to_owned(), s);
-        s
-    }
-    let mut memo = HashMap::new();
-    for id in nodes {
-        sig(prompt, id, &mut memo, 0);
+        memo.insert(id.clone(), hasher.finish());
     }
     memo
 }
@@ -96,22 +107,29 @@ fn dims(prompt: &Map<String, Value>, id: &str, depth: usize) -> (i64, i64, i64) 
     if depth > MAX_DEPTH {
         return UNKNOWN;
     }
-    let Some(node) = prompt.get(id) else {
-        return UNKNOWN;
-    };
-    let class = node.get("class_type").and_then(Value::as_str).unwrap_or("");
-    let Some(inputs) = node.get("inputs").and_then(Value::as_object) else {
-        return UNKNOWN;
-    };
-    if matches!(class, "EmptyImage" | "EmptyLatentImage") {
-        let get =
-            |name: &str, default: i64| int_input(prompt, inputs, name, depth).unwrap_or(default);
-        return (get("width", 512), get("height", 512), get("batch_size", 1));
-    }
-    for name in ["image", "images", "samples", "pixels", "latent_image"] {
-        if let Some((linked, _)) = inputs.get(name).and_then(as_link) {
-            return dims(prompt, linked, depth + 1);
+    let mut current = id;
+    // Every step follows one link; more steps than nodes means a cycle.
+    for _ in 0..=prompt.len() {
+        let Some(node) = prompt.get(current) else {
+            return UNKNOWN;
+        };
+        let class = node.get("class_type").and_then(Value::as_str).unwrap_or("");
+        let Some(inputs) = node.get("inputs").and_then(Value::as_object) else {
+            return UNKNOWN;
+        };
+        if matches!(class, "EmptyImage" | "EmptyLatentImage") {
+            let get = |name: &str, default: i64| {
+                int_input(prompt, inputs, name, depth).unwrap_or(default)
+            };
+            return (get("width", 512), get("height", 512), get("batch_size", 1));
         }
+        let Some(linked) = ["image", "images", "samples", "pixels", "latent_image"]
+            .into_iter()
+            .find_map(|name| inputs.get(name).and_then(as_link))
+        else {
+            return UNKNOWN;
+        };
+        current = linked.0;
     }
     UNKNOWN
 }

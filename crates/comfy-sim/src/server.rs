@@ -115,6 +115,12 @@ impl SimServer {
         self.shared.life().hub.open()
     }
 
+    /// Messages queued for the open WebSocket connections and not written to them yet. A
+    /// socket whose client reads slowly holds a few; floods wait instead of queueing more.
+    pub fn ws_backlog(&self) -> usize {
+        self.shared.life().hub.backlog()
+    }
+
     /// Closes every WebSocket connection now (same as [`Faults::drop_websockets`]).
     pub fn drop_websockets(&self) {
         self.shared.life().hub.drop_all();

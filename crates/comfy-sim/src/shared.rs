@@ -14,9 +14,10 @@ use crate::catalog::{ModelInput, NodeCatalog};
 use crate::config::SimConfig;
 use crate::faults::FaultSettings;
 use crate::files::{FileStore, StoredFile};
-use crate::life::Life;
+use crate::life::{Held, Life};
 use crate::png::tiny_png;
 use crate::stats::{Outcome, StatKeys, Stats};
+use crate::version::ComfyVersion;
 
 /// Node timing, changeable while running.
 #[derive(Clone, Debug)]
@@ -42,6 +43,7 @@ impl Timing {
 
 /// Everything that outlives a crash.
 pub(crate) struct Shared {
+    pub(crate) version: ComfyVersion,
     pub(crate) catalog: NodeCatalog,
     pub(crate) model_inputs: Vec<ModelInput>,
     pub(crate) body_limit: usize,
@@ -67,7 +69,8 @@ impl Shared {
         let mut rng = SmallRng::seed_from_u64(config.seed);
         let life = Life::new(temp_prefix(&mut rng));
         Self {
-            catalog: config.catalog,
+            version: config.version,
+            catalog: config.catalog.for_version(config.version),
             model_inputs: config.model_inputs,
             body_limit: config.body_limit,
             knobs: Mutex::new(config.faults),
@@ -114,6 +117,14 @@ impl Shared {
         let mut stats = self.stats.lock();
         if !life.is_over() {
             stats.record_outcome(keys, outcome);
+        }
+    }
+
+    /// Raises the high-water marks of prompts held, unless `life` is already over.
+    pub(crate) fn record_held(&self, life: &Life, client_id: Option<&str>, held: Held) {
+        let mut stats = self.stats.lock();
+        if !life.is_over() {
+            stats.record_held(client_id, held.total, held.client);
         }
     }
 

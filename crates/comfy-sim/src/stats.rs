@@ -54,6 +54,11 @@ pub struct Stats {
     pub prompts_interrupted: u64,
     /// WebSocket connections accepted so far.
     pub ws_connections: u64,
+    /// The most prompts the server held at once (pending plus running), over all its lives.
+    pub max_prompts_held: u64,
+    /// The same per `client_id` of the prompts (prompts posted without one are not counted
+    /// here); see [`Stats::max_held_by`].
+    pub max_prompts_held_by_client: BTreeMap<String, u64>,
     /// HTTP requests per route, keyed `"METHOD /route"` with the `/api` prefix removed and
     /// path parameters as in the route (`"GET /history/{prompt_id}"`).
     pub http_requests: BTreeMap<String, u64>,
@@ -86,6 +91,14 @@ impl Stats {
             .get(&Self::classes_key(classes))
             .copied()
             .unwrap_or_default()
+    }
+
+    /// The most prompts of `client_id` the server held at once (zero when never seen).
+    pub fn max_held_by(&self, client_id: &str) -> u64 {
+        self.max_prompts_held_by_client
+            .get(client_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests counted for `"METHOD /route"` (zero when none).
@@ -167,6 +180,19 @@ impl Stats {
             Outcome::Error => c.failed += 1,
             Outcome::Interrupted => c.interrupted += 1,
         });
+    }
+
+    /// Raises the high-water marks to what a server holds after accepting a prompt.
+    pub(crate) fn record_held(&mut self, client_id: Option<&str>, total: usize, client: usize) {
+        let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.max_prompts_held = self.max_prompts_held.max(widen(total));
+        if let Some(id) = client_id {
+            let most = self
+                .max_prompts_held_by_client
+                .entry(id.to_owned())
+                .or_default();
+            *most = (*most).max(widen(client));
+        }
     }
 
     pub(crate) fn record_request(&mut self, route: String) {

@@ -51,13 +51,17 @@ async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, cl
         tokio::select! {
             queued = reg.rx.recv() => {
                 let Some(first) = queued else { break };
-                if socket.feed(first).await.is_err() {
+                let fed = socket.feed(first).await;
+                reg.pace.written();
+                if fed.is_err() {
                     break;
                 }
                 let mut sent = 1;
                 while sent < BATCH {
                     let Ok(next) = reg.rx.try_recv() else { break };
-                    if socket.feed(next).await.is_err() {
+                    let fed = socket.feed(next).await;
+                    reg.pace.written();
+                    if fed.is_err() {
                         break;
                     }
                     sent += 1;
@@ -77,7 +81,7 @@ async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, cl
                                 .and_then(Value::as_bool)
                                 .unwrap_or(false);
                             reg.preview_metadata.store(wants, Ordering::Relaxed);
-                            let answer = text("feature_flags", crate::routes::features_json());
+                            let answer = text("feature_flags", shared.version.features());
                             if socket.send(answer).await.is_err() {
                                 break;
                             }
@@ -90,5 +94,6 @@ async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, cl
             () = life.token.cancelled() => break,
         }
     }
+    reg.pace.close();
     life.hub.unregister(reg.conn, &client_id);
 }

@@ -93,3 +93,45 @@ async fn cluster_servers_are_independent() {
     assert_eq!(support::post(second, "/prompt", &body).await.0, 400);
     assert_eq!(cluster.server(2).unwrap().stats().prompts_received, 0);
 }
+
+#[tokio::test]
+async fn the_high_water_mark_counts_pending_and_running_prompts_per_client() {
+    let (sim, mut ws) = support::blur_server(std::time::Duration::from_secs(600), "a").await;
+    // One after the other: never more than one held.
+    let id = submit(&sim, &support::trivial(1), "a").await;
+    ws.run(&id).await;
+    assert_eq!(sim.stats().max_prompts_held, 1);
+
+    support::submit_until_node(&sim, &mut ws, &support::blur(1, 1.0), "a", "2").await;
+    let pending = submit(&sim, &support::trivial(2), "a").await;
+    submit(&sim, &support::trivial(3), "a").await;
+    submit(&sim, &support::trivial(4), "b").await;
+    let stats = sim.stats();
+    assert_eq!(stats.max_prompts_held, 4);
+    assert_eq!(stats.max_held_by("a"), 3);
+    assert_eq!(stats.max_held_by("b"), 1);
+    assert_eq!(stats.max_held_by("nobody"), 0);
+
+    // Prompts leaving the queue make room: the marks only move when exceeded.
+    support::post(&sim, "/queue", &json!({"delete": [pending]})).await;
+    submit(&sim, &support::trivial(5), "a").await;
+    assert_eq!(sim.stats().max_held_by("a"), 3);
+    support::post(&sim, "/queue", &json!({"clear": true})).await;
+    for color in 6..9 {
+        submit(&sim, &support::trivial(color), "b").await;
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.max_prompts_held, 4);
+    assert_eq!(stats.max_held_by("b"), 3);
+    // Prompts without a client id count in the total only.
+    support::post(&sim, "/prompt", &json!({"prompt": support::trivial(9)})).await;
+    let stats = sim.stats();
+    assert_eq!(stats.max_prompts_held, 5);
+    assert_eq!(stats.max_prompts_held_by_client.len(), 2);
+
+    // A crash empties the queue but the marks stay until reset.
+    sim.crash_and_restart().await.unwrap();
+    assert_eq!(sim.stats().max_prompts_held, 5);
+    sim.reset_stats();
+    assert_eq!(sim.stats().max_prompts_held, 0);
+}

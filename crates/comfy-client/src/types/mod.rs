@@ -2,6 +2,7 @@
 
 mod files;
 mod history;
+mod jobs;
 mod object_info;
 mod prompt;
 mod queue;
@@ -9,6 +10,9 @@ mod system;
 
 pub use files::{FreeRequest, ImageRef, NodeOutput, Upload, UploadResponse};
 pub use history::{History, HistoryEntry, HistoryStatus};
+pub use jobs::{
+    Job, JobList, JobSort, JobStatus, JobWorkflow, JobsQuery, Pagination, PreviewOutput, SortOrder,
+};
 pub use object_info::{NodeInfo, NodeInputs};
 pub(crate) use prompt::PromptBody;
 pub use prompt::{PromptInfo, PromptRequest, PromptResponse};

@@ -12,18 +12,19 @@ use crate::config::MODEL_FOLDERS;
 use crate::shared::Shared;
 
 pub(super) async fn system_stats(State(shared): State<Arc<Shared>>) -> Response {
-    let _ = shared;
+    let version = shared.version;
+    let (os, frontend, templates) = version.system_fields();
     json(
         StatusCode::OK,
         &json!({
             "system": {
-                "os": "posix",
+                "os": os,
                 "ram_total": 25_276_502_016_u64,
                 "ram_free": 24_224_309_248_u64,
-                "comfyui_version": "0.3.64",
-                "required_frontend_version": "1.27.10",
-                "installed_templates_version": "0.1.95",
-                "required_templates_version": "0.1.95",
+                "comfyui_version": version.comfyui_version(),
+                "required_frontend_version": frontend,
+                "installed_templates_version": templates,
+                "required_templates_version": templates,
                 "python_version": "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]",
                 "pytorch_version": "2.9.0+cu128",
                 "embedded_python": false,
@@ -42,13 +43,18 @@ pub(super) async fn system_stats(State(shared): State<Arc<Shared>>) -> Response 
     )
 }
 
-pub(super) async fn features() -> Response {
-    json(StatusCode::OK, &features_json())
+pub(super) async fn features(State(shared): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &shared.version.features())
 }
 
-/// The server's feature flags (also the WebSocket `feature_flags` answer).
-pub(crate) fn features_json() -> Value {
-    json!({"supports_preview_metadata": true, "max_upload_size": 104_857_600})
+/// `GET /global_subgraphs` (0.8): no custom node ships subgraphs here.
+pub(super) async fn global_subgraphs() -> Response {
+    json(StatusCode::OK, &json!({}))
+}
+
+/// `GET /global_subgraphs/{id}` (0.8): ComfyUI answers `null` for an unknown id.
+pub(super) async fn global_subgraph() -> Response {
+    json(StatusCode::OK, &Value::Null)
 }
 
 pub(super) async fn models() -> Response {

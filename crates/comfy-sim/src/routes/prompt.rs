@@ -13,6 +13,7 @@ use crate::life::QueueItem;
 use crate::shared::Shared;
 use crate::stats::{ReceivedPrompt, StatKeys};
 use crate::validate::{rejection, validate};
+use crate::version::ComfyVersion;
 
 pub(super) async fn get_prompt(State(shared): State<Arc<Shared>>) -> Response {
     let remaining = shared.life().queue_remaining();
@@ -66,6 +67,9 @@ pub(super) async fn post_prompt(State(shared): State<Arc<Shared>>, body: Bytes) 
     if let Some(client_id) = &client_id {
         extra_data.insert("client_id".into(), Value::from(client_id.as_str()));
     }
+    if shared.version == ComfyVersion::V0_8 {
+        extra_data.insert("create_time".into(), Value::from(crate::run::now_ms()));
+    }
     let extra_data = Value::Object(extra_data);
     let keys = StatKeys::of(prompt, &extra_data);
 
@@ -98,7 +102,7 @@ pub(super) async fn post_prompt(State(shared): State<Arc<Shared>>, body: Bytes) 
                 "number": number,
                 "node_errors": valid.node_errors,
             });
-            life.enqueue(QueueItem {
+            let held = life.enqueue(QueueItem {
                 number,
                 order,
                 seq: life.next_seq(),
@@ -106,9 +110,10 @@ pub(super) async fn post_prompt(State(shared): State<Arc<Shared>>, body: Bytes) 
                 prompt: Arc::new(prompt.clone()),
                 extra_data,
                 outputs: valid.outputs,
-                client_id,
+                client_id: client_id.clone(),
                 keys,
             });
+            shared.record_held(&life, client_id.as_deref(), held);
             json(StatusCode::OK, &answer)
         }
     }

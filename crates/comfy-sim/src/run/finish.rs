@@ -73,6 +73,7 @@ impl Run<'_> {
                 current_inputs.insert(name.clone(), json!([shown]));
             }
         }
+        let comfy_frames = self.shared.version.execution_traceback();
         let mut current_outputs: Vec<String> = self.executed.clone();
         current_outputs.push(node.to_owned());
         json!({
@@ -83,8 +84,8 @@ impl Run<'_> {
             "exception_message": format!("{message}\n"),
             "exception_type": "RuntimeError",
             "traceback": [
-                "  File \"/opt/ComfyUI/execution.py\", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n",
-                "  File \"/opt/ComfyUI/execution.py\", line 277, in process_inputs\n    result = f(**inputs)\n             ^^^^^^^^^^^\n",
+                comfy_frames[0],
+                comfy_frames[1],
                 format!("  File \"/opt/ComfyUI/comfy_sim.py\", line 1, in {}\n    raise RuntimeError({message:?})\n", class_of(nodes, node)),
             ],
             "current_inputs": current_inputs,

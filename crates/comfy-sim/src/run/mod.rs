@@ -1,9 +1,10 @@
 //! The executor: runs one prompt at a time and emits ComfyUI's messages in the recorded order.
 
 mod finish;
+mod flood;
 mod node;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,6 +44,10 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// Most node states one `progress_state` message carries (ComfyUI sends all of them, which
+/// grows quadratically with the length of a prompt).
+const PROGRESS_WINDOW: usize = 64;
 
 /// Why a run stopped early.
 enum Stop {
@@ -110,7 +115,18 @@ impl<'a> Run<'a> {
             "parent_node_id": null, "real_node_id": node,
         });
         self.progress.insert(node.to_owned(), entry);
-        let data = json!({"prompt_id": self.prompt_id(), "nodes": self.progress});
+        if !self.life.hub.reaches(self.client()) {
+            return;
+        }
+        // The most recently started nodes, in start order (all of them in any usual prompt).
+        let skip = self.progress.len().saturating_sub(PROGRESS_WINDOW);
+        let nodes: Map<String, Value> = self
+            .progress
+            .iter()
+            .skip(skip)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let data = json!({"prompt_id": self.prompt_id(), "nodes": nodes});
         self.to_client_or_all("progress_state", data);
     }
 
@@ -119,6 +135,7 @@ impl<'a> Run<'a> {
         let empty = Map::new();
         let nodes = prompt.as_object().unwrap_or(&empty);
         let plan = order(nodes, &self.item.outputs);
+        let planned: HashSet<&str> = plan.iter().map(String::as_str).collect();
         let sigs = signatures(nodes, &plan);
         let failure = self.planned_failure(nodes, &plan);
 
@@ -131,7 +148,7 @@ impl<'a> Run<'a> {
             for id in nodes.keys() {
                 let class = class_of(nodes, id);
                 let sig = sigs.get(id).copied().unwrap_or_default();
-                if plan.contains(id)
+                if planned.contains(id.as_str())
                     && class != "SaveImageWebsocket"
                     && let Some(output) = self.life.cached(sig)
                 {
@@ -167,7 +184,8 @@ impl<'a> Run<'a> {
         }
 
         let mut stop = None;
-        for id in plan.iter().filter(|id| !cached.contains(id)) {
+        let skipped: HashSet<&str> = cached.iter().map(String::as_str).collect();
+        for id in plan.iter().filter(|id| !skipped.contains(id.as_str())) {
             if self.life.is_over() {
                 // Another thread crashed the server mid-run: nothing more of it may happen.
                 return;

@@ -33,6 +33,13 @@ impl Run<'_> {
         if self.life.is_interrupted() {
             return Err(Stop::Interrupted(id.to_owned()));
         }
+        let flood = self.shared.knobs.lock().ws_flood;
+        if !flood.is_off() {
+            self.flood_node(id, &flood).await;
+            if self.life.is_interrupted() {
+                return Err(Stop::Interrupted(id.to_owned()));
+            }
+        }
         if let Some((node, reason)) = failure
             && node == id
         {
@@ -83,6 +90,9 @@ impl Run<'_> {
         }
         if let Some(output) = self.make_output(nodes, id, class) {
             self.emit_output(id, output);
+            if flood.executed > 0 {
+                self.flood_executed(id, flood.executed).await;
+            }
         }
         self.progress_state(id, &json!(1.0), &json!(1.0), "finished");
         Ok(())
