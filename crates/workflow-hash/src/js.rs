@@ -138,22 +138,42 @@ fn write_escaped<S: Sink>(sink: &mut S, bytes: &[u8]) {
 /// Writes `n` as JavaScript prints the double `JSON.parse` would make of it: every JSON number
 /// is an IEEE double in JavaScript, so integers beyond 2^53 lose precision exactly as there.
 pub(crate) fn write_number<S: Sink>(sink: &mut S, n: &Number) {
-    const EXACT: u64 = 1 << 53;
-    if let Some(u) = n.as_u64().filter(|&u| u <= EXACT) {
+    if let Some(u) = n.as_u64() {
+        write_u64(sink, u);
+    } else if let Some(i) = n.as_i64() {
+        write_i64(sink, i);
+    } else {
+        write_f64(sink, n.as_f64().unwrap_or(0.0));
+    }
+}
+
+/// Largest integer a double holds exactly (and prints without an exponent).
+const EXACT: u64 = 1 << 53;
+
+/// Writes a JSON integer serde_json parsed as `u64`, as JavaScript prints its double.
+#[inline]
+pub(crate) fn write_u64<S: Sink>(sink: &mut S, u: u64) {
+    if u <= EXACT {
         write_integer(sink, false, u);
-    } else if let Some(i) = n.as_i64().filter(|&i| i.unsigned_abs() <= EXACT) {
+    } else {
+        write_f64(sink, u as f64);
+    }
+}
+
+/// Writes a JSON integer serde_json parsed as `i64`, as JavaScript prints its double.
+#[inline]
+pub(crate) fn write_i64<S: Sink>(sink: &mut S, i: i64) {
+    if i.unsigned_abs() <= EXACT {
         write_integer(sink, i < 0, i.unsigned_abs());
     } else {
-        let value = if let Some(u) = n.as_u64() {
-            u as f64
-        } else if let Some(i) = n.as_i64() {
-            i as f64
-        } else {
-            n.as_f64().unwrap_or(0.0)
-        };
-        let mut buf = ryu_js::Buffer::new();
-        sink.put(buf.format(value).as_bytes());
+        write_f64(sink, i as f64);
     }
+}
+
+/// Writes a double as `Number.prototype.toString` does.
+pub(crate) fn write_f64<S: Sink>(sink: &mut S, value: f64) {
+    let mut buf = ryu_js::Buffer::new();
+    sink.put(buf.format(value).as_bytes());
 }
 
 /// Writes an integer of at most 2^53 in decimal, as JavaScript prints it (no `-0`).

@@ -35,7 +35,7 @@
 //! # Ok::<(), workflow_hash::Error>(())
 //! ```
 
-pub use crate::canonical::{MAX_DEPTH, canonical_json, validate};
+pub use crate::canonical::{MAX_DEPTH, canonical_json, canonical_json_from_text, validate};
 pub use crate::diff::{Difference, InputShape, diff};
 pub use crate::error::{Error, JsonKind, Result};
 pub use crate::hash::{ShortHash, WorkflowHash};
@@ -47,5 +47,7 @@ mod error;
 mod hash;
 mod js;
 mod order;
+mod pieces;
 mod sink;
+mod text;
 mod writer;

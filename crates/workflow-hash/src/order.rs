@@ -7,28 +7,35 @@ use serde_json::{Map, Value};
 
 use crate::js::{NOT_INDEX, cmp_utf16, key_prefix, key_rank};
 
-/// One key of an object being written, with a sort word that decides most comparisons alone.
+/// One member of an object being written, with a sort word that decides most comparisons
+/// alone; `V` is what is written for it (a `&Value`, or the place of its canonical bytes).
 #[derive(Clone, Copy)]
-pub(crate) struct Entry<'a> {
+pub(crate) struct Entry<K, V> {
     /// Ordered like the keys (ties need the strings): an array index is its value (below
     /// `0xFFFF_FFFF`); any other key is its [`key_prefix`], at least `0xFFFF_FFFF`.
     order: u64,
-    pub(crate) key: &'a str,
-    pub(crate) value: &'a Value,
+    pub(crate) key: K,
+    pub(crate) value: V,
 }
 
-impl<'a> Entry<'a> {
+/// The least sort word of a key that is not an array index: every prefix below it (keys
+/// starting with four NUL bytes, or empty) is raised to it, still after all indices and before
+/// the other keys, tied among themselves.
+const LEAST_NAME: u64 = 0xFFFF_FFFF;
+
+/// The entry of a member of a parsed object.
+pub(crate) type ValueEntry<'a> = Entry<&'a str, &'a Value>;
+
+impl<K: AsRef<str>, V> Entry<K, V> {
     #[inline(always)]
-    fn new(key: &'a str, value: &'a Value) -> Self {
-        /// Every prefix below it (keys starting with four NUL bytes, or empty) is raised to it:
-        /// still after all indices and before the other keys, tied among themselves.
-        const LEAST_NAME: u64 = 0xFFFF_FFFF;
-        let prefix = key_prefix(key);
+    pub(crate) fn new(key: K, value: V) -> Self {
+        let name = key.as_ref();
+        let prefix = key_prefix(name);
         // The prefix's first byte tells whether the key can be an array index at all: only
         // keys starting with a digit pay for the full check.
         let leads_with_digit = (prefix >> 56).wrapping_sub(u64::from(b'0')) < 10;
         let rank = if leads_with_digit {
-            key_rank(key)
+            key_rank(name)
         } else {
             NOT_INDEX
         };
@@ -42,15 +49,27 @@ impl<'a> Entry<'a> {
 
     /// The key's JavaScript enumeration rank ([`key_rank`]).
     pub(crate) fn rank(&self) -> u64 {
-        key_rank(self.key)
+        key_rank(self.key.as_ref())
+    }
+
+    /// Whether the key is an array index (JavaScript lists those first, numerically).
+    #[inline]
+    pub(crate) fn is_index(&self) -> bool {
+        self.order < LEAST_NAME
+    }
+
+    /// Whether both entries have the same key.
+    #[inline]
+    pub(crate) fn same_key(&self, other: &Self) -> bool {
+        self.order == other.order && self.key.as_ref() == other.key.as_ref()
     }
 }
 
 /// Canonical key order of objects the algorithm builds (see the module docs).
 #[inline]
-pub(crate) fn canonical_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
+pub(crate) fn canonical_order<K: AsRef<str>, V>(a: &Entry<K, V>, b: &Entry<K, V>) -> Ordering {
     match a.order.cmp(&b.order) {
-        Ordering::Equal => cmp_utf16(a.key, b.key),
+        Ordering::Equal => cmp_utf16(a.key.as_ref(), b.key.as_ref()),
         unequal => unequal,
     }
 }
@@ -63,12 +82,12 @@ pub(crate) fn key_order(a: (u64, &str), b: (u64, &str)) -> Ordering {
 /// Pushes the keys of `map` that survive canonicalisation onto `out`, and sorts the pushed part
 /// into canonical order.
 #[inline]
-pub(crate) fn push_canonical<'a>(out: &mut Vec<Entry<'a>>, map: &'a Map<String, Value>) {
+pub(crate) fn push_canonical<'a>(out: &mut Vec<ValueEntry<'a>>, map: &'a Map<String, Value>) {
     let start = out.len();
     out.reserve(map.len());
     for (key, value) in map {
         if key != "__proto__" {
-            out.push(Entry::new(key, value));
+            out.push(Entry::new(key.as_str(), value));
         }
     }
     if let Some(pushed) = out.get_mut(start..) {

@@ -14,14 +14,14 @@ use crate::js::{
     NOT_INDEX, is_resource, key_rank, write_integer, write_key, write_number, write_string,
     write_wrapped,
 };
-use crate::order::{Entry, push_canonical};
+use crate::order::{ValueEntry, push_canonical};
 use crate::sink::Sink;
 
 /// Writes canonical JSON into a sink, with one scratch vector for key sorting shared by every
 /// object of the workflow (no allocation per node).
 pub(crate) struct Writer<'a, S> {
     sink: S,
-    scratch: Vec<Entry<'a>>,
+    scratch: Vec<ValueEntry<'a>>,
 }
 
 /// What comes before an object member's key: an opening quote, after a comma unless first.
