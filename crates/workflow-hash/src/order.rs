@@ -91,9 +91,68 @@ pub(crate) fn push_canonical<'a>(out: &mut Vec<ValueEntry<'a>>, map: &'a Map<Str
         }
     }
     if let Some(pushed) = out.get_mut(start..) {
-        // Short slices (nearly all objects of a workflow) get an insertion sort.
-        pushed.sort_unstable_by(canonical_order);
+        // Keys of a parsed object are distinct.
+        sort_canonical(pushed, |_, _| Ordering::Equal);
     }
+}
+
+/// Sorts `entries` into canonical order; entries with the same key (found only in text) are
+/// ordered by `tie` on their values.
+#[inline]
+pub(crate) fn sort_canonical<K: AsRef<str>, V>(
+    entries: &mut [Entry<K, V>],
+    tie: impl Fn(&V, &V) -> Ordering,
+) {
+    // Short slices (nearly all objects of a workflow) get an insertion sort.
+    if entries.len() < PLACE_FROM || !place_by_index(entries) {
+        entries
+            .sort_unstable_by(|a, b| canonical_order(a, b).then_with(|| tie(&a.value, &b.value)));
+    }
+}
+
+/// The least number of entries worth placing by index rather than sorting.
+const PLACE_FROM: usize = 32;
+
+/// Puts `entries` in order when all keys are distinct array indices below a small bound (the
+/// node ids of a ComfyUI workflow: "1", "2" … in any order): each goes to its index's place,
+/// with no comparisons. Returns `false`, leaving the order alone, when they are not.
+fn place_by_index<K, V>(entries: &mut [Entry<K, V>]) -> bool {
+    /// Marks a free place, and a position done while the permutation is applied.
+    const FREE: u32 = u32::MAX;
+    let count = entries.len();
+    let bound = count.saturating_mul(4).saturating_add(64);
+    if count >= FREE as usize
+        || !entries
+            .iter()
+            .all(|e| e.order < LEAST_NAME && (e.order as usize) < bound)
+    {
+        return false;
+    }
+    let highest = entries.iter().map(|e| e.order as usize).max().unwrap_or(0);
+    let mut places = vec![FREE; highest + 1];
+    for (i, entry) in entries.iter().enumerate() {
+        match places.get_mut(entry.order as usize) {
+            Some(place) if *place == FREE => *place = i as u32,
+            // A repeated key (text only): leave it to the sort.
+            _ => return false,
+        }
+    }
+    // `from[k]`: the entry that belongs at position `k`.
+    let mut from: Vec<u32> = places.into_iter().filter(|&p| p != FREE).collect();
+    // Apply the permutation one cycle at a time, by swaps.
+    for first in 0..count {
+        let mut k = first;
+        while let Some(slot) = from.get_mut(k) {
+            let source = *slot as usize;
+            *slot = FREE;
+            if source == first || source == FREE as usize {
+                break;
+            }
+            entries.swap(k, source);
+            k = source;
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -133,6 +192,34 @@ mod tests {
                 let (ea, eb) = (Entry::new(a, &value), Entry::new(b, &value));
                 let expected = key_order((key_rank(a), a), (key_rank(b), b));
                 assert_eq!(canonical_order(&ea, &eb), expected, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn node_ids_placed_by_index_sort_like_the_reference_order() {
+        let value = Value::Null;
+        let sorted = |keys: &[String]| {
+            let mut entries: Vec<ValueEntry<'_>> = keys
+                .iter()
+                .map(|k| Entry::new(k.as_str(), &value))
+                .collect();
+            sort_canonical(&mut entries, |_, _| Ordering::Equal);
+            entries.iter().map(|e| e.key.to_owned()).collect::<Vec<_>>()
+        };
+        let reference = |keys: &[String]| {
+            let mut keys = keys.to_vec();
+            keys.sort_by(|a, b| key_order((key_rank(a), a), (key_rank(b), b)));
+            keys
+        };
+        for len in [31, 32, 33, 100, 500] {
+            // Dense, sparse up to the bound, one id past it, one id that is not an index.
+            for (stride, extra) in [(1, None), (4, None), (1, Some("9999999")), (3, Some("x"))] {
+                let mut keys: Vec<String> = (0..len)
+                    .map(|i| ((i * 7919) % len * stride).to_string())
+                    .collect();
+                keys.extend(extra.map(str::to_owned));
+                assert_eq!(sorted(&keys), reference(&keys), "len {len} stride {stride}");
             }
         }
     }

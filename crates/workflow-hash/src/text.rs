@@ -19,7 +19,7 @@ use crate::error::{Error, JsonKind, Result};
 use crate::js::{
     is_resource, write_f64, write_i64, write_integer, write_string, write_u64, write_wrapped,
 };
-use crate::order::{Entry, canonical_order};
+use crate::order::{Entry, sort_canonical};
 use crate::pieces::{Pieces, Span};
 use crate::sink::Sink;
 
@@ -53,7 +53,8 @@ type NodeEntry<'de> = Entry<Cow<'de, str>, (usize, Node)>;
 /// Writes the workflow object: ids in canonical order, the last of a repeated id, no
 /// `__proto__`.
 fn emit<S: Sink>(sink: &mut S, pieces: &Pieces<'_>, nodes: &mut [NodeEntry<'_>]) {
-    nodes.sort_unstable_by(|a, b| canonical_order(a, b).then(a.value.0.cmp(&b.value.0)));
+    // A repeated id keeps document order, so the last of a run is the one that counts.
+    sort_canonical(nodes, |a, b| a.0.cmp(&b.0));
     sink.put(b"{");
     let mut first = true;
     let mut rest = nodes.iter().peekable();
