@@ -99,7 +99,7 @@ pub(crate) fn push_canonical<'a>(out: &mut Vec<ValueEntry<'a>>, map: &'a Map<Str
 /// Sorts `entries` into canonical order; entries with the same key (found only in text) are
 /// ordered by `tie` on their values.
 #[inline]
-pub(crate) fn sort_canonical<K: AsRef<str>, V>(
+pub(crate) fn sort_canonical<K: AsRef<str> + Clone, V: Clone>(
     entries: &mut [Entry<K, V>],
     tie: impl Fn(&V, &V) -> Ordering,
 ) {
@@ -116,8 +116,8 @@ const PLACE_FROM: usize = 32;
 /// Puts `entries` in order when all keys are distinct array indices below a small bound (the
 /// node ids of a ComfyUI workflow: "1", "2" … in any order): each goes to its index's place,
 /// with no comparisons. Returns `false`, leaving the order alone, when they are not.
-fn place_by_index<K, V>(entries: &mut [Entry<K, V>]) -> bool {
-    /// Marks a free place, and a position done while the permutation is applied.
+fn place_by_index<K: Clone, V: Clone>(entries: &mut [Entry<K, V>]) -> bool {
+    /// Marks a free place.
     const FREE: u32 = u32::MAX;
     let count = entries.len();
     let bound = count.saturating_mul(4).saturating_add(64);
@@ -137,20 +137,12 @@ fn place_by_index<K, V>(entries: &mut [Entry<K, V>]) -> bool {
             _ => return false,
         }
     }
-    // `from[k]`: the entry that belongs at position `k`.
-    let mut from: Vec<u32> = places.into_iter().filter(|&p| p != FREE).collect();
-    // Apply the permutation one cycle at a time, by swaps.
-    for first in 0..count {
-        let mut k = first;
-        while let Some(slot) = from.get_mut(k) {
-            let source = *slot as usize;
-            *slot = FREE;
-            if source == first || source == FREE as usize {
-                break;
-            }
-            entries.swap(k, source);
-            k = source;
-        }
+    let sorted: Vec<Entry<K, V>> = places
+        .into_iter()
+        .filter_map(|place| entries.get(place as usize).cloned())
+        .collect();
+    for (entry, sorted) in entries.iter_mut().zip(sorted) {
+        *entry = sorted;
     }
     true
 }

@@ -37,6 +37,7 @@ pub(crate) fn write_text<S: Sink>(sink: &mut S, text: &[u8]) -> Result<()> {
 }
 
 /// A node as written: its class and inputs, or the whole entry when it is not an object.
+#[derive(Clone, Copy)]
 enum Node {
     Fields {
         /// The `class_type` value, verbatim (`None`: absent).
