@@ -27,7 +27,8 @@ use crate::sink::Sink;
 pub(crate) fn write_text<S: Sink>(sink: &mut S, text: &[u8]) -> Result<()> {
     let mut pieces = Pieces::with_capacity(text.len());
     let mut de = serde_json::Deserializer::from_slice(text);
-    let nodes = Drive(Workflow(&mut pieces))
+    let room = (text.len() / NODE_BYTES).min(MAX_ROOM);
+    let nodes = Drive(Workflow(&mut pieces, room))
         .deserialize(&mut de)
         .map_err(Error::Json)?;
     de.end().map_err(Error::Json)?;
@@ -254,8 +255,15 @@ impl Visitor<'_> for Field {
     }
 }
 
-/// The top level: the node entries, or the kind of a value that is not an object.
-struct Workflow<'p, 'de>(&'p mut Pieces<'de>);
+/// Fewer bytes of text than a node takes, so the node list is sized from the text ...
+const NODE_BYTES: usize = 96;
+
+/// ... up to this many nodes (a huge text may be one huge prompt); beyond, the list grows.
+const MAX_ROOM: usize = 1024;
+
+/// The top level: the node entries, or the kind of a value that is not an object; with room
+/// for that many nodes.
+struct Workflow<'p, 'de>(&'p mut Pieces<'de>, usize);
 
 impl<'de> Place<'de> for Workflow<'_, 'de> {
     type Out = Result<Vec<NodeEntry<'de>>, JsonKind>;
@@ -271,7 +279,7 @@ impl<'de> Place<'de> for Workflow<'_, 'de> {
 
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let pieces = self.0;
-        let mut nodes = Vec::with_capacity(map.size_hint().unwrap_or(32));
+        let mut nodes = Vec::with_capacity(self.1);
         while let Some(id) = map.next_key_seed(Key)? {
             let node = map.next_value_seed(Drive(NodeValue(&mut *pieces)))?;
             let position = nodes.len();
