@@ -135,9 +135,9 @@ impl<'de> Pieces<'de> {
 
 /// Whether `members` are in strictly increasing canonical order (so no key repeats) and their
 /// bytes, joined by commas, are exactly `region..end`.
-fn in_final_order(members: &[Entry<Cow<'_, str>, Span>], region: usize, end: usize) -> bool {
+fn in_final_order(members: &[Member<'_>], region: usize, end: usize) -> bool {
     let mut next_start = region;
-    let mut previous: Option<&Entry<Cow<'_, str>, Span>> = None;
+    let mut previous: Option<&Member<'_>> = None;
     for member in members {
         if member.value.start != next_start
             || previous.is_some_and(|p| canonical_order(p, member) != Ordering::Less)
@@ -151,7 +151,7 @@ fn in_final_order(members: &[Entry<Cow<'_, str>, Span>], region: usize, end: usi
 }
 
 /// Whether two members have the same key.
-fn has_repeated_key(members: &[Entry<Cow<'_, str>, Span>]) -> bool {
+fn has_repeated_key(members: &[Member<'_>]) -> bool {
     match members.len() {
         0 | 1 => false,
         2..=8 => members
@@ -168,7 +168,7 @@ fn has_repeated_key(members: &[Entry<Cow<'_, str>, Span>]) -> bool {
 
 /// The spans of a verbatim object's members in output order (see [`Pieces::close_verbatim`]).
 #[cold]
-fn verbatim_order(members: &[Entry<Cow<'_, str>, Span>]) -> Vec<Span> {
+fn verbatim_order(members: &[Member<'_>]) -> Vec<Span> {
     // Positions grouped by key, each group in document order.
     let mut by_key: Vec<usize> = (0..members.len()).collect();
     let key = |i: usize| members.get(i).map_or("", |m| m.key.as_ref());
