@@ -1,10 +1,11 @@
-//! Benchmarks of `workflow-hash`: golden rows and synthetic workflows, from a parsed value and
-//! from text.
+//! Benchmarks of `workflow-hash`: golden rows and synthetic workflows (500 nodes = 92 KB of
+//! JSON), from a parsed value and from text.
 
 use std::hint::black_box;
 
+use benches::workflow::synthetic_workflow;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::{Value, json};
+use serde_json::Value;
 use workflow_hash::WorkflowHash;
 
 const GOLDEN: &str = include_str!(concat!(
@@ -22,31 +23,6 @@ fn golden_text(name: &str) -> String {
         .unwrap_or_else(|| panic!("golden row {name} missing"))
 }
 
-/// A chain of `nodes` txt2img-like nodes wired to their predecessors.
-fn synthetic(nodes: usize) -> Value {
-    let mut map = serde_json::Map::new();
-    for i in 0..nodes {
-        let prev = if i == 0 { nodes - 1 } else { i - 1 };
-        let node = match i % 4 {
-            0 => json!({"class_type": "CheckpointLoaderSimple",
-                        "inputs": {"ckpt_name": format!("model_{}.safetensors", i % 3)},
-                        "_meta": {"title": "Load Checkpoint"}}),
-            1 => json!({"class_type": "CLIPTextEncode",
-                        "inputs": {"text": "a photo of a cat, highly detailed", "clip": [prev.to_string(), 1]},
-                        "_meta": {"title": "Prompt"}}),
-            2 => json!({"class_type": "KSampler",
-                        "inputs": {"seed": 156_680_208_700_286_u64, "steps": 20, "cfg": 8.0,
-                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
-                                   "model": [prev.to_string(), 0], "positive": [prev.to_string(), 0],
-                                   "negative": [prev.to_string(), 0], "latent_image": [prev.to_string(), 0]}}),
-            _ => json!({"class_type": "SaveImage",
-                        "inputs": {"filename_prefix": "ComfyUI", "images": [prev.to_string(), 0]}}),
-        };
-        map.insert(i.to_string(), node);
-    }
-    Value::Object(map)
-}
-
 fn bench_hash(c: &mut Criterion) {
     let mut group = c.benchmark_group("hash_value");
     for name in ["real/simple-txt2img.json", "real/T2I-anime-nova-xl.json"] {
@@ -54,7 +30,7 @@ fn bench_hash(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| WorkflowHash::of(black_box(&value))));
     }
     for nodes in [50, 500] {
-        let value = synthetic(nodes);
+        let value = synthetic_workflow(nodes);
         group.throughput(Throughput::Elements(nodes as u64));
         group.bench_with_input(BenchmarkId::new("synthetic", nodes), &value, |b, v| {
             b.iter(|| WorkflowHash::of(black_box(v)));
@@ -67,13 +43,13 @@ fn bench_hash(c: &mut Criterion) {
         let text = golden_text(name);
         group.bench_function(name, |b| b.iter(|| WorkflowHash::of_json(black_box(&text))));
     }
-    let text = synthetic(500).to_string();
+    let text = synthetic_workflow(500).to_string();
     group.bench_function("synthetic/500", |b| {
         b.iter(|| WorkflowHash::of_json(black_box(&text)));
     });
     group.finish();
 
-    let value = synthetic(50);
+    let value = synthetic_workflow(50);
     c.bench_function("canonical_json/synthetic/50", |b| {
         b.iter(|| workflow_hash::canonical_json(black_box(&value)));
     });

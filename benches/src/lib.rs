@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+pub mod workflow;
+
 /// The environment variable naming the directory that [`record_figure`] writes into
 /// (`cargo xtask bench` sets it).
 pub const FIGURES_ENV: &str = "COMFY_BENCH_FIGURES";

@@ -315,6 +315,30 @@ fn evaluate(r: &Results) -> Vec<Row> {
             time_value(r.time(&["hash_value/real/T2I-anime-nova-xl.json"])),
         ),
         row(
+            "hash, 500-node synthetic, 92 KB (from Value)",
+            "≤ 100 µs",
+            Target::AtMost(100_000.0),
+            time_value(r.time(&["hash_value/synthetic/500"])),
+        ),
+        row(
+            "hash, 7-node simple-txt2img (from text)",
+            "≤ 8.5 µs",
+            Target::AtMost(8_500.0),
+            time_value(r.time(&["hash_text/real/simple-txt2img.json"])),
+        ),
+        row(
+            "hash, 12-node T2I-anime-nova-xl (from text)",
+            "≤ 13 µs",
+            Target::AtMost(13_000.0),
+            time_value(r.time(&["hash_text/real/T2I-anime-nova-xl.json"])),
+        ),
+        row(
+            "hash, 500-node synthetic, 92 KB (from text)",
+            "≤ 580 µs",
+            Target::AtMost(580_000.0),
+            time_value(r.time(&["hash_text/synthetic/500"])),
+        ),
+        row(
             "failover check, 64 servers, 100,000 pairs",
             "≤ 50 ns",
             Target::AtMost(50.0),
@@ -449,6 +473,8 @@ mod tests {
             &[
                 ("hash_value/real/simple-txt2img.json", 650.0, None),
                 ("hash_value/real/T2I-anime-nova-xl.json", 1_200.0, None),
+                ("hash_text/real/simple-txt2img.json", 9_000.0, None),
+                ("hash_text/synthetic/500", 400_000.0, None),
                 (
                     "sim/trivial_prompts_16_clients",
                     500_000_000.0,
@@ -462,6 +488,18 @@ mod tests {
         let rows = evaluate(&r);
         assert_eq!(verdict(&rows, "hash, 7-node"), Verdict::Pass);
         assert_eq!(verdict(&rows, "hash, 12-node"), Verdict::Fail);
+        assert_eq!(
+            verdict(&rows, "hash, 7-node simple-txt2img (from text)"),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(&rows, "hash, 500-node synthetic, 92 KB (from text)"),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict(&rows, "hash, 500-node synthetic, 92 KB (from Value)"),
+            Verdict::Missing
+        );
         // 2000 prompts in 0.5 s = 4000 prompts/s.
         assert_eq!(verdict(&rows, "simulator"), Verdict::Pass);
         // 4.0 / 4.2 = 95 % of the direct throughput.

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::deep::Deep;
 use crate::error::{Error, JsonKind, Result};
 use crate::sink::{HashSink, Sink};
+use crate::text::write_text;
 use crate::writer::Writer;
 
 /// Deepest container nesting accepted, counting the workflow object itself as level 1.
@@ -43,6 +44,20 @@ pub fn canonical_json(workflow: &Value) -> Result<String> {
     Ok(into_string(out))
 }
 
+/// Returns the canonical structural JSON text of the workflow in JSON `text`, straight from the
+/// text (no [`Value`] is built): the same bytes as [`canonical_json`] of the parsed value.
+///
+/// # Errors
+///
+/// [`Error::Json`] (with line and column) for invalid JSON, exactly as `serde_json` reports it
+/// when parsing a [`Value`]; [`Error::NotAnObject`] if the top level is not an object.
+pub fn canonical_json_from_text(text: impl AsRef<[u8]>) -> Result<String> {
+    let text = text.as_ref();
+    let mut out = Vec::with_capacity(text.len() / 2);
+    write_text(&mut out, text)?;
+    Ok(into_string(out))
+}
+
 /// Converts sink output to a `String`; the writer only emits UTF-8, so the lossy branch is
 /// never taken.
 pub(crate) fn into_string(bytes: Vec<u8>) -> String {
@@ -53,6 +68,14 @@ pub(crate) fn into_string(bytes: Vec<u8>) -> String {
 pub(crate) fn digest(workflow: &Value) -> Result<[u8; 32]> {
     let mut sink = HashSink::new();
     write_workflow(&mut sink, workflow)?;
+    Ok(sink.finish())
+}
+
+/// Streams the canonical form of the workflow in JSON `text` into SHA-256 and returns the
+/// digest.
+pub(crate) fn digest_text(text: &[u8]) -> Result<[u8; 32]> {
+    let mut sink = HashSink::new();
+    write_text(&mut sink, text)?;
     Ok(sink.finish())
 }
 

@@ -10,7 +10,7 @@ use crate::canonical::{digest, into_string, nodes_of};
 use crate::deep::Deep;
 use crate::error::Result;
 use crate::js::{is_resource, write_string};
-use crate::order::{Entry, key_order, push_canonical};
+use crate::order::{ValueEntry, key_order, push_canonical};
 use crate::writer::Writer;
 
 /// What one input contributes to the hash, as shown in a [`Difference`].
@@ -430,8 +430,8 @@ struct Key<'a> {
     value: &'a Value,
 }
 
-impl<'a> From<&Entry<'a>> for Key<'a> {
-    fn from(e: &Entry<'a>) -> Self {
+impl<'a> From<&ValueEntry<'a>> for Key<'a> {
+    fn from(e: &ValueEntry<'a>) -> Self {
         Key {
             rank: e.rank(),
             key: Cow::Borrowed(e.key),

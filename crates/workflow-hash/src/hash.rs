@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::canonical::digest;
+use crate::canonical::{digest, digest_text};
 use crate::error::{Error, Result};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -35,14 +35,17 @@ impl WorkflowHash {
         digest(workflow).map(Self)
     }
 
-    /// Parses JSON text (a `&str`, `String`, `&[u8]`, `Vec<u8>` …) and hashes it.
+    /// Hashes JSON text (a `&str`, `String`, `&[u8]`, `Vec<u8>` …) as it is parsed, without
+    /// building a [`Value`]: the same hash as [`WorkflowHash::of`] of the parsed value.
     ///
     /// # Errors
     ///
-    /// [`Error::Json`] (with line and column) for invalid JSON, otherwise as [`WorkflowHash::of`].
+    /// [`Error::Json`] (with line and column) for invalid JSON, exactly as `serde_json` reports
+    /// it when parsing a [`Value`]; [`Error::NotAnObject`] if the top level is not an object.
+    /// Text never nests deeper than [`MAX_DEPTH`](crate::MAX_DEPTH): serde_json's recursion
+    /// limit stops it first.
     pub fn of_json(text: impl AsRef<[u8]>) -> Result<Self> {
-        let value: Value = serde_json::from_slice(text.as_ref()).map_err(Error::Json)?;
-        Self::of(&value)
+        digest_text(text.as_ref()).map(Self)
     }
 
     /// Reads JSON text to the end and hashes it.

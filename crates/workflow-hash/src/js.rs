@@ -138,22 +138,42 @@ fn write_escaped<S: Sink>(sink: &mut S, bytes: &[u8]) {
 /// Writes `n` as JavaScript prints the double `JSON.parse` would make of it: every JSON number
 /// is an IEEE double in JavaScript, so integers beyond 2^53 lose precision exactly as there.
 pub(crate) fn write_number<S: Sink>(sink: &mut S, n: &Number) {
-    const EXACT: u64 = 1 << 53;
-    if let Some(u) = n.as_u64().filter(|&u| u <= EXACT) {
+    if let Some(u) = n.as_u64() {
+        write_u64(sink, u);
+    } else if let Some(i) = n.as_i64() {
+        write_i64(sink, i);
+    } else {
+        write_f64(sink, n.as_f64().unwrap_or(0.0));
+    }
+}
+
+/// Largest integer a double holds exactly (and prints without an exponent).
+const EXACT: u64 = 1 << 53;
+
+/// Writes a JSON integer serde_json parsed as `u64`, as JavaScript prints its double.
+#[inline]
+pub(crate) fn write_u64<S: Sink>(sink: &mut S, u: u64) {
+    if u <= EXACT {
         write_integer(sink, false, u);
-    } else if let Some(i) = n.as_i64().filter(|&i| i.unsigned_abs() <= EXACT) {
+    } else {
+        write_f64(sink, u as f64);
+    }
+}
+
+/// Writes a JSON integer serde_json parsed as `i64`, as JavaScript prints its double.
+#[inline]
+pub(crate) fn write_i64<S: Sink>(sink: &mut S, i: i64) {
+    if i.unsigned_abs() <= EXACT {
         write_integer(sink, i < 0, i.unsigned_abs());
     } else {
-        let value = if let Some(u) = n.as_u64() {
-            u as f64
-        } else if let Some(i) = n.as_i64() {
-            i as f64
-        } else {
-            n.as_f64().unwrap_or(0.0)
-        };
-        let mut buf = ryu_js::Buffer::new();
-        sink.put(buf.format(value).as_bytes());
+        write_f64(sink, i as f64);
     }
+}
+
+/// Writes a double as `Number.prototype.toString` does.
+pub(crate) fn write_f64<S: Sink>(sink: &mut S, value: f64) {
+    let mut buf = ryu_js::Buffer::new();
+    sink.put(buf.format(value).as_bytes());
 }
 
 /// Writes an integer of at most 2^53 in decimal, as JavaScript prints it (no `-0`).
@@ -301,40 +321,64 @@ fn mismatch(a: &[u8], b: &[u8]) -> Option<usize> {
 }
 
 /// Whether `s` names a model / resource file: it ends in `.` plus one of the extensions of
-/// comfyui-node's `RESOURCE_VALUE` regex, ASCII case-insensitively (the regex has the `i` flag
-/// but not `u`, so no non-ASCII case folding applies).
+/// comfyui-node's `RESOURCE_VALUE` regex (`safetensors`, `sft`, `ckpt`, `pt`, `pth`, `bin`,
+/// `gguf`, `onnx`, `pkl`, `npz`, `vae`, `yaml`, `yml`), ASCII case-insensitively (the regex has
+/// the `i` flag but not `u`, so no non-ASCII case folding applies).
+///
+/// Only the last twelve bytes are looked at, a word at a time, so long prompts cost no more
+/// than short ones.
 #[inline]
 pub(crate) fn is_resource(s: &str) -> bool {
-    const EXTENSIONS: [&[u8]; 13] = [
-        b"safetensors",
-        b"sft",
-        b"ckpt",
-        b"pt",
-        b"pth",
-        b"bin",
-        b"gguf",
-        b"onnx",
-        b"pkl",
-        b"npz",
-        b"vae",
-        b"yaml",
-        b"yml",
-    ];
-    /// Longest extension plus its dot: a farther dot cannot start a matching extension.
-    const TAIL: usize = 12;
+    /// ORing a byte with it lowercases ASCII letters; only letters map to letters, and the
+    /// extensions are all letters, so equality after folding is ASCII case-insensitive equality.
+    const FOLD: u32 = 0x2020_2020;
     let bytes = s.as_bytes();
-    // Only the tail is searched, so long prompts cost no more than short ones.
-    let tail = bytes
-        .get(bytes.len().saturating_sub(TAIL)..)
-        .unwrap_or(bytes);
-    let Some(ext) = tail
-        .iter()
-        .rposition(|&b| b == b'.')
-        .and_then(|dot| tail.get(dot + 1..))
-    else {
+    let len = bytes.len();
+    let dot_before = |ext_len: usize| len > ext_len && bytes.get(len - ext_len - 1) == Some(&b'.');
+    // The last four bytes (zero-padded in front), folded.
+    let last4 = match bytes.last_chunk::<4>() {
+        Some(b) => u32::from_be_bytes(*b),
+        None => bytes.iter().fold(0, |w, &b| w << 8 | u32::from(b)),
+    } | FOLD;
+    (dot_before(2) && last4 & 0xFFFF == word(b"\0\0pt"))
+        || (dot_before(3) && EXT3.contains(&(last4 & 0xFF_FFFF)))
+        || (dot_before(4) && EXT4.contains(&last4))
+        || (dot_before(11) && ends_with_safetensors(bytes))
+}
+
+/// The three-letter extensions as big-endian words.
+const EXT3: [u32; 7] = [
+    word(b"\0sft"),
+    word(b"\0pth"),
+    word(b"\0bin"),
+    word(b"\0pkl"),
+    word(b"\0npz"),
+    word(b"\0vae"),
+    word(b"\0yml"),
+];
+
+/// The four-letter extensions as big-endian words.
+const EXT4: [u32; 4] = [word(b"ckpt"), word(b"gguf"), word(b"onnx"), word(b"yaml")];
+
+const fn word(ext: &[u8; 4]) -> u32 {
+    u32::from_be_bytes(*ext)
+}
+
+/// Whether `bytes` end in `safetensors`, ASCII case-insensitively.
+#[cold]
+fn ends_with_safetensors(bytes: &[u8]) -> bool {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let (Some(last8), Some(head)) = (
+        bytes.last_chunk::<8>(),
+        bytes
+            .len()
+            .checked_sub(11)
+            .and_then(|at| bytes.get(at..at + 3)),
+    ) else {
         return false;
     };
-    EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    u64::from_be_bytes(*last8) | FOLD == u64::from_be_bytes(*b"etensors")
+        && head.iter().map(|b| b | 0x20).eq(*b"saf")
 }
 
 #[cfg(test)]
@@ -473,6 +517,18 @@ mod tests {
             ".yml",
             ".safetensors",
             "a long prompt. with dots.SafeTensors",
+            ".pt",
+            "M.SFT",
+            "a.Pth",
+            "b.BIN",
+            "c.pKl",
+            "d.npz",
+            "e.VAE",
+            "x.YmL",
+            "y.yaml",
+            "z.Onnx",
+            "w.GGUF",
+            "u.ckpt",
         ] {
             assert!(is_resource(yes), "{yes}");
         }
@@ -487,6 +543,18 @@ mod tests {
             "m.safetensors.png",
             "m.xsafetensors",
             "x.safetensorsafetensors",
+            "pt",
+            "",
+            "a.pt ",
+            "a-pt",
+            "a.p\u{14}",
+            "a.ckp",
+            "a.ckptt",
+            "a.safetensor",
+            "safetensors.",
+            "a.\u{10}\u{10}\u{10}",
+            "a.PT\u{0}",
+            "é.ṕt",
         ] {
             assert!(!is_resource(no), "{no}");
         }

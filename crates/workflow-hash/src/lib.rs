@@ -10,6 +10,11 @@
 //! [`canonical_json`] shows the exact text that is hashed and [`diff`] explains why two
 //! workflows hash differently.
 //!
+//! Workflows that arrive as text are best hashed as text: [`WorkflowHash::of_json`] (and
+//! [`WorkflowHash::of_reader`]) write the canonical form while serde_json parses, without
+//! building a `serde_json::Value`, and fail on invalid JSON with exactly the error parsing into
+//! a `Value` gives; [`canonical_json_from_text`] shows what they hash.
+//!
 //! ```
 //! use workflow_hash::{WorkflowHash, diff};
 //!
@@ -35,7 +40,7 @@
 //! # Ok::<(), workflow_hash::Error>(())
 //! ```
 
-pub use crate::canonical::{MAX_DEPTH, canonical_json, validate};
+pub use crate::canonical::{MAX_DEPTH, canonical_json, canonical_json_from_text, validate};
 pub use crate::diff::{Difference, InputShape, diff};
 pub use crate::error::{Error, JsonKind, Result};
 pub use crate::hash::{ShortHash, WorkflowHash};
@@ -47,5 +52,7 @@ mod error;
 mod hash;
 mod js;
 mod order;
+mod pieces;
 mod sink;
+mod text;
 mod writer;

@@ -14,14 +14,14 @@ use crate::js::{
     NOT_INDEX, is_resource, key_rank, write_integer, write_key, write_number, write_string,
     write_wrapped,
 };
-use crate::order::{Entry, push_canonical};
+use crate::order::{ValueEntry, push_canonical};
 use crate::sink::Sink;
 
 /// Writes canonical JSON into a sink, with one scratch vector for key sorting shared by every
 /// object of the workflow (no allocation per node).
 pub(crate) struct Writer<'a, S> {
     sink: S,
-    scratch: Vec<Entry<'a>>,
+    scratch: Vec<ValueEntry<'a>>,
 }
 
 /// What comes before an object member's key: an opening quote, after a comma unless first.
@@ -208,9 +208,9 @@ impl<'a, S: Sink> Writer<'a, S> {
             Value::Null => b"\":null",
             Value::Array(items) => {
                 // An array at level `MAX_DEPTH + 1` is too deep even when it is an edge.
-                if let Some((source, slot)) = edge(items).filter(|_| depth <= MAX_DEPTH) {
+                if let Some((source, tail)) = edge(items).filter(|_| depth <= MAX_DEPTH) {
                     write_wrapped(&mut self.sink, lead(first), key, b"\":[\"");
-                    write_wrapped(&mut self.sink, b"", source, &[b'"', b',', slot, b']']);
+                    write_wrapped(&mut self.sink, b"", source, tail);
                     return Ok(());
                 }
                 write_key(&mut self.sink, first, key);
@@ -340,15 +340,27 @@ impl<'a, S: Sink> Writer<'a, S> {
     }
 }
 
-/// A connection edge `["source_id", slot]` with a one-digit slot, as (source, slot digit).
-/// Other arrays (longer slots, lists) take the general path.
+/// A connection edge `["source_id", slot]` with a one-digit slot, as the source and the text
+/// that follows it (`",0]"` …). Other arrays (longer slots, lists) take the general path.
 #[inline(always)]
-fn edge(items: &[Value]) -> Option<(&str, u8)> {
+fn edge(items: &[Value]) -> Option<(&str, &'static [u8; 4])> {
     match items {
         [Value::String(source), Value::Number(slot)] => {
-            let digit = slot.as_u64().filter(|&s| s < 10)?;
-            Some((source, b'0' + digit as u8))
+            let tail = EDGE_TAILS.get(usize::try_from(slot.as_u64()?).ok()?)?;
+            Some((source, tail))
         }
         _ => None,
     }
 }
+
+/// What follows the source id of an edge with slot 0 to 9. A constant, not bytes assembled
+/// on the stack: reading those back as one word would stall on store forwarding.
+static EDGE_TAILS: [[u8; 4]; 10] = {
+    let mut tails = [[0; 4]; 10];
+    let mut slot = 0;
+    while slot < 10 {
+        tails[slot] = [b'"', b',', b'0' + slot as u8, b']'];
+        slot += 1;
+    }
+    tails
+};
