@@ -719,7 +719,7 @@ impl Tour {
         let hash = self.flaky.hash;
         self.log
             .wait_for(after, PATIENCE, "the block to end", |event| {
-                matches!(event, PoolEvent::Workflow(FailoverEvent::Unblocked { server: s, hash: h, reason: r })
+                matches!(event, PoolEvent::Workflow(WorkflowEvent::Unblocked { server: s, hash: h, reason: r, .. })
                     if s.as_str() == server && *h == hash && *r == reason)
             })
             .await

@@ -1,7 +1,6 @@
 //! One readable line per pool event, for `--verbose` and the demos' narration.
 
-use comfy_pool::{FailoverEvent, JobEventKind, PoolEvent, WorkflowHash};
-use tokio::time::Instant;
+use comfy_pool::{JobEventKind, PoolEvent, Timestamp, WorkflowEvent, WorkflowHash};
 
 use crate::JobBook;
 
@@ -11,34 +10,36 @@ pub fn short(hash: &WorkflowHash) -> String {
 }
 
 /// Describes a failover event: `blocked 3f2a… on gpu-a for 1.0 s (execution, 1 failure)`.
-pub fn failover(event: &FailoverEvent) -> String {
+pub fn failover(event: &WorkflowEvent) -> String {
     match event {
-        FailoverEvent::Blocked {
+        WorkflowEvent::Blocked {
             server,
             hash,
             class,
             failures,
             blocked_count,
             until,
+            ..
         } => {
             let left = until
-                .saturating_duration_since(Instant::now())
+                .saturating_duration_since(Timestamp::now())
                 .as_secs_f64();
             format!(
                 "workflow {} BLOCKED on {server} for {left:.1} s ({class}, {failures} failure(s), block #{blocked_count})",
                 short(hash)
             )
         }
-        FailoverEvent::Probing { server, hash } => {
+        WorkflowEvent::Probing { server, hash, .. } => {
             format!(
                 "workflow {} PROBING {server} (one job may try it)",
                 short(hash)
             )
         }
-        FailoverEvent::Unblocked {
+        WorkflowEvent::Unblocked {
             server,
             hash,
             reason,
+            ..
         } => {
             format!("workflow {} UNBLOCKED on {server} ({reason})", short(hash))
         }
@@ -49,13 +50,14 @@ pub fn failover(event: &FailoverEvent) -> String {
 /// Describes a pool event; `None` for the chatty ones (node, progress, preview, output).
 pub fn event(event: &PoolEvent, book: &JobBook) -> Option<String> {
     Some(match event {
-        PoolEvent::Ready { online, total } => {
+        PoolEvent::Ready { online, total, .. } => {
             format!("pool ready: {online}/{total} servers online")
         }
         PoolEvent::Server {
             server,
             state,
             last_error,
+            ..
         } => match last_error {
             Some(error) => format!("server {server} is {state}: {error}"),
             None => format!("server {server} is {state}"),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use comfy_pool::{FailoverEvent, JobEventKind, Pool, PoolEvent, ServerState};
+use comfy_pool::{JobEventKind, Pool, PoolEvent, ServerState, WorkflowEvent};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -86,11 +86,11 @@ fn count(c: &mut Counters, event: &PoolEvent) -> bool {
             }
             false
         }
-        PoolEvent::Workflow(FailoverEvent::Blocked { .. }) => {
+        PoolEvent::Workflow(WorkflowEvent::Blocked { .. }) => {
             c.blocks += 1;
             true
         }
-        PoolEvent::Workflow(FailoverEvent::Unblocked { reason, .. }) => {
+        PoolEvent::Workflow(WorkflowEvent::Unblocked { reason, .. }) => {
             *c.unblocks.entry(reason.to_string()).or_default() += 1;
             true
         }

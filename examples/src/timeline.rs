@@ -2,7 +2,7 @@
 //! that a blocked (server, workflow) pair received nothing while blocked.
 
 use comfy_pool::{
-    FailoverEvent, FailureClass, JobEventKind, JobId, PoolEvent, UnblockReason, WorkflowHash,
+    FailureClass, JobEventKind, JobId, PoolEvent, UnblockReason, WorkflowEvent, WorkflowHash,
 };
 
 use crate::{JobBook, Logged};
@@ -60,12 +60,13 @@ pub fn blocks(log: &[Logged]) -> Vec<BlockSpan> {
             continue;
         };
         match event {
-            FailoverEvent::Blocked {
+            WorkflowEvent::Blocked {
                 server,
                 hash,
                 class,
                 blocked_count,
                 until,
+                at,
                 ..
             } => {
                 spans.push(BlockSpan {
@@ -76,15 +77,14 @@ pub fn blocks(log: &[Logged]) -> Vec<BlockSpan> {
                     from: logged.seq,
                     to: None,
                     reason: None,
-                    seconds: until
-                        .saturating_duration_since(logged.instant)
-                        .as_secs_f64(),
+                    seconds: until.saturating_duration_since(*at).as_secs_f64(),
                 });
             }
-            FailoverEvent::Unblocked {
+            WorkflowEvent::Unblocked {
                 server,
                 hash,
                 reason,
+                ..
             } => {
                 if let Some(span) = spans
                     .iter_mut()

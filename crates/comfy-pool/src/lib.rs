@@ -54,12 +54,13 @@
 
 pub use pool_core::{
     AttemptError, AttemptFailure, AttemptOutcome, AttemptOutput, AttemptRecord, AttemptRequest,
-    BackendEvent, Backoff, ComfyBackend, Constraint, DeadlineKind, Deadlines, Error, EventSink,
-    InMemoryQueue, Ineligible, InputFile, JobEvent, JobEventKind, JobEvents, JobHandle, JobId,
-    JobKey, JobOptions, JobOutput, JobQueue, JobStatus, JobTimings, NodeTiming, OutputSelection,
-    Pool, PoolBuilder, PoolEvent, PoolEvents, PoolStats, PreviewFormat, QueueEntry, Result,
-    SeedAssignment, ServerBackend, ServerConfig, ServerState, ServerStats, ServerView,
-    ShutdownMode,
+    Backoff, Blob, BlockInfo, CleanupOutcome, ComfyBackend, Constraint, CurrentAttempt,
+    DeadlineKind, Deadlines, Error, EventSink, EventSource, InMemoryQueue, Ineligible, InputFile,
+    JobEvent, JobEventKind, JobEvents, JobHandle, JobId, JobKey, JobOptions, JobOutput, JobQueue,
+    JobRecord, JobSpec, JobState, JobStatus, JobTimings, NodeTiming, OutlierEjection,
+    OutputSelection, Pool, PoolBuilder, PoolEvent, PoolEvents, PoolStats, PreviewFormat,
+    QueueEntry, Result, RunEvent, SeedAssignment, ServerBackend, ServerConfig, ServerState,
+    ServerStats, ServerView, ShutdownMode, Timestamp, Transition, WorkflowEvent, WsImage,
 };
 pub use pool_failover::{
     AllBlocked, AllBlockedDecision, AllBlockedPolicy, Claim, ClaimKind, FailoverEvent,
@@ -90,9 +91,9 @@ pub mod prelude {
 
     pub use crate::{
         AllBlockedPolicy, Backoff, Client, Error, FailoverEvent, FailoverStrategy, FailureClass,
-        JobEvent, JobEventKind, JobHandle, JobOptions, JobOutput, JobStatus, Pool, PoolBuilder,
-        PoolEvent, ServerConfig, ServerId, ServerState, ShutdownMode, SmartConfig, SmartStrategy,
-        UnblockReason, WorkflowHash,
+        JobEvent, JobEventKind, JobHandle, JobOptions, JobOutput, JobRecord, JobState, JobStatus,
+        Pool, PoolBuilder, PoolEvent, RunEvent, ServerConfig, ServerId, ServerState, ShutdownMode,
+        SmartConfig, SmartStrategy, UnblockReason, WorkflowEvent, WorkflowHash,
     };
 }
 

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pool_failover::{FailureClass, ServerId};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::engine::{Command, StopReason};
-use crate::handle::JobShared;
+use crate::command::Command;
+use crate::engine::StopReason;
 use crate::{
-    AttemptFailure, AttemptOutput, AttemptRequest, BackendEvent, EventSink, InputFile,
-    JobEventKind, JobKey, PoolEvent, SeedAssignment, ServerBackend,
+    AttemptFailure, AttemptOutput, AttemptRequest, EventSink, InputFile, JobKey, RunEvent,
+    ServerBackend,
 };
 
 /// How an attempt ended.
@@ -44,10 +44,9 @@ impl AttemptEnd {
 #[derive(Debug)]
 pub(crate) struct AttemptDone {
     pub(crate) key: JobKey,
+    pub(crate) attempt: u32,
     pub(crate) server: ServerId,
     pub(crate) prompt_id: String,
-    pub(crate) started: Instant,
-    pub(crate) seeds: Vec<SeedAssignment>,
     pub(crate) end: AttemptEnd,
 }
 
@@ -58,9 +57,6 @@ pub(crate) struct AttemptTask {
     pub(crate) backend: Arc<dyn ServerBackend>,
     pub(crate) request: AttemptRequest,
     pub(crate) inputs: Option<Arc<[InputFile]>>,
-    pub(crate) seeds: Vec<SeedAssignment>,
-    pub(crate) shared: Arc<JobShared>,
-    pub(crate) events: broadcast::Sender<PoolEvent>,
     pub(crate) between_events: Option<Duration>,
     pub(crate) stop: oneshot::Receiver<StopReason>,
     pub(crate) done: mpsc::WeakUnboundedSender<Command>,
@@ -74,9 +70,6 @@ pub(crate) async fn run(task: AttemptTask) {
         backend,
         request,
         inputs,
-        seeds,
-        shared,
-        events,
         between_events,
         mut stop,
         done,
@@ -85,7 +78,6 @@ pub(crate) async fn run(task: AttemptTask) {
     let Some(done) = done.upgrade() else { return };
     let started = Instant::now();
     let prompt_id = request.prompt_id.clone();
-    let outputs = request.outputs.clone();
     let (sink, mut rx) = EventSink::channel();
     let work = {
         let backend = Arc::clone(&backend);
@@ -110,22 +102,21 @@ pub(crate) async fn run(task: AttemptTask) {
                 break AttemptEnd::Stopped(reason.unwrap_or(StopReason::Cancel));
             }
             Some(event) = rx.recv() => {
-                if !executing && !matches!(event, BackendEvent::Accepted) {
+                if !executing && !matches!(event, RunEvent::Accepted { .. }) {
                     executing = true;
-                    let _ = done.send(Command::Executing { key, attempt });
+                    if !matches!(event, RunEvent::Executing) {
+                        // A backend that skipped the start: say it for it.
+                        let _ = done.send(Command::Run { key, attempt, event: RunEvent::Executing });
+                    }
                 }
-                if let Some(kind) = translate(event, &server, &prompt_id, &outputs) {
-                    shared.emit(kind, &events);
-                }
+                let _ = done.send(Command::Run { key, attempt, event });
                 if executing && let Some(limit) = between_events {
                     idle.as_mut().reset(Instant::now() + limit);
                 }
             }
             result = &mut work => {
-                while let Ok(event) = rx.try_recv() {
-                    if let Some(kind) = translate(event, &server, &prompt_id, &outputs) {
-                        shared.emit(kind, &events);
-                    }
+                while let Some(event) = rx.try_recv() {
+                    let _ = done.send(Command::Run { key, attempt, event });
                 }
                 break AttemptEnd::Finished(result);
             }
@@ -140,48 +131,10 @@ pub(crate) async fn run(task: AttemptTask) {
     };
     let report = AttemptDone {
         key,
+        attempt,
         server,
         prompt_id,
-        started,
-        seeds,
         end,
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
-}
-
-fn translate(
-    event: BackendEvent,
-    server: &ServerId,
-    prompt_id: &str,
-    outputs: &crate::OutputSelection,
-) -> Option<JobEventKind> {
-    Some(match event {
-        BackendEvent::Accepted => JobEventKind::Accepted {
-            server: server.clone(),
-            prompt_id: prompt_id.to_owned(),
-        },
-        BackendEvent::Started => JobEventKind::Executing {
-            server: server.clone(),
-        },
-        BackendEvent::Executing { node } => JobEventKind::Node { node },
-        BackendEvent::Progress { node, value, max } => JobEventKind::Progress { node, value, max },
-        BackendEvent::Preview {
-            node,
-            format,
-            image,
-            metadata,
-        } => JobEventKind::Preview {
-            node,
-            format,
-            image,
-            metadata,
-        },
-        BackendEvent::Output { node, data } => {
-            if !outputs.includes(&node) {
-                return None;
-            }
-            JobEventKind::Output { node, data }
-        }
-        _ => return None,
-    })
 }

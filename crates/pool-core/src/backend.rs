@@ -1,15 +1,15 @@
 //! [`ServerBackend`]: the seam between the pool engine and one server's transport.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use pool_failover::FailureClass;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::{InputFile, JobId, OutputSelection};
+use crate::{InputFile, JobId, OutputSelection, RunEvent, WsImage};
 
 /// One attempt of a job, prepared for a server: the workflow (auto-seeded), the prompt id the
 /// pool chose for it, and which outputs to return.
@@ -29,93 +29,79 @@ pub struct AttemptRequest {
     pub outputs: OutputSelection,
 }
 
-/// The format of a preview image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum PreviewFormat {
-    /// JPEG bytes.
-    Jpeg,
-    /// PNG bytes.
-    Png,
-    /// Something else (the raw format number).
-    Other(u32),
-}
-
-/// What a running attempt reports while it runs. The pool turns these into
-/// [`JobEventKind`](crate::JobEventKind)s.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum BackendEvent {
-    /// The server queued the prompt.
-    Accepted,
-    /// The server started executing the prompt.
-    Started,
-    /// Nodes served from the server's cache.
-    Cached {
-        /// Their ids.
-        nodes: Vec<String>,
-    },
-    /// A node started executing.
-    Executing {
-        /// Its id.
-        node: String,
-    },
-    /// Progress of a node.
-    Progress {
-        /// The node, when known.
-        node: Option<String>,
-        /// Steps done.
-        value: u64,
-        /// Steps in all.
-        max: u64,
-    },
-    /// A preview image.
-    Preview {
-        /// The node that sent it, when known.
-        node: Option<String>,
-        /// The image format.
-        format: PreviewFormat,
-        /// The image bytes.
-        image: Bytes,
-        /// The preview metadata, when the server sends it.
-        metadata: Option<Value>,
-    },
-    /// A node produced output.
-    Output {
-        /// Its id.
-        node: String,
-        /// The output object (`{"images": [...]}` …).
-        data: Value,
-    },
-}
-
-/// Where a backend sends the [`BackendEvent`]s of one attempt. Sending never blocks; events
-/// sent after the attempt ended are dropped.
+/// Where a backend sends the [`RunEvent`]s of one attempt. Sending never blocks; events
+/// sent after the attempt ended are dropped, and so are progress events and previews while
+/// the pool has more than a few thousand of this attempt's events still to read (a flooding
+/// server cannot grow the pool's memory through it).
 #[derive(Debug, Clone)]
 pub struct EventSink {
-    tx: mpsc::UnboundedSender<BackendEvent>,
+    tx: mpsc::UnboundedSender<RunEvent>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// Unread events of one attempt beyond which expendable ones are dropped.
+const SINK_BACKLOG: usize = 4096;
+
+/// The receiving side of an [`EventSink`].
+#[derive(Debug)]
+pub struct EventSource {
+    rx: mpsc::UnboundedReceiver<RunEvent>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl EventSource {
+    /// The next event; `None` once every sink is gone and everything was read.
+    pub async fn recv(&mut self) -> Option<RunEvent> {
+        let event = self.rx.recv().await;
+        if event.is_some() {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+        }
+        event
+    }
+
+    /// The next event if one is ready now.
+    pub fn try_recv(&mut self) -> Option<RunEvent> {
+        let event = self.rx.try_recv().ok();
+        if event.is_some() {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+        }
+        event
+    }
 }
 
 impl EventSink {
     /// A sink and the receiver of what is sent to it (for tests of a backend).
-    pub fn channel() -> (Self, mpsc::UnboundedReceiver<BackendEvent>) {
+    pub fn channel() -> (Self, EventSource) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, rx)
+        let backlog = Arc::new(AtomicUsize::new(0));
+        (
+            Self {
+                tx,
+                backlog: Arc::clone(&backlog),
+            },
+            EventSource { rx, backlog },
+        )
     }
 
     /// Reports one event.
-    pub fn emit(&self, event: BackendEvent) {
-        let _ = self.tx.send(event);
+    pub fn emit(&self, event: RunEvent) {
+        if event.is_expendable() && self.backlog.load(Ordering::Relaxed) >= SINK_BACKLOG {
+            return;
+        }
+        if self.tx.send(event).is_ok() {
+            self.backlog.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
 /// How long one node took, from the server's events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct NodeTiming {
     /// The node id.
     pub node: String,
     /// Its run time (zero for a cached node).
+    #[serde(rename = "duration_ms", with = "crate::time::millis")]
     pub duration: Duration,
     /// Whether it came from the cache.
     pub cached: bool,
@@ -140,6 +126,8 @@ pub struct AttemptOutput {
     pub outputs: Map<String, Value>,
     /// Per-node timings, when known.
     pub nodes: Vec<NodeTiming>,
+    /// Images the server sent only over its websocket (`SaveImageWebsocket` nodes).
+    pub ws_images: Vec<WsImage>,
 }
 
 impl AttemptOutput {
@@ -148,6 +136,7 @@ impl AttemptOutput {
         Self {
             outputs,
             nodes: Vec::new(),
+            ws_images: Vec::new(),
         }
     }
 
@@ -155,6 +144,13 @@ impl AttemptOutput {
     #[must_use]
     pub fn with_nodes(mut self, nodes: Vec<NodeTiming>) -> Self {
         self.nodes = nodes;
+        self
+    }
+
+    /// Adds websocket-only images.
+    #[must_use]
+    pub fn with_ws_images(mut self, images: Vec<WsImage>) -> Self {
+        self.ws_images = images;
         self
     }
 }
@@ -221,7 +217,9 @@ impl std::fmt::Display for AttemptFailure {
 /// ```
 #[async_trait]
 pub trait ServerBackend: Send + Sync + 'static {
-    /// Submits `request` under its prompt id, streams its events into `events`, and returns
+    /// Submits `request` under its prompt id, streams its [`RunEvent`]s into `events` (first
+    /// [`RunEvent::Accepted`] once the server queued it, then [`RunEvent::Executing`] when it
+    /// starts executing: the between-events deadline runs from there), and returns
     /// its outputs once the server says it finished. A connection lost mid-run must be
     /// resolved by asking the server what became of the prompt: a prompt that vanished is a
     /// [`FailureClass::ServerDown`] failure, never a success.

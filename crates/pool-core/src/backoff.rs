@@ -16,9 +16,11 @@ use rand::Rng;
 /// assert_eq!(b.delay(3), Duration::from_millis(400));
 /// assert_eq!(b.delay(30), Duration::from_secs(2));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Backoff {
+    #[serde(rename = "initial_ms", with = "crate::time::millis")]
     initial: Duration,
+    #[serde(rename = "max_ms", with = "crate::time::millis")]
     max: Duration,
     factor: f64,
     jitter: f64,

@@ -8,7 +8,8 @@ use pool_failover::{FailoverStrategy, SmartConfig, SmartStrategy};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::cleanup::CleanupSettings;
-use crate::engine::{Command, Engine, Settings, Shared};
+use crate::command::{Command, EngineLink};
+use crate::engine::{Engine, Settings, Shared};
 use crate::registry::Registry;
 use crate::{
     Error, InMemoryQueue, JobOptions, JobQueue, OutlierEjection, Pool, Result, ServerConfig,
@@ -222,6 +223,10 @@ impl PoolBuilder {
             engine.add_server(server)?;
         }
         tokio::spawn(engine.run(rx));
-        Ok(Pool::from_parts(tx, shared, self.default_options))
+        Ok(Pool::from_parts(
+            EngineLink::new(tx),
+            shared,
+            self.default_options,
+        ))
     }
 }

@@ -16,7 +16,7 @@ use pool_failover::ServerId;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::engine::Command;
+use crate::command::Command;
 use crate::{PoolEvent, ServerBackend};
 
 /// How the pool removes abandoned prompts from their servers.
@@ -38,7 +38,8 @@ impl Default for CleanupSettings {
 }
 
 /// How a clean-up ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CleanupOutcome {
     /// The server confirmed the delete and the interrupt.
@@ -116,6 +117,7 @@ impl Cleanup {
                 server: self.server,
                 prompt_id: self.prompt_id,
                 outcome,
+                at: crate::Timestamp::now(),
             });
         });
     }

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use crate::classify::classify;
 use crate::server::Transport;
 use crate::{
-    AttemptFailure, AttemptOutput, AttemptRequest, BackendEvent, Error, EventSink, InputFile,
-    NodeTiming, PreviewFormat, Result, ServerBackend, ServerConfig,
+    AttemptFailure, AttemptOutput, AttemptRequest, Blob, Error, EventSink, InputFile, NodeTiming,
+    PreviewFormat, Result, RunEvent, ServerBackend, ServerConfig, WsImage,
 };
 
 /// A ComfyUI server reached with a [`comfy_client::Client`]: submits under the pool's
@@ -88,33 +88,37 @@ fn to_u64(value: f64) -> u64 {
     }
 }
 
-fn translate(event: Event) -> Option<BackendEvent> {
+fn translate(event: Event) -> Option<RunEvent> {
     Some(match event {
-        Event::ExecutionStart(_) => BackendEvent::Started,
-        Event::ExecutionCached(c) => BackendEvent::Cached { nodes: c.nodes },
-        Event::Executing(e) => BackendEvent::Executing { node: e.node? },
-        Event::Progress(p) => BackendEvent::Progress {
+        Event::ExecutionStart(_) => RunEvent::Executing,
+        Event::ExecutionCached(c) => RunEvent::Cached { nodes: c.nodes },
+        Event::Executing(e) => RunEvent::Node { node: e.node? },
+        Event::Progress(p) => RunEvent::Progress {
             node: p.node,
             value: to_u64(p.value),
             max: to_u64(p.max),
         },
-        Event::Executed(e) => BackendEvent::Output {
+        Event::Executed(e) => RunEvent::Output {
             node: e.node,
             data: Value::Object(e.output.0),
         },
-        Event::Preview(p) => BackendEvent::Preview {
+        Event::Preview(p) => RunEvent::Preview {
             node: p.node_id,
-            format: match p.format {
-                ImageFormat::Jpeg => PreviewFormat::Jpeg,
-                ImageFormat::Png => PreviewFormat::Png,
-                ImageFormat::Code(code) => PreviewFormat::Other(code),
-                _ => PreviewFormat::Other(0),
-            },
+            format: preview_format(&p.format),
             image: p.image,
             metadata: p.metadata.and_then(|m| serde_json::to_value(m).ok()),
         },
         _ => return None,
     })
+}
+
+fn preview_format(format: &ImageFormat) -> PreviewFormat {
+    match format {
+        ImageFormat::Jpeg => PreviewFormat::Jpeg,
+        ImageFormat::Png => PreviewFormat::Png,
+        ImageFormat::Code(code) => PreviewFormat::Other(*code),
+        _ => PreviewFormat::Other(0),
+    }
 }
 
 #[async_trait]
@@ -133,7 +137,9 @@ impl ServerBackend for ComfyBackend {
             .run(request.workflow, options)
             .await
             .map_err(|e| classify(&e))?;
-        events.emit(BackendEvent::Accepted);
+        events.emit(RunEvent::Accepted {
+            prompt_id: execution.prompt_id().to_owned(),
+        });
         while let Some(event) = execution.next_event().await {
             if let Some(event) = translate(event) {
                 events.emit(event);
@@ -157,7 +163,20 @@ impl ServerBackend for ComfyBackend {
                 .into_iter()
                 .map(|t| NodeTiming::new(t.node, t.duration, false)),
         );
-        Ok(AttemptOutput::new(outputs).with_nodes(nodes))
+        let ws_images = output
+            .ws_outputs
+            .into_iter()
+            .map(|image| {
+                WsImage::new(
+                    image.node,
+                    preview_format(&image.format),
+                    Blob::new(image.bytes),
+                )
+            })
+            .collect();
+        Ok(AttemptOutput::new(outputs)
+            .with_nodes(nodes)
+            .with_ws_images(ws_images))
     }
 
     async fn health(&self) -> std::result::Result<(), AttemptFailure> {
@@ -193,8 +212,15 @@ impl ServerBackend for ComfyBackend {
     }
 
     async fn upload(&self, file: &InputFile) -> std::result::Result<(), AttemptFailure> {
-        let upload = Upload::new(file.name.clone(), file.bytes.clone())
+        let Some(bytes) = file.bytes() else {
+            return Err(AttemptFailure::new(
+                FailureClass::WorkflowInvalid,
+                format!("the bytes of input file {} are not available", file.name),
+            ));
+        };
+        let upload = Upload::new(file.name.clone(), bytes.clone())
             .subfolder(file.subfolder.clone())
+            // The name is content-addressed (see `input`): a file of that name has these bytes.
             .overwrite(true);
         self.client
             .upload_image(upload)

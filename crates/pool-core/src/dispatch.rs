@@ -8,41 +8,36 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::attempt::{self, AttemptTask};
-use crate::engine::{Engine, Job, NewJob, Phase, Timer};
+use crate::command::NewJob;
+use crate::engine::{Engine, Timer};
+use crate::job::Job;
 use crate::{
-    AttemptRequest, Constraint, Error, Ineligible, JobEventKind, JobKey, QueueEntry, seed,
+    AttemptOutcome, AttemptRecord, AttemptRequest, Constraint, Error, Ineligible, JobEventKind,
+    JobKey, JobState, QueueEntry, Timestamp, Transition, seed,
 };
 
 impl Engine {
     pub(crate) fn on_enqueue(&mut self, new: NewJob) {
-        let key = new.shared.key;
-        let constraint = self.constraint_for(&new.options, &[]);
-        new.shared.emit(
-            JobEventKind::Queued {
-                priority: new.options.priority,
-            },
-            &self.shared.events,
-        );
+        let key = new.cell.key;
+        let constraint = self.constraint_for(&new.spec.options, &[]);
+        let priority = new.spec.options.priority;
+        // Acceptance is the record's first version; its first event says so.
+        new.cell
+            .emit(JobEventKind::Queued { priority }, &self.shared.events);
+        let deadlines = new.spec.options.deadlines;
+        let enqueued_at = new.enqueued_at;
         let job = Job {
-            shared: new.shared,
-            workflow: new.workflow,
-            hash: new.hash,
+            cell: new.cell,
+            spec: new.spec,
             seeded: new.seeded,
-            options: new.options,
             constraint,
-            enqueued_at: new.enqueued_at,
+            enqueued_at,
             first_dispatch: None,
-            attempts: Vec::new(),
-            errors: Vec::new(),
+            attempt_started: enqueued_at,
             avoid: Vec::new(),
-            counted_attempts: 0,
-            phase: Phase::Queued,
-            cancel_requested: false,
-            deadline_hit: None,
-            executed: false,
+            stop: None,
             timers: Vec::new(),
         };
-        let (enqueued_at, deadlines) = (job.enqueued_at, job.options.deadlines);
         self.jobs.insert(key, Box::new(job));
         if let Some(limit) = deadlines.start {
             self.add_timer(enqueued_at + limit, Timer::StartDeadline(key));
@@ -84,8 +79,8 @@ impl Engine {
             self.finish(key, Err(error));
             return;
         }
-        let (hash, constraint) = (job.hash, Arc::clone(&job.constraint));
-        let preferred: &[ServerId] = job.options.placement().map_or(&[], |p| &p.preferred);
+        let (hash, constraint) = (job.spec.hash, Arc::clone(&job.constraint));
+        let preferred: &[ServerId] = job.spec.options.placement().map_or(&[], |p| &p.preferred);
         let strategy = &self.shared.strategy;
         let mut candidates = Vec::new();
         let mut any_allowed = false;
@@ -116,8 +111,8 @@ impl Engine {
             } else {
                 // Moving away from servers that failed is a preference: with no other server
                 // left, the job may go back to them.
-                let options = job.options.clone();
-                let constraint = self.constraint_for(&options, &[]);
+                let spec = Arc::clone(&job.spec);
+                let constraint = self.constraint_for(&spec.options, &[]);
                 if let Some(job) = self.jobs.get_mut(&key) {
                     job.avoid.clear();
                     job.constraint = constraint;
@@ -130,40 +125,31 @@ impl Engine {
             && let Some(id) = self.servers.get(at).map(|s| s.id.clone())
         {
             let claim = self.shared.strategy.claim(&id, &hash, now);
+            self.publish_failover(&claim.events);
             if claim.is_granted() {
-                self.announce(&claim.events);
                 self.start(key, &id, claim.is_probe());
-                self.act_on(claim.events);
                 return;
             }
-            self.publish_failover(claim.events);
         }
         if !any_allowed {
             let decision = self.shared.strategy.on_all_blocked(&candidates, &hash, now);
-            let events = decision.events;
+            self.publish_failover(&decision.events);
             match decision.decision {
                 AllBlockedDecision::Proceed { server } if self.has_free_slot(&server) => {
                     let claim = self.shared.strategy.claim(&server, &hash, now);
+                    self.publish_failover(&claim.events);
                     if claim.is_granted() {
-                        self.announce(&events);
-                        self.announce(&claim.events);
                         self.start(key, &server, claim.is_probe());
-                        self.act_on(events);
-                        self.act_on(claim.events);
                         return;
                     }
-                    self.publish_failover(claim.events);
                 }
                 AllBlockedDecision::Probe { server } if self.has_free_slot(&server) => {
-                    self.announce(&events);
                     self.start(key, &server, true);
-                    self.act_on(events);
                     return;
                 }
                 AllBlockedDecision::Fail(error) => {
                     let per_server = self.ineligible(key, Some(error.blocked_servers()));
                     self.finish(key, Err(Error::NoEligibleServer { per_server }));
-                    self.publish_failover(events);
                     return;
                 }
                 AllBlockedDecision::Probe { server } => {
@@ -172,14 +158,13 @@ impl Engine {
                     // the server first probes it, instead of holding the slot until its
                     // timeout.
                     self.enqueue_entry(key);
-                    self.publish_failover(events);
                     let released = self.shared.strategy.record_failure(
                         &server,
                         &hash,
                         pool_failover::FailureClass::Cancelled,
                         now,
                     );
-                    self.publish_failover(released);
+                    self.publish_failover(&released);
                     return;
                 }
                 // Wait, or a decision this version does not know: the queue holds the job
@@ -187,7 +172,6 @@ impl Engine {
                 _ => {}
             }
             self.enqueue_entry(key);
-            self.publish_failover(events);
             return;
         }
         self.enqueue_entry(key);
@@ -199,15 +183,20 @@ impl Engine {
     }
 
     fn enqueue_entry(&mut self, key: JobKey) {
-        let Some(job) = self.jobs.get_mut(&key) else {
+        let Some(job) = self.jobs.get(&key) else {
             return;
         };
-        job.phase = Phase::Queued;
+        if job.state() != JobState::Queued {
+            self.transition(key, &Transition::Requeued, Vec::new());
+        }
+        let Some(job) = self.jobs.get(&key) else {
+            return;
+        };
         self.queue.push(QueueEntry::new(
             key,
-            job.options.priority,
-            job.options.tenant.clone(),
-            job.hash,
+            job.spec.options.priority,
+            job.spec.options.tenant.clone(),
+            job.spec.hash,
             Arc::clone(&job.constraint),
         ));
     }
@@ -243,7 +232,7 @@ impl Engine {
                         .and_then(|b| b.iter().find(|b| b.server == s.id))
                         .cloned()
                         .unwrap_or_else(|| ServerBlock::unknown(s.id.clone()));
-                    Ineligible::Blocked(block)
+                    Ineligible::Blocked(block.into())
                 };
                 (s.id.clone(), why)
             })
@@ -268,14 +257,12 @@ impl Engine {
                 return;
             };
             let claim = strategy.claim(id, &entry.hash, now);
+            self.publish_failover(&claim.events);
             if !claim.is_granted() {
                 self.queue.push(entry);
-                self.publish_failover(claim.events);
                 return;
             }
-            self.announce(&claim.events);
             self.start(entry.key, id, claim.is_probe());
-            self.act_on(claim.events);
         }
     }
 
@@ -290,36 +277,40 @@ impl Engine {
         };
         server.in_flight += 1;
         let backend = Arc::clone(&server.backend);
-        job.counted_attempts += 1;
-        let attempt = u32::try_from(job.attempts.len() + 1).unwrap_or(u32::MAX);
+        let attempt = job
+            .cell
+            .read(|r| u32::try_from(r.attempts.len() + 1).unwrap_or(u32::MAX));
         job.first_dispatch.get_or_insert(now);
+        job.attempt_started = now;
         let prompt_id = uuid::Uuid::new_v4().to_string();
-        let (workflow, seeds) = if job.seeded && job.options.auto_seed {
-            let (workflow, seeds) = seed::apply(&job.workflow);
+        let (workflow, seeds) = if job.seeded && job.spec.options.auto_seed {
+            let (workflow, seeds) = seed::apply(&job.spec.workflow);
             (Arc::new(workflow), seeds)
         } else {
-            (Arc::clone(&job.workflow), Vec::new())
+            (Arc::clone(&job.spec.workflow), Vec::new())
         };
         let (stop_tx, stop_rx) = oneshot::channel();
-        job.phase = Phase::Running {
-            server: id.clone(),
+        job.stop = Some(stop_tx);
+        let record = AttemptRecord {
             attempt,
-            stop: Some(stop_tx),
+            server: id.clone(),
+            prompt_id: prompt_id.clone(),
+            probe,
+            seeds,
+            started_at: Timestamp::now(),
+            submitted_at: None,
+            executing_at: None,
+            ended_at: None,
+            duration: std::time::Duration::ZERO,
+            outcome: AttemptOutcome::Running,
+            reason: None,
         };
-        job.shared.emit(
-            JobEventKind::Started {
-                server: id.clone(),
-                attempt,
-                probe,
-            },
-            &self.shared.events,
-        );
         let request = AttemptRequest {
-            job: job.shared.id.clone(),
+            job: job.cell.id.clone(),
             attempt,
             prompt_id,
             workflow,
-            outputs: job.options.outputs.clone(),
+            outputs: job.spec.options.outputs.clone(),
         };
         let task = AttemptTask {
             key,
@@ -327,14 +318,21 @@ impl Engine {
             server: id.clone(),
             backend,
             request,
-            inputs: job.options.inputs.clone(),
-            seeds,
-            shared: Arc::clone(&job.shared),
-            events: self.shared.events.clone(),
-            between_events: job.options.deadlines.between_events,
+            inputs: job.spec.options.inputs.clone(),
+            between_events: job.spec.options.deadlines.between_events,
             stop: stop_rx,
             done: self.commands.clone(),
         };
+        let started = JobEventKind::Started {
+            server: id.clone(),
+            attempt,
+            probe,
+        };
+        self.transition(
+            key,
+            &Transition::Dispatched { attempt: record },
+            vec![started],
+        );
         tokio::spawn(attempt::run(task));
     }
 
@@ -364,7 +362,7 @@ impl Engine {
         let stranded: Vec<JobKey> = self
             .jobs
             .iter()
-            .filter(|(_, job)| matches!(job.phase, Phase::Queued))
+            .filter(|(_, job)| job.state() == JobState::Queued)
             .filter(|(_, job)| {
                 !self
                     .servers

@@ -1,24 +1,28 @@
 //! The engine: one task that owns the queue, the servers' slots and every live job, so that
-//! no free slot is ever given twice. Everything else talks to it through [`Command`]s.
+//! no free slot is ever given twice, and the only writer of job records and events.
+//! Everything else talks to it through [`Command`]s.
+//!
+//! Handling a command may free a server or block a workflow somewhere; what follows from
+//! that (filling the server, re-deciding the queued jobs of the workflow) is put on a work
+//! list and done after the command, not by recursion.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use pool_failover::{FailoverEvent, FailoverStrategy, ServerId};
-use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use workflow_hash::WorkflowHash;
 
-use crate::attempt::AttemptDone;
-use crate::handle::JobShared;
+use crate::command::Command;
+use crate::job::Job;
 use crate::registry::Registry;
 use crate::servers::Server;
 use crate::{
-    AttemptError, AttemptFailure, AttemptRecord, Constraint, JobOptions, JobQueue, PoolEvent,
-    PoolStats, Result, ServerConfig, ShutdownMode,
+    Constraint, JobEventKind, JobKey, JobQueue, PoolEvent, ShutdownMode, Timestamp, Transition,
+    WorkflowEvent,
 };
 
 /// State shared by the engine and every `Pool` / `JobHandle`.
@@ -31,19 +35,8 @@ pub(crate) struct Shared {
     pub(crate) ready: tokio::sync::watch::Sender<bool>,
 }
 
-/// A job handed to the engine by `enqueue`.
-#[derive(Debug)]
-pub(crate) struct NewJob {
-    pub(crate) shared: Arc<JobShared>,
-    pub(crate) workflow: Arc<Value>,
-    pub(crate) hash: WorkflowHash,
-    pub(crate) seeded: bool,
-    pub(crate) options: JobOptions,
-    pub(crate) enqueued_at: Instant,
-}
-
-/// Why a running attempt is stopped. The job's own record (its cancel flag and deadline)
-/// decides what happens next; the reason only says why the attempt was cut short.
+/// Why a running attempt is stopped. The job's record (its cancel flag and expired
+/// deadline) decides what happens next; the reason only says why the attempt was cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
     /// The caller cancelled the job, or a cancelling shutdown did.
@@ -54,111 +47,31 @@ pub(crate) enum StopReason {
     Withdraw,
     /// The server went offline: the attempt counts as a server-down failure.
     ServerOffline,
+    /// The pool detaches: the prompt stays on its server, the job unfinished.
+    Detach,
 }
 
-/// What the engine is told.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Enqueue(Box<NewJob>),
-    Cancel(crate::JobKey),
-    AttemptDone(Box<AttemptDone>),
-    /// The running attempt's prompt started executing on its server.
-    Executing {
-        key: crate::JobKey,
-        attempt: u32,
-    },
-    /// The first try of a server-side clean-up ended (the slot it held is free again).
-    CleanupSettled(ServerId),
-    Health {
-        server: ServerId,
-        result: std::result::Result<(), AttemptFailure>,
-    },
-    AddServer(Box<ServerConfig>, oneshot::Sender<Result<()>>),
-    RemoveServer {
-        server: ServerId,
-        drain: bool,
-        reply: oneshot::Sender<Result<()>>,
-    },
-    Stats(oneshot::Sender<PoolStats>),
-    Shutdown(ShutdownMode, oneshot::Sender<()>),
-}
-
-/// Where a live job is.
-#[derive(Debug)]
-pub(crate) enum Phase {
-    Queued,
-    Backoff,
-    Running {
-        server: ServerId,
-        /// The attempt number.
-        attempt: u32,
-        /// Stops the attempt; taken by the first stop request.
-        stop: Option<oneshot::Sender<StopReason>>,
-    },
-}
-
-/// A live job, as the engine keeps it.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) shared: Arc<JobShared>,
-    pub(crate) workflow: Arc<Value>,
-    pub(crate) hash: WorkflowHash,
-    pub(crate) seeded: bool,
-    pub(crate) options: JobOptions,
-    pub(crate) constraint: Arc<Constraint>,
-    pub(crate) enqueued_at: Instant,
-    pub(crate) first_dispatch: Option<Instant>,
-    pub(crate) attempts: Vec<AttemptRecord>,
-    pub(crate) errors: Vec<AttemptError>,
-    pub(crate) avoid: Vec<ServerId>,
-    pub(crate) counted_attempts: u32,
-    pub(crate) phase: Phase,
-    /// The caller (or a cancelling shutdown) cancelled the job: whatever happens next, the
-    /// job ends cancelled.
-    pub(crate) cancel_requested: bool,
-    /// A deadline of the job ran out while an attempt was running: the job ends with it.
-    pub(crate) deadline_hit: Option<crate::DeadlineKind>,
-    /// Some attempt's prompt started executing on a server (the start deadline is met).
-    pub(crate) executed: bool,
-    /// Keys of this job's timers, removed when it ends so memory stays bounded.
-    pub(crate) timers: Vec<(Instant, u64)>,
-}
-
-impl Job {
-    /// The error the job must end with before anything else happens to it, if its record
-    /// says so: it was cancelled, or one of its deadlines has run out.
-    pub(crate) fn ended_by_record(&self, now: Instant) -> Option<crate::Error> {
-        use crate::{DeadlineKind, Error};
-        if self.cancel_requested {
-            return Some(Error::Cancelled);
-        }
-        if let Some(kind) = self.deadline_hit {
-            return Some(Error::DeadlineExceeded(kind));
-        }
-        let deadlines = self.options.deadlines;
-        let past = |limit: Option<Duration>| limit.is_some_and(|l| now >= self.enqueued_at + l);
-        if past(deadlines.total) {
-            Some(Error::DeadlineExceeded(DeadlineKind::Total))
-        } else if !self.executed && past(deadlines.start) {
-            Some(Error::DeadlineExceeded(DeadlineKind::Start))
-        } else {
-            None
-        }
-    }
-}
-
-/// Timers of live jobs; stale ones are ignored when they fire.
+/// Timers of live jobs and servers; stale ones are ignored when they fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Timer {
-    Retry(crate::JobKey),
-    StartDeadline(crate::JobKey),
-    TotalDeadline(crate::JobKey),
+    Retry(JobKey),
+    StartDeadline(JobKey),
+    TotalDeadline(JobKey),
     /// A server's outlier ejection ends (stale if it was ejected again meanwhile).
     EjectionEnds(ServerKey),
 }
 
-/// A server's slot in the engine's timers: its id's position-independent number.
+/// A server's number in the engine's timers: no other server of the pool ever has it.
 pub(crate) type ServerKey = u64;
+
+/// What follows from a command, done after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// Give queued work to a server that may have a free slot.
+    Fill(ServerId),
+    /// A workflow got blocked somewhere: its queued jobs may now be blocked everywhere.
+    Recheck(WorkflowHash),
+}
 
 /// Settings of the engine that the builder decides.
 #[derive(Debug, Clone)]
@@ -186,13 +99,14 @@ pub(crate) struct Engine {
     /// The last [`ServerKey`] given out.
     pub(crate) server_seq: ServerKey,
     pub(crate) queue: Box<dyn JobQueue>,
-    pub(crate) jobs: HashMap<crate::JobKey, Box<Job>>,
+    pub(crate) jobs: HashMap<JobKey, Box<Job>>,
     pub(crate) timers: BTreeMap<(Instant, u64), Timer>,
     pub(crate) timer_seq: u64,
     pub(crate) constraints: HashMap<Constraint, Arc<Constraint>>,
+    pub(crate) work: VecDeque<Work>,
     pub(crate) ready_pending: Option<HashSet<ServerId>>,
     pub(crate) shutdown: Option<ShutdownMode>,
-    pub(crate) shutdown_waiters: Vec<oneshot::Sender<()>>,
+    pub(crate) shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     pub(crate) totals: Totals,
 }
 
@@ -214,6 +128,7 @@ impl Engine {
             timers: BTreeMap::new(),
             timer_seq: 0,
             constraints: HashMap::new(),
+            work: VecDeque::new(),
             ready_pending: Some(HashSet::new()),
             shutdown: None,
             shutdown_waiters: Vec::new(),
@@ -239,6 +154,7 @@ impl Engine {
                 command = rx.recv() => {
                     let Some(command) = command else {
                         self.begin_shutdown(ShutdownMode::Cancel, None);
+                        self.drain_work();
                         break;
                     };
                     self.handle(command);
@@ -253,6 +169,7 @@ impl Engine {
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     self.on_timers(Instant::now());
+                    self.drain_work();
                 }
             }
             if self.is_done() {
@@ -277,8 +194,12 @@ impl Engine {
         match command {
             Command::Enqueue(job) => self.on_enqueue(*job),
             Command::Cancel(key) => self.on_cancel(key),
+            Command::Run {
+                key,
+                attempt,
+                event,
+            } => self.on_run_event(key, attempt, event),
             Command::AttemptDone(done) => self.on_attempt_done(*done),
-            Command::Executing { key, attempt } => self.on_executing(key, attempt),
             Command::CleanupSettled(server) => self.on_cleanup_settled(&server),
             Command::Health { server, result } => self.on_health(&server, result),
             Command::AddServer(config, reply) => {
@@ -296,9 +217,32 @@ impl Engine {
             }
             Command::Shutdown(mode, reply) => self.begin_shutdown(mode, Some(reply)),
         }
+        self.drain_work();
     }
 
-    /// Sets a timer of a live job.
+    /// Does what the last command set in motion, until nothing follows.
+    fn drain_work(&mut self) {
+        while let Some(work) = self.work.pop_front() {
+            match work {
+                Work::Fill(server) => self.fill_server(&server),
+                Work::Recheck(hash) => self.recheck_blocked_hash(&hash),
+            }
+        }
+    }
+
+    /// Changes a live job's record and emits the events that go with the change.
+    pub(crate) fn transition(
+        &self,
+        key: JobKey,
+        transition: &Transition,
+        events: Vec<JobEventKind>,
+    ) {
+        if let Some(job) = self.jobs.get(&key) {
+            job.cell.transition(transition, events, &self.shared.events);
+        }
+    }
+
+    /// Sets a timer of a live job or a server.
     pub(crate) fn add_timer(&mut self, at: Instant, timer: Timer) {
         self.timer_seq += 1;
         let key = (at, self.timer_seq);
@@ -328,46 +272,51 @@ impl Engine {
             .is_some_and(|at| at <= now)
         {
             let events = self.shared.strategy.poll_events(now);
-            self.publish_failover(events);
+            self.publish_failover(&events);
         }
     }
 
-    /// Publishes strategy events and acts on them: an unblocked pair may take queued work,
-    /// a newly blocked hash may now be blocked everywhere.
-    pub(crate) fn publish_failover(&mut self, events: Vec<FailoverEvent>) {
-        self.announce(&events);
-        self.act_on(events);
-    }
-
-    /// Sends strategy events to subscribers (before the dispatch they allow, so that
-    /// `Unblocked` / `Probing` precede the probe's `Started`).
-    pub(crate) fn announce(&self, events: &[FailoverEvent]) {
+    /// Publishes strategy events and schedules what they allow: an unblocked pair may take
+    /// queued work, a newly blocked hash may now be blocked everywhere. Publishing comes
+    /// first, so that `Unblocked` / `Probing` precede the `Started` of the probe they allow.
+    pub(crate) fn publish_failover(&mut self, events: &[FailoverEvent]) {
         for event in events {
-            let _ = self.shared.events.send(PoolEvent::Workflow(event.clone()));
-        }
-    }
-
-    /// Acts on announced strategy events.
-    pub(crate) fn act_on(&mut self, events: Vec<FailoverEvent>) {
-        let mut fill = Vec::new();
-        let mut blocked = Vec::new();
-        for event in events {
+            let _ = self
+                .shared
+                .events
+                .send(PoolEvent::Workflow(WorkflowEvent::from_failover(event)));
             match event {
-                FailoverEvent::Unblocked { server, .. } => fill.push(server),
-                FailoverEvent::Blocked { hash, .. } => blocked.push(hash),
+                FailoverEvent::Unblocked { server, .. } => {
+                    self.work.push_back(Work::Fill(server.clone()));
+                }
+                FailoverEvent::Blocked { hash, .. } => {
+                    let work = Work::Recheck(*hash);
+                    if !self.work.contains(&work) {
+                        self.work.push_back(work);
+                    }
+                }
                 _ => {}
             }
-        }
-        for hash in blocked {
-            self.recheck_blocked_hash(&hash);
-        }
-        for server in fill {
-            self.fill_server(&server);
         }
     }
 
     pub(crate) fn publish(&self, event: PoolEvent) {
         let _ = self.shared.events.send(event);
+    }
+
+    /// A server-state event, stamped now.
+    pub(crate) fn publish_server(
+        &self,
+        server: &ServerId,
+        state: crate::ServerState,
+        last_error: Option<String>,
+    ) {
+        self.publish(PoolEvent::Server {
+            server: server.clone(),
+            state,
+            last_error,
+            at: Timestamp::now(),
+        });
     }
 
     /// Interns a constraint so that equal constraints share one allocation.
@@ -390,6 +339,7 @@ impl Engine {
             self.publish(PoolEvent::Ready {
                 online,
                 total: self.servers.len(),
+                at: Timestamp::now(),
             });
             self.shared.ready.send_replace(true);
         }

@@ -1,14 +1,19 @@
 //! The crate's [`Error`] type and the per-server reasons it carries.
 
 use std::fmt;
+use std::time::Duration;
 
 use pool_failover::{FailureClass, ServerBlock, ServerId};
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Which deadline of a job ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DeadlineKind {
     /// No server took the job in time.
@@ -26,8 +31,63 @@ impl fmt::Display for DeadlineKind {
     }
 }
 
+/// Why a workflow is blocked on one server, as the failover strategy told the pool (with
+/// wall-clock times).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BlockInfo {
+    /// The server.
+    pub server: ServerId,
+    /// The class of the last failure on this server, when known.
+    pub class: Option<FailureClass>,
+    /// Consecutive failures of the workflow on this server.
+    pub failures: u32,
+    /// Whether a probe job is in flight (the block ends with its outcome).
+    pub probing: bool,
+    /// When the server may take the workflow again, when known.
+    pub until: Option<Timestamp>,
+    /// How long that was from the moment of the decision.
+    #[serde(rename = "remaining_ms", with = "crate::time::millis::option")]
+    pub remaining: Option<Duration>,
+}
+
+impl From<ServerBlock> for BlockInfo {
+    fn from(block: ServerBlock) -> Self {
+        Self {
+            server: block.server,
+            class: block.class,
+            failures: block.failures,
+            probing: block.probing,
+            until: block.until.map(Timestamp::of_instant),
+            remaining: block.remaining,
+        }
+    }
+}
+
+impl fmt::Display for BlockInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (", self.server)?;
+        if let Some(class) = self.class {
+            write!(f, "{class}, ")?;
+        }
+        let plural = if self.failures == 1 { "" } else { "s" };
+        write!(f, "{} failure{plural}, ", self.failures)?;
+        match (self.probing, self.remaining) {
+            (true, Some(left)) => write!(
+                f,
+                "probe in flight, at most {:.1}s more)",
+                left.as_secs_f64()
+            ),
+            (true, None) => f.write_str("probe in flight)"),
+            (false, Some(left)) => write!(f, "blocked for {:.1}s more)", left.as_secs_f64()),
+            (false, None) => f.write_str("blocked)"),
+        }
+    }
+}
+
 /// Why one server cannot take a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Ineligible {
     /// The job requires other servers.
@@ -37,7 +97,7 @@ pub enum Ineligible {
     /// The server lacks tags the job requires.
     MissingTags(Vec<String>),
     /// The failover strategy blocks the workflow on this server.
-    Blocked(ServerBlock),
+    Blocked(BlockInfo),
 }
 
 impl fmt::Display for Ineligible {
@@ -52,7 +112,7 @@ impl fmt::Display for Ineligible {
 }
 
 /// One failed attempt of a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AttemptError {
     /// The attempt number, from 1.
@@ -78,7 +138,9 @@ impl fmt::Display for AttemptError {
 /// Everything that can go wrong in the pool: refused input, and the final error of a job.
 ///
 /// Cheap enough to clone; every [`JobHandle`](crate::JobHandle) of a job gets a copy.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Serialized as `{"code": "<snake_case variant>", "detail": …}` (the codes are stable).
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Error {
     /// The workflow is not an object of nodes (refused by `enqueue`).
@@ -121,6 +183,11 @@ pub enum Error {
     /// The pool is shutting down and accepts no new jobs.
     #[error("pool is shutting down")]
     ShuttingDown,
+    /// The pool stopped with [`ShutdownMode::Detach`](crate::ShutdownMode::Detach) while the
+    /// job was unfinished: it goes on (its prompt stays on its server) and a pool that starts
+    /// on the same store takes it up again. Not a terminal state of the job.
+    #[error("the pool detached from the job; it continues under the next pool on its store")]
+    Detached,
     /// No server has this id.
     #[error("unknown server {0}")]
     UnknownServer(ServerId),
@@ -130,6 +197,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// The stable code of the error (its serde tag), for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidWorkflow(_) => "invalid_workflow",
+            Self::Config(_) => "config",
+            Self::WorkflowRejected { .. } => "workflow_rejected",
+            Self::NoEligibleServer { .. } => "no_eligible_server",
+            Self::AttemptsExhausted { .. } => "attempts_exhausted",
+            Self::AttemptFailed(_) => "attempt_failed",
+            Self::Cancelled => "cancelled",
+            Self::DeadlineExceeded(_) => "deadline_exceeded",
+            Self::ShuttingDown => "shutting_down",
+            Self::Detached => "detached",
+            Self::UnknownServer(_) => "unknown_server",
+            Self::DuplicateServer(_) => "duplicate_server",
+        }
+    }
+
     /// The job was cancelled.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Self::Cancelled)

@@ -9,7 +9,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::ServerBackend;
-use crate::engine::{Command, Settings};
+use crate::command::Command;
+use crate::engine::Settings;
 
 pub(crate) fn spawn(
     id: ServerId,

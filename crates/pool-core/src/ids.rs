@@ -65,6 +65,19 @@ impl AsRef<str> for JobId {
     }
 }
 
+impl serde::Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Self(Arc::from(id.as_ref())))
+    }
+}
+
 /// The pool's internal number of an accepted job: increasing in order of acceptance, so it
 /// doubles as the FIFO position inside a [`JobQueue`](crate::JobQueue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

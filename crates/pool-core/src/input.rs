@@ -1,18 +1,22 @@
 //! [`InputFile`]: a file uploaded to the chosen server before a job runs.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
-/// A file uploaded (`POST /upload/image`, overwrite on) to the chosen server before each
-/// attempt, so that a `LoadImage` node can name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::Blob;
+
+/// A file uploaded (`POST /upload/image`) to the chosen server before each attempt, so that a
+/// `LoadImage` node can name it. Its content travels by reference in job records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct InputFile {
     /// The file name the workflow refers to.
     pub name: String,
     /// The subfolder of the server's input folder ("" for none).
+    #[serde(default)]
     pub subfolder: String,
-    /// The file's bytes.
-    pub bytes: Bytes,
+    /// The file's content.
+    pub content: Blob,
 }
 
 impl InputFile {
@@ -21,8 +25,13 @@ impl InputFile {
         Self {
             name: name.into(),
             subfolder: String::new(),
-            bytes: bytes.into(),
+            content: Blob::new(bytes),
         }
+    }
+
+    /// The file's bytes, when attached (see [`Blob`]).
+    pub fn bytes(&self) -> Option<&Bytes> {
+        self.content.bytes()
     }
 
     /// Puts the file in `subfolder`.
@@ -42,11 +51,10 @@ pub(crate) fn content_addressed(
     files: &[InputFile],
     workflow: &mut serde_json::Value,
 ) -> Vec<InputFile> {
-    use sha2::{Digest, Sha256};
     let mut renamed = Vec::with_capacity(files.len());
     for file in files {
-        let digest = Sha256::digest(&file.bytes);
-        let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let key = file.content.key();
+        let tag = key.get(..12).unwrap_or(&key);
         let name = match file.name.rsplit_once('.') {
             Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{tag}.{ext}"),
             _ => format!("{}-{tag}", file.name),
@@ -87,7 +95,7 @@ pub(crate) fn content_addressed(
         renamed.push(InputFile {
             name,
             subfolder: file.subfolder.clone(),
-            bytes: file.bytes.clone(),
+            content: file.content.clone(),
         });
     }
     renamed

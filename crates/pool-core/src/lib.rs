@@ -57,36 +57,45 @@
 //! ```
 
 pub use backend::{
-    AttemptFailure, AttemptOutput, AttemptRequest, BackendEvent, EventSink, NodeTiming,
-    PreviewFormat, ServerBackend,
+    AttemptFailure, AttemptOutput, AttemptRequest, EventSink, EventSource, NodeTiming,
+    ServerBackend,
 };
 pub use backoff::Backoff;
+pub use blob::Blob;
 pub use builder::PoolBuilder;
 pub use cleanup::CleanupOutcome;
 pub use comfy_backend::ComfyBackend;
 pub use ejection::OutlierEjection;
-pub use error::{AttemptError, DeadlineKind, Error, Ineligible, Result};
-pub use events::{JobEvent, JobEventKind, PoolEvent, ServerState};
-pub use handle::{JobEvents, JobHandle, JobStatus};
+pub use error::{AttemptError, BlockInfo, DeadlineKind, Error, Ineligible, Result};
+pub use events::{
+    JobEvent, JobEventKind, PoolEvent, PreviewFormat, RunEvent, ServerState, WorkflowEvent,
+};
+pub use handle::{JobHandle, JobStatus};
 pub use ids::{JobId, JobKey};
 pub use input::InputFile;
 pub use memory_queue::InMemoryQueue;
 pub use options::{Deadlines, JobOptions, OutputSelection};
-pub use output::{AttemptOutcome, AttemptRecord, JobOutput, JobTimings, SeedAssignment};
+pub use output::{AttemptOutcome, AttemptRecord, JobOutput, JobTimings, SeedAssignment, WsImage};
 pub use pool::{Pool, PoolEvents, ShutdownMode};
 pub use pool_failover::{FailoverEvent, FailoverStrategy, FailureClass, ServerId};
 pub use queue::{Constraint, JobQueue, QueueEntry, ServerView};
+pub use record::{CurrentAttempt, JobRecord, JobSpec, JobState};
 pub use server::ServerConfig;
 pub use stats::{PoolStats, ServerStats};
+pub use stream::JobEvents;
+pub use time::{Timestamp, TimestampError};
+pub use transition::Transition;
 pub use workflow_hash::WorkflowHash;
 
 mod attempt;
 mod backend;
 mod backoff;
+mod blob;
 mod builder;
 mod classify;
 mod cleanup;
 mod comfy_backend;
+mod command;
 mod dispatch;
 mod ejection;
 mod engine;
@@ -96,14 +105,19 @@ mod handle;
 mod health;
 mod ids;
 mod input;
+mod job;
 mod memory_queue;
 mod options;
 mod outcome;
 mod output;
 mod pool;
 mod queue;
+mod record;
 mod registry;
 mod seed;
 mod server;
 mod servers;
 mod stats;
+mod stream;
+mod time;
+mod transition;

@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pool_failover::ServerId;
+use serde::{Deserialize, Serialize};
 
 use crate::{Backoff, InputFile, JobId};
 
 /// Which outputs of a finished job to keep in its [`JobOutput`](crate::JobOutput).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "keep", content = "nodes", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OutputSelection {
     /// Every output node's output (the default).
@@ -29,20 +31,30 @@ impl OutputSelection {
 }
 
 /// The deadlines of a job. `None` means no deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Deadlines {
-    /// From enqueue to the first dispatch to a server.
+    /// From enqueue until a prompt of the job starts executing on a server (the wait in the
+    /// pool's queue and in the server's own queue both count).
+    #[serde(rename = "start_ms", with = "crate::time::millis::option", default)]
     pub start: Option<Duration>,
-    /// The longest silence of a running attempt (no event from the server); past it the
-    /// attempt is interrupted and counts as stuck.
+    /// The longest silence of an executing attempt (no event from the server); past it the
+    /// attempt is interrupted and counts as stuck. Uploads and the wait in the server's own
+    /// queue are not silence.
+    #[serde(
+        rename = "between_events_ms",
+        with = "crate::time::millis::option",
+        default
+    )]
     pub between_events: Option<Duration>,
-    /// From enqueue to the end of the job, over all attempts.
+    /// From enqueue to the end of the job, over all attempts; no attempt starts past it.
+    #[serde(rename = "total_ms", with = "crate::time::millis::option", default)]
     pub total: Option<Duration>,
 }
 
 /// Hard and soft server filters of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Placement {
     pub(crate) preferred: Vec<ServerId>,
     pub(crate) required: Vec<ServerId>,
@@ -78,12 +90,16 @@ impl Placement {
 ///     .total_deadline(Duration::from_secs(600));
 /// assert_eq!(options.get_priority(), 10);
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Serializable (job records carry them), input files by reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobOptions {
     pub(crate) priority: i32,
     pub(crate) job_id: Option<JobId>,
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) placement: Option<Box<Placement>>,
     pub(crate) deadlines: Deadlines,
     pub(crate) tenant: Option<Arc<str>>,

@@ -1,28 +1,57 @@
-//! What the engine does when an attempt ends, a job is cancelled, a timer fires or the pool
-//! shuts down; and the one place where a job ends ([`Engine::finish`]).
+//! What the engine does when a running prompt reports, an attempt ends, a job is cancelled,
+//! a timer fires or the pool shuts down; and the one place where a job ends
+//! ([`Engine::finish`]).
 
 use std::sync::Arc;
 
-use pool_failover::FailureClass;
+use pool_failover::{FailureClass, ServerId};
 use tokio::time::Instant;
 
 use crate::attempt::{AttemptDone, AttemptEnd};
 use crate::cleanup::Cleanup;
-use crate::engine::{Engine, Phase, StopReason, Timer};
+use crate::engine::{Engine, StopReason, Timer, Work};
 use crate::{
-    AttemptError, AttemptFailure, AttemptOutcome, AttemptRecord, DeadlineKind, Error, JobEventKind,
-    JobKey, JobOutput, JobTimings, ShutdownMode,
+    AttemptError, AttemptFailure, AttemptOutcome, DeadlineKind, Error, JobEventKind, JobKey,
+    JobOutput, JobState, JobTimings, RunEvent, ShutdownMode, Transition,
 };
 
 impl Engine {
+    /// A running prompt reported something: the record notes acceptance and the start of
+    /// execution; everything goes to the job's stream.
+    pub(crate) fn on_run_event(&mut self, key: JobKey, attempt: u32, event: RunEvent) {
+        let Some(job) = self.jobs.get(&key) else {
+            return;
+        };
+        let current = job
+            .cell
+            .read(|r| r.state == JobState::Running && r.attempts.len() == attempt as usize);
+        if !current {
+            return;
+        }
+        if let RunEvent::Output { node, .. } = &event
+            && !job.spec.options.outputs.includes(node)
+        {
+            return;
+        }
+        let transition = match &event {
+            RunEvent::Accepted { .. } => Some(Transition::PromptSubmitted { attempt }),
+            RunEvent::Executing => Some(Transition::ExecutionStarted { attempt }),
+            _ => None,
+        };
+        let kind = JobEventKind::Run(event);
+        match transition {
+            Some(transition) => self.transition(key, &transition, vec![kind]),
+            None => job.cell.emit(kind, &self.shared.events),
+        }
+    }
+
     pub(crate) fn on_attempt_done(&mut self, done: AttemptDone) {
         let now = Instant::now();
         let AttemptDone {
             key,
+            attempt,
             server,
             prompt_id,
-            started,
-            seeds,
             end,
         } = done;
         let cleanup = end.may_leave_prompt();
@@ -44,32 +73,58 @@ impl Engine {
             self.after_slot_freed(&server);
             return;
         };
-        job.phase = Phase::Backoff;
-        let hash = job.hash;
-        let outcome = match &end {
-            AttemptEnd::Finished(Ok(_)) => AttemptOutcome::Succeeded,
-            AttemptEnd::Finished(Err(f)) => AttemptOutcome::Failed(f.class),
-            AttemptEnd::Stopped(StopReason::Cancel) => AttemptOutcome::Cancelled,
-            AttemptEnd::Stopped(StopReason::Withdraw) => AttemptOutcome::Withdrawn,
-            AttemptEnd::Stopped(StopReason::Deadline(_)) => AttemptOutcome::TimedOut,
+        job.stop = None;
+        let hash = job.spec.hash;
+        let duration = now.saturating_duration_since(job.attempt_started);
+        if matches!(end, AttemptEnd::Stopped(StopReason::Detach)) {
+            // The prompt stays on its server; the next pool on the store follows it.
+            let job = self.jobs.remove(&key);
+            if let Some(job) = job {
+                self.drop_timers(&job.timers);
+                job.cell.detach();
+            }
+            self.after_slot_freed(&server);
+            return;
+        }
+        let (outcome, reason) = match &end {
+            AttemptEnd::Finished(Ok(_)) => (AttemptOutcome::Succeeded, None),
+            AttemptEnd::Finished(Err(f)) => {
+                (AttemptOutcome::Failed(f.class), Some(f.reason.clone()))
+            }
+            AttemptEnd::Stopped(StopReason::Cancel | StopReason::Detach) => {
+                (AttemptOutcome::Cancelled, None)
+            }
+            AttemptEnd::Stopped(StopReason::Withdraw) => (AttemptOutcome::Withdrawn, None),
+            AttemptEnd::Stopped(StopReason::Deadline(_)) => (AttemptOutcome::TimedOut, None),
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
-                AttemptOutcome::Failed(FailureClass::ServerDown)
+                let why = self
+                    .server(&server)
+                    .and_then(|s| s.last_error.clone())
+                    .unwrap_or_else(|| "unreachable".to_owned());
+                (
+                    AttemptOutcome::Failed(FailureClass::ServerDown),
+                    Some(format!("the server went offline: {why}")),
+                )
             }
         };
-        let attempt = u32::try_from(job.attempts.len() + 1).unwrap_or(u32::MAX);
-        job.attempts.push(AttemptRecord {
+        let ended = Transition::AttemptEnded {
             attempt,
-            server: server.clone(),
-            prompt_id: prompt_id.clone(),
-            duration: now.saturating_duration_since(started),
             outcome,
-        });
+            reason: reason.clone(),
+            duration,
+        };
+        self.transition(key, &ended, Vec::new());
+        let Some(job) = self.jobs.get(&key) else {
+            self.after_slot_freed(&server);
+            return;
+        };
         // What the job's record says wins over how the attempt ended: a cancel, then a
         // deadline that ran out while it ran.
-        let verdict = if job.cancel_requested {
+        let (cancelled, expired) = job.cell.read(|r| (r.cancel_requested, r.deadline_expired));
+        let verdict = if cancelled {
             Some(Error::Cancelled)
         } else {
-            job.deadline_hit.map(Error::DeadlineExceeded)
+            expired.map(Error::DeadlineExceeded)
         };
         if let Some(error) = verdict {
             let events = match &end {
@@ -77,88 +132,84 @@ impl Engine {
                 // Frees a probe slot; blocks nothing.
                 _ => strategy.record_failure(&server, &hash, FailureClass::Cancelled, now),
             };
-            self.announce(&events);
+            self.publish_failover(&events);
             self.finish(key, Err(error));
-            self.act_on(events);
             self.after_slot_freed(&server);
             return;
         }
         match end {
             AttemptEnd::Finished(Ok(output)) => {
                 self.note_server_success(&server);
-                let Some(job) = self.jobs.get_mut(&key) else {
+                let events = strategy.record_success(&server, &hash, now);
+                self.publish_failover(&events);
+                let Some(job) = self.jobs.get(&key) else {
                     return;
                 };
-                let events = strategy.record_success(&server, &hash, now);
+                let attempts = job.cell.read(|r| r.attempts.clone());
+                let seeds = attempts.last().map(|a| a.seeds.clone()).unwrap_or_default();
                 let timings = JobTimings {
                     queue_wait: job
                         .first_dispatch
                         .map(|t| t.saturating_duration_since(job.enqueued_at))
                         .unwrap_or_default(),
                     total: now.saturating_duration_since(job.enqueued_at),
-                    attempts: job.attempts.clone(),
+                    attempts,
                     nodes: output.nodes,
                 };
+                let options = &job.spec.options;
                 let mut outputs = output.outputs;
-                outputs.retain(|node, _| job.options.outputs.includes(node));
+                outputs.retain(|node, _| options.outputs.includes(node));
+                let mut ws_images = output.ws_images;
+                ws_images.retain(|image| options.outputs.includes(&image.node));
                 let result = JobOutput {
-                    job: job.shared.id.clone(),
+                    job: job.cell.id.clone(),
                     server: server.clone(),
                     prompt_id,
                     outputs,
+                    ws_images,
                     seeds,
-                    metadata: job.options.metadata.clone(),
+                    metadata: options.metadata.clone(),
                     timings,
                 };
-                self.announce(&events);
                 self.finish(key, Ok(Arc::new(result)));
-                self.act_on(events);
             }
             AttemptEnd::Finished(Err(failure)) => self.on_failure(key, &server, failure),
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
-                let reason = self
-                    .server(&server)
-                    .and_then(|s| s.last_error.clone())
-                    .unwrap_or_else(|| "unreachable".to_owned());
-                let failure = AttemptFailure::new(
-                    FailureClass::ServerDown,
-                    format!("the server went offline: {reason}"),
+                let reason = reason.unwrap_or_default();
+                self.on_failure(
+                    key,
+                    &server,
+                    AttemptFailure::new(FailureClass::ServerDown, reason),
                 );
-                self.on_failure(key, &server, failure);
             }
             AttemptEnd::Stopped(reason) => {
                 // Frees a probe slot; blocks nothing.
                 let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
+                self.publish_failover(&events);
                 match reason {
-                    StopReason::Withdraw => {
-                        if let Some(job) = self.jobs.get_mut(&key) {
-                            job.counted_attempts = job.counted_attempts.saturating_sub(1);
-                        }
-                        self.place(key);
-                    }
+                    StopReason::Withdraw => self.place(key),
                     // A cancel or a deadline is on the record before the attempt is stopped
                     // for it (handled above); these only guard the invariant.
                     StopReason::Deadline(kind) => {
                         self.finish(key, Err(Error::DeadlineExceeded(kind)));
                     }
-                    StopReason::Cancel | StopReason::ServerOffline => {
+                    StopReason::Cancel | StopReason::ServerOffline | StopReason::Detach => {
                         self.finish(key, Err(Error::Cancelled));
                     }
                 }
-                self.publish_failover(events);
             }
         }
         self.after_slot_freed(&server);
     }
 
-    fn after_slot_freed(&mut self, server: &pool_failover::ServerId) {
+    fn after_slot_freed(&mut self, server: &ServerId) {
         self.retire_if_idle(server);
-        self.fill_server(server);
+        self.work.push_back(Work::Fill(server.clone()));
     }
 
     /// Removes an abandoned prompt from its server in the background; its slot stays taken
     /// until the first try settles.
-    fn clean_up(&mut self, id: &pool_failover::ServerId, prompt_id: String) {
+    fn clean_up(&mut self, id: &ServerId, prompt_id: String) {
         let settings = self.settings.cleanup;
         let Some(server) = self.server_mut(id) else {
             return;
@@ -173,31 +224,31 @@ impl Engine {
         cleanup.spawn(&self.commands, self.shared.events.clone());
     }
 
-    fn on_failure(
-        &mut self,
-        key: JobKey,
-        server: &pool_failover::ServerId,
-        failure: AttemptFailure,
-    ) {
+    fn on_failure(&mut self, key: JobKey, server: &ServerId, failure: AttemptFailure) {
         let now = Instant::now();
-        let Some(job) = self.jobs.get_mut(&key) else {
+        let Some(job) = self.jobs.get(&key) else {
             return;
         };
-        let hash = job.hash;
-        let attempt = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX);
+        let hash = job.spec.hash;
+        let (attempt, counted, errors) = job.cell.read(|r| {
+            (
+                u32::try_from(r.attempts.len()).unwrap_or(u32::MAX),
+                r.counted_attempts(),
+                r.attempt_errors(),
+            )
+        });
+        let class = failure.class;
         let error = AttemptError {
             attempt,
             server: server.clone(),
-            class: failure.class,
+            class,
             reason: failure.reason.clone(),
         };
-        job.errors.push(error.clone());
-        let class = failure.class;
         let events = self
             .shared
             .strategy
             .record_failure(server, &hash, class, now);
-        self.announce(&events);
+        self.publish_failover(&events);
         self.note_server_failure(server, class, &failure.reason);
         if class == FailureClass::ServerDown {
             self.server_down(server, &failure.reason);
@@ -211,26 +262,23 @@ impl Engine {
                 reason: failure.reason,
             }),
             FailureClass::Cancelled => Some(Error::Cancelled),
-            _ if job.counted_attempts >= job.options.max_attempts
+            _ if counted >= job.spec.options.max_attempts
                 || self.shutdown == Some(ShutdownMode::Cancel) =>
             {
-                Some(Error::AttemptsExhausted {
-                    attempts: job.errors.clone(),
-                })
+                Some(Error::AttemptsExhausted { attempts: errors })
             }
             _ => None,
         };
         if let Some(error) = final_error {
             self.finish(key, Err(error));
-            self.act_on(events);
             return;
         }
         if !job.avoid.contains(server) {
             job.avoid.push(server.clone());
         }
-        let options = job.options.clone();
+        let spec = Arc::clone(&job.spec);
         let avoid = job.avoid.clone();
-        let constraint = self.constraint_for(&options, &avoid);
+        let constraint = self.constraint_for(&spec.options, &avoid);
         let Some(job) = self.jobs.get_mut(&key) else {
             return;
         };
@@ -240,26 +288,20 @@ impl Engine {
         let delay = if class == FailureClass::ServerLacksResource {
             std::time::Duration::ZERO
         } else {
-            options.backoff.delay(job.counted_attempts)
+            spec.options.backoff.delay(counted)
         };
-        job.phase = Phase::Backoff;
-        let next = attempt + 1;
-        job.shared.emit(
+        let events = vec![
             JobEventKind::Failed {
                 error: Error::AttemptFailed(error.clone()),
                 will_retry: true,
             },
-            &self.shared.events,
-        );
-        job.shared.emit(
             JobEventKind::Retrying {
-                attempt: next,
+                attempt: attempt + 1,
                 delay,
                 cause: error,
             },
-            &self.shared.events,
-        );
-        self.act_on(events);
+        ];
+        self.transition(key, &Transition::RetryScheduled { delay }, events);
         if delay.is_zero() {
             self.place(key);
         } else {
@@ -270,55 +312,44 @@ impl Engine {
     /// Records the cancel on the job (it wins over every later transition) and stops what
     /// the job is doing now.
     pub(crate) fn on_cancel(&mut self, key: JobKey) {
-        let Some(job) = self.jobs.get_mut(&key) else {
+        let Some(job) = self.jobs.get(&key) else {
             return;
         };
-        job.cancel_requested = true;
-        match &mut job.phase {
-            Phase::Queued => {
-                self.queue.remove(key);
-                self.finish(key, Err(Error::Cancelled));
-            }
-            Phase::Backoff => self.finish(key, Err(Error::Cancelled)),
-            Phase::Running { stop, .. } => {
+        let state = job.state();
+        self.transition(key, &Transition::CancelRequested, Vec::new());
+        match state {
+            JobState::Running => {
                 // Without a stop signal left, the attempt is ending already; its report
                 // finds the cancel on the record.
-                if let Some(stop) = stop.take() {
+                if let Some(stop) = self.jobs.get_mut(&key).and_then(|j| j.stop.take()) {
                     let _ = stop.send(StopReason::Cancel);
                 }
             }
-        }
-    }
-
-    /// The running attempt's prompt started executing: the start deadline is met.
-    pub(crate) fn on_executing(&mut self, key: JobKey, attempt: u32) {
-        if let Some(job) = self.jobs.get_mut(&key)
-            && matches!(job.phase, Phase::Running { attempt: a, .. } if a == attempt)
-        {
-            job.executed = true;
+            _ => {
+                self.queue.remove(key);
+                self.finish(key, Err(Error::Cancelled));
+            }
         }
     }
 
     /// A deadline of the job ran out: a job waiting ends at once; a running one is stopped
     /// and ends when its attempt reports.
     fn deadline_expired(&mut self, key: JobKey, kind: DeadlineKind) {
-        let Some(job) = self.jobs.get_mut(&key) else {
+        let Some(job) = self.jobs.get(&key) else {
             return;
         };
-        if job.deadline_hit.is_some() {
+        let (state, expired) = job.cell.read(|r| (r.state, r.deadline_expired));
+        if expired.is_some() {
             return;
         }
-        job.deadline_hit = Some(kind);
-        match &mut job.phase {
-            Phase::Running { stop, .. } => {
-                if let Some(stop) = stop.take() {
-                    let _ = stop.send(StopReason::Deadline(kind));
-                }
+        if state == JobState::Running {
+            self.transition(key, &Transition::DeadlineExpired { kind }, Vec::new());
+            if let Some(stop) = self.jobs.get_mut(&key).and_then(|j| j.stop.take()) {
+                let _ = stop.send(StopReason::Deadline(kind));
             }
-            Phase::Queued | Phase::Backoff => {
-                self.queue.remove(key);
-                self.finish(key, Err(Error::DeadlineExceeded(kind)));
-            }
+        } else {
+            self.queue.remove(key);
+            self.finish(key, Err(Error::DeadlineExceeded(kind)));
         }
     }
 
@@ -328,7 +359,7 @@ impl Engine {
                 if self
                     .jobs
                     .get(&key)
-                    .is_some_and(|j| matches!(j.phase, Phase::Backoff))
+                    .is_some_and(|j| j.state() == JobState::RetryWait)
                 {
                     self.place(key);
                 }
@@ -336,7 +367,11 @@ impl Engine {
             Timer::StartDeadline(key) => {
                 // Met once a prompt of the job started executing on a server (the wait in
                 // the server's own queue counts).
-                if self.jobs.get(&key).is_some_and(|job| !job.executed) {
+                if self
+                    .jobs
+                    .get(&key)
+                    .is_some_and(|job| !job.cell.read(crate::JobRecord::executed))
+                {
                     self.deadline_expired(key, DeadlineKind::Start);
                 }
             }
@@ -345,22 +380,40 @@ impl Engine {
         }
     }
 
-    /// Ends a live job: its one terminal event, its outcome, the registry's retention.
+    fn drop_timers(&mut self, timers: &[(Instant, u64)]) {
+        for timer in timers {
+            self.timers.remove(timer);
+        }
+    }
+
+    /// Ends a live job: its record's terminal transition with its one terminal event, and
+    /// the registry's retention.
     pub(crate) fn finish(&mut self, key: JobKey, outcome: crate::Result<Arc<JobOutput>>) {
         let Some(job) = self.jobs.remove(&key) else {
             return;
         };
-        for timer in &job.timers {
-            self.timers.remove(timer);
-        }
+        self.drop_timers(&job.timers);
         match &outcome {
             Ok(_) => self.totals.completed += 1,
             Err(Error::Cancelled) => self.totals.cancelled += 1,
             Err(_) => self.totals.failed += 1,
         }
-        if job.shared.finish(outcome, &self.shared.events) {
-            self.shared.registry.lock().finished(&job.shared.id);
-        }
+        let terminal = match &outcome {
+            Ok(output) => JobEventKind::Completed {
+                output: Arc::clone(output),
+            },
+            Err(Error::Cancelled) => JobEventKind::Cancelled,
+            Err(error) => JobEventKind::Failed {
+                error: error.clone(),
+                will_retry: false,
+            },
+        };
+        job.cell.transition(
+            &Transition::Finished { outcome },
+            vec![terminal],
+            &self.shared.events,
+        );
+        self.shared.registry.lock().finished(&job.cell.id);
     }
 
     pub(crate) fn begin_shutdown(
@@ -372,22 +425,51 @@ impl Engine {
         if let Some(reply) = reply {
             self.shutdown_waiters.push(reply);
         }
-        if self.shutdown != Some(ShutdownMode::Cancel) {
+        // Escalation only: drain < detach < cancel.
+        let rank = |m: Option<ShutdownMode>| match m {
+            None => 0,
+            Some(ShutdownMode::Drain) => 1,
+            Some(ShutdownMode::Detach) => 2,
+            Some(_) => 3,
+        };
+        if rank(Some(mode)) > rank(self.shutdown) {
             self.shutdown = Some(mode);
         }
-        if mode == ShutdownMode::Cancel {
-            for entry in self.queue.drain() {
-                self.finish(entry.key, Err(Error::Cancelled));
+        match self.shutdown {
+            Some(ShutdownMode::Cancel) => {
+                for entry in self.queue.drain() {
+                    self.on_cancel(entry.key);
+                }
+                let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
+                for key in keys {
+                    self.on_cancel(key);
+                }
             }
-            let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
-            for key in keys {
-                self.on_cancel(key);
+            Some(ShutdownMode::Detach) => {
+                self.queue.drain();
+                let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
+                for key in keys {
+                    let running = self
+                        .jobs
+                        .get(&key)
+                        .is_some_and(|j| j.state() == JobState::Running);
+                    if running {
+                        if let Some(stop) = self.jobs.get_mut(&key).and_then(|j| j.stop.take()) {
+                            let _ = stop.send(StopReason::Detach);
+                        }
+                    } else if let Some(job) = self.jobs.remove(&key) {
+                        self.drop_timers(&job.timers);
+                        job.cell.detach();
+                    }
+                }
             }
+            _ => {}
         }
     }
 
-    /// Shut down, every job ended, and every clean-up's first try settled (so that a
-    /// cancelling shutdown has asked the servers to stop its prompts before it returns).
+    /// Shut down, every job ended (or detached), and every clean-up's first try settled (so
+    /// that a cancelling shutdown has asked the servers to stop its prompts before it
+    /// returns).
     pub(crate) fn is_done(&self) -> bool {
         self.shutdown.is_some()
             && self.jobs.is_empty()

@@ -1,15 +1,16 @@
-//! [`JobOutput`]: what a finished job returns, with its timings.
+//! [`JobOutput`]: what a finished job returns, with its timings and attempts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pool_failover::{FailureClass, ServerId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{JobId, NodeTiming};
+use crate::{Blob, JobId, NodeTiming, PreviewFormat, Timestamp};
 
 /// A seed chosen by auto-seed for one input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SeedAssignment {
     /// The node id.
@@ -21,44 +22,78 @@ pub struct SeedAssignment {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "class", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AttemptOutcome {
+    /// Still running (the job's current attempt).
+    Running,
     /// It succeeded.
     Succeeded,
     /// It failed with this class.
     Failed(FailureClass),
     /// It was cancelled.
     Cancelled,
-    /// It was stopped by the job's total deadline.
+    /// It was stopped by a deadline of the job.
     TimedOut,
     /// Its server left the pool; the job went back to the queue.
     Withdrawn,
 }
 
-/// One attempt of a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl AttemptOutcome {
+    /// Whether the attempt counts against the job's `max_attempts` (withdrawn ones do not).
+    pub fn counts(&self) -> bool {
+        !matches!(self, Self::Withdrawn)
+    }
+}
+
+/// One attempt of a job: where, under which prompt id, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AttemptRecord {
     /// The attempt number, from 1.
     pub attempt: u32,
     /// The server.
     pub server: ServerId,
-    /// The prompt id it was submitted under.
+    /// The prompt id it was submitted under (chosen before the submission, so that the pool
+    /// can always ask the server what became of it).
     pub prompt_id: String,
-    /// From dispatch to its end.
+    /// Whether it was the probation probe of its (server, workflow) pair.
+    #[serde(default)]
+    pub probe: bool,
+    /// Seeds chosen by auto-seed for it.
+    #[serde(default)]
+    pub seeds: Vec<SeedAssignment>,
+    /// When it was dispatched.
+    pub started_at: Timestamp,
+    /// When the server accepted the prompt.
+    #[serde(default)]
+    pub submitted_at: Option<Timestamp>,
+    /// When the prompt started executing on the server.
+    #[serde(default)]
+    pub executing_at: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default)]
+    pub ended_at: Option<Timestamp>,
+    /// From dispatch to its end (zero while it runs).
+    #[serde(rename = "duration_ms", with = "crate::time::millis")]
     pub duration: Duration,
-    /// How it ended.
+    /// How it ended ([`AttemptOutcome::Running`] while it runs).
     pub outcome: AttemptOutcome,
+    /// Why it failed, in words, when it did.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Timings of a finished job.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobTimings {
     /// From enqueue to the first dispatch.
+    #[serde(rename = "queue_wait_ms", with = "crate::time::millis")]
     pub queue_wait: Duration,
     /// From enqueue to the end.
+    #[serde(rename = "total_ms", with = "crate::time::millis")]
     pub total: Duration,
     /// Every attempt, in order.
     pub attempts: Vec<AttemptRecord>,
@@ -66,8 +101,32 @@ pub struct JobTimings {
     pub nodes: Vec<NodeTiming>,
 }
 
+/// An image a node sent only over the websocket (`SaveImageWebsocket`): it never reaches the
+/// server's history, so the pool keeps its bytes with the job's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WsImage {
+    /// The node that sent it.
+    pub node: String,
+    /// The image format.
+    pub format: PreviewFormat,
+    /// The bytes (by reference in records).
+    pub image: Blob,
+}
+
+impl WsImage {
+    /// An image of `node`.
+    pub fn new(node: impl Into<String>, format: PreviewFormat, image: Blob) -> Self {
+        Self {
+            node: node.into(),
+            format,
+            image,
+        }
+    }
+}
+
 /// What a completed job returns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobOutput {
     /// The job.
@@ -78,6 +137,9 @@ pub struct JobOutput {
     pub prompt_id: String,
     /// Outputs per node id, from the server's history.
     pub outputs: Map<String, Value>,
+    /// Images sent only over the websocket (`SaveImageWebsocket` nodes), in arrival order.
+    #[serde(default)]
+    pub ws_images: Vec<WsImage>,
     /// Seeds chosen by auto-seed for the successful attempt.
     pub seeds: Vec<SeedAssignment>,
     /// The job's metadata, as given in its options.

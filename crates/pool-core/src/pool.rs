@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use pool_failover::{FailoverStrategy, ServerId};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use workflow_hash::WorkflowHash;
 
-use crate::engine::{Command, NewJob, Shared};
-use crate::handle::JobShared;
+use crate::command::{EngineLink, NewJob};
+use crate::engine::Shared;
+use crate::job::JobCell;
 use crate::{
-    Error, JobHandle, JobId, JobOptions, PoolBuilder, PoolEvent, PoolStats, Result, ServerConfig,
-    seed,
+    Error, JobHandle, JobId, JobOptions, JobRecord, JobSpec, PoolBuilder, PoolEvent, PoolStats,
+    Result, ServerConfig, Timestamp, seed,
 };
 
 /// How [`Pool::shutdown`] treats accepted work.
@@ -23,6 +24,12 @@ pub enum ShutdownMode {
     Drain,
     /// Accept nothing new; cancel queued jobs and interrupt running ones.
     Cancel,
+    /// Accept nothing new and stop at once, leaving every unfinished job as it is: queued jobs
+    /// stay queued and running prompts keep running on their servers. With a durable store,
+    /// the next pool on the same store takes them up again (re-attaching to the running
+    /// prompts); for rolling restarts. Their handles here end with
+    /// [`Error::Detached`](crate::Error::Detached), without a terminal event.
+    Detach,
 }
 
 /// A pool of ComfyUI servers: takes workflows, routes them with the failover strategy, runs
@@ -37,7 +44,7 @@ pub struct Pool {
 
 #[derive(Debug)]
 struct Inner {
-    commands: mpsc::UnboundedSender<Command>,
+    engine: EngineLink,
     shared: Arc<Shared>,
     default_options: JobOptions,
 }
@@ -49,13 +56,13 @@ impl Pool {
     }
 
     pub(crate) fn from_parts(
-        commands: mpsc::UnboundedSender<Command>,
+        engine: EngineLink,
         shared: Arc<Shared>,
         default_options: JobOptions,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                commands,
+                engine,
                 shared,
                 default_options,
             }),
@@ -114,31 +121,26 @@ impl Pool {
         {
             return Ok(JobHandle::new(
                 Arc::clone(existing),
-                self.inner.commands.clone(),
+                self.inner.engine.clone(),
             ));
         }
         let key = registry.next_key();
         let id = options.job_id.clone().unwrap_or_else(JobId::random);
-        let shared = Arc::new(JobShared::new(id, key, options.priority));
+        let spec = Arc::new(JobSpec::new(workflow, hash, options));
+        let record = JobRecord::new(id, Arc::clone(&spec), Timestamp::now());
+        let cell = Arc::new(JobCell::new(key, record));
         let job = NewJob {
-            shared: Arc::clone(&shared),
-            workflow,
-            hash,
+            cell: Arc::clone(&cell),
+            spec,
             seeded,
-            options,
             enqueued_at: Instant::now(),
         };
-        if self
-            .inner
-            .commands
-            .send(Command::Enqueue(Box::new(job)))
-            .is_err()
-        {
+        if !self.inner.engine.enqueue(job) {
             return Err(Error::ShuttingDown);
         }
-        registry.insert(Arc::clone(&shared));
+        registry.insert(Arc::clone(&cell));
         drop(registry);
-        Ok(JobHandle::new(shared, self.inner.commands.clone()))
+        Ok(JobHandle::new(cell, self.inner.engine.clone()))
     }
 
     /// Waits until every server given to the builder has answered its first health check
@@ -154,7 +156,13 @@ impl Pool {
         let registry = self.inner.shared.registry.lock();
         registry
             .get(id)
-            .map(|shared| JobHandle::new(Arc::clone(shared), self.inner.commands.clone()))
+            .map(|cell| JobHandle::new(Arc::clone(cell), self.inner.engine.clone()))
+    }
+
+    /// The record of a job the pool knows (live, or finished and still retained).
+    pub fn record(&self, id: &str) -> Option<JobRecord> {
+        let cell = self.inner.shared.registry.lock().get(id).map(Arc::clone);
+        cell.map(|cell| cell.record())
     }
 
     /// Cancels a job by id; returns whether the pool knows it.
@@ -180,9 +188,7 @@ impl Pool {
     ///
     /// [`Error::ShuttingDown`] once the pool has stopped.
     pub async fn stats(&self) -> Result<PoolStats> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Stats(tx))?;
-        rx.await.map_err(|_| Error::ShuttingDown)
+        self.inner.engine.stats().await
     }
 
     /// Adds a server while the pool runs.
@@ -191,9 +197,7 @@ impl Pool {
     ///
     /// [`Error::DuplicateServer`], [`Error::Config`], or [`Error::ShuttingDown`].
     pub async fn add_server(&self, server: ServerConfig) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::AddServer(Box::new(server), tx))?;
-        rx.await.map_err(|_| Error::ShuttingDown)?
+        self.inner.engine.add_server(server).await
     }
 
     /// Removes a server at once: it takes no new work and its running jobs are interrupted
@@ -203,7 +207,7 @@ impl Pool {
     ///
     /// [`Error::UnknownServer`] or [`Error::ShuttingDown`].
     pub async fn remove_server(&self, id: impl Into<ServerId>) -> Result<()> {
-        self.remove(id.into(), false).await
+        self.inner.engine.remove_server(id.into(), false).await
     }
 
     /// Drains a server: it takes no new work and leaves the pool once its running jobs end.
@@ -212,38 +216,16 @@ impl Pool {
     ///
     /// [`Error::UnknownServer`] or [`Error::ShuttingDown`].
     pub async fn drain_server(&self, id: impl Into<ServerId>) -> Result<()> {
-        self.remove(id.into(), true).await
+        self.inner.engine.remove_server(id.into(), true).await
     }
 
-    async fn remove(&self, server: ServerId, drain: bool) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::RemoveServer {
-            server,
-            drain,
-            reply,
-        })?;
-        rx.await.map_err(|_| Error::ShuttingDown)?
-    }
-
-    /// Stops accepting jobs and, per `mode`, runs or cancels the accepted ones; returns once
-    /// every accepted job has ended (each with exactly one terminal event). Calling it again
-    /// (e.g. `Cancel` after a `Drain` that takes too long) escalates.
+    /// Stops accepting jobs and, per `mode`, runs, cancels or leaves the accepted ones;
+    /// returns once every accepted job has ended (each with exactly one terminal event) or,
+    /// with [`ShutdownMode::Detach`], been let go. Calling it again escalates (`Drain`, then
+    /// `Detach`, then `Cancel`).
     pub async fn shutdown(&self, mode: ShutdownMode) {
-        {
-            let mut registry = self.inner.shared.registry.lock();
-            registry.closed = true;
-        }
-        let (tx, rx) = oneshot::channel();
-        if self.send(Command::Shutdown(mode, tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
-
-    fn send(&self, command: Command) -> Result<()> {
-        self.inner
-            .commands
-            .send(command)
-            .map_err(|_| Error::ShuttingDown)
+        self.inner.shared.registry.lock().closed = true;
+        self.inner.engine.shutdown(mode).await;
     }
 }
 

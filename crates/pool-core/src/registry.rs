@@ -3,14 +3,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::handle::JobShared;
+use crate::job::JobCell;
 use crate::{JobId, JobKey};
 
 /// Jobs by id. Live jobs stay until they end; finished ones are kept (for idempotent ids and
 /// lookups) up to `retain`, oldest dropped first, so memory stays bounded.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    jobs: HashMap<JobId, Arc<JobShared>>,
+    jobs: HashMap<JobId, Arc<JobCell>>,
     finished: VecDeque<JobId>,
     retain: usize,
     next_key: u64,
@@ -28,7 +28,7 @@ impl Registry {
         }
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&Arc<JobShared>> {
+    pub(crate) fn get(&self, id: &str) -> Option<&Arc<JobCell>> {
         self.jobs.get(id)
     }
 
@@ -38,8 +38,8 @@ impl Registry {
         key
     }
 
-    pub(crate) fn insert(&mut self, shared: Arc<JobShared>) {
-        self.jobs.insert(shared.id.clone(), shared);
+    pub(crate) fn insert(&mut self, cell: Arc<JobCell>) {
+        self.jobs.insert(cell.id.clone(), cell);
     }
 
     /// Marks a job finished and drops the oldest finished jobs beyond the limit.

@@ -8,9 +8,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::ejection::{Outlier, Verdict};
-use crate::engine::{Engine, Phase, ServerKey, StopReason, Timer};
+use crate::engine::Work;
+use crate::engine::{Engine, ServerKey, StopReason, Timer};
 use crate::{
-    AttemptFailure, Error, PoolEvent, PoolStats, Result, ServerBackend, ServerConfig, ServerState,
+    AttemptFailure, Error, JobState, PoolStats, Result, ServerBackend, ServerConfig, ServerState,
     ServerStats, ServerView, health,
 };
 
@@ -132,11 +133,7 @@ impl Engine {
             server.last_error.clone_from(&error);
         }
         if changed || state == ServerState::Connecting {
-            self.publish(PoolEvent::Server {
-                server: id.clone(),
-                state,
-                last_error: error,
-            });
+            self.publish_server(id, state, error);
         }
     }
 
@@ -174,12 +171,8 @@ impl Engine {
             pending.remove(id);
         }
         let events = self.shared.strategy.reset_server(id);
-        self.publish(PoolEvent::Server {
-            server: id.clone(),
-            state: ServerState::Removed,
-            last_error: None,
-        });
-        self.publish_failover(events);
+        self.publish_server(id, ServerState::Removed, None);
+        self.publish_failover(&events);
         self.check_ready();
     }
 
@@ -197,7 +190,7 @@ impl Engine {
             Ok(()) => {
                 if matches!(state, ServerState::Connecting | ServerState::Offline) {
                     self.set_state(id, ServerState::Online, None);
-                    self.fill_server(id);
+                    self.work.push_back(Work::Fill(id.clone()));
                 }
             }
             Err(failure) => {
@@ -229,9 +222,11 @@ impl Engine {
     /// Stops every attempt running on `id` (those not stopped already).
     pub(crate) fn stop_attempts_on(&mut self, id: &ServerId, reason: StopReason) {
         for job in self.jobs.values_mut() {
-            if let Phase::Running { server, stop, .. } = &mut job.phase
-                && server == id
-                && let Some(stop) = stop.take()
+            if job.stop.is_some()
+                && job
+                    .cell
+                    .read(|r| r.current().is_some_and(|c| c.server == *id))
+                && let Some(stop) = job.stop.take()
             {
                 let _ = stop.send(reason);
             }
@@ -304,7 +299,7 @@ impl Engine {
         let (id, healthy) = (server.id.clone(), server.healthy);
         if healthy {
             self.set_state(&id, ServerState::Online, None);
-            self.fill_server(&id);
+            self.work.push_back(Work::Fill(id));
         } else {
             if let Some(server) = self.server(&id) {
                 server.nudge.notify_one();
@@ -319,7 +314,7 @@ impl Engine {
             server.cleaning = server.cleaning.saturating_sub(1);
         }
         self.retire_if_idle(id);
-        self.fill_server(id);
+        self.work.push_back(Work::Fill(id.clone()));
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -333,10 +328,10 @@ impl Engine {
             ..PoolStats::default()
         };
         for job in self.jobs.values() {
-            match job.phase {
-                Phase::Backoff => stats.retry_wait += 1,
-                Phase::Running { .. } => stats.running += 1,
-                Phase::Queued => {}
+            match job.state() {
+                JobState::RetryWait => stats.retry_wait += 1,
+                JobState::Running => stats.running += 1,
+                _ => {}
             }
         }
         stats.servers = self

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pool_core::{
-    Backoff, Error, FailoverEvent, FailureClass, Ineligible, JobOptions, Pool, PoolEvent,
+    Backoff, Error, FailureClass, Ineligible, JobOptions, Pool, PoolEvent, WorkflowEvent,
 };
 use pool_failover::{AllBlockedPolicy, ServerId, SmartConfig, SmartStrategy, UnblockReason};
 use support::{Fake, Step, workflow};
@@ -71,12 +71,12 @@ async fn blocked_everywhere_waits_for_the_block_to_expire() {
     while let Some(event) = events.try_recv() {
         if let PoolEvent::Workflow(e) = event {
             seen.push(match e {
-                FailoverEvent::Blocked { .. } => "blocked",
-                FailoverEvent::Unblocked {
+                WorkflowEvent::Blocked { .. } => "blocked",
+                WorkflowEvent::Unblocked {
                     reason: UnblockReason::Expired,
                     ..
                 } => "expired",
-                FailoverEvent::Probing { .. } => "probing",
+                WorkflowEvent::Probing { .. } => "probing",
                 _ => "other",
             });
         }
@@ -130,7 +130,7 @@ async fn probe_policy_tries_the_blocked_server_at_once() {
     assert!(t0.elapsed() < Duration::from_secs(1));
     let mut forced = false;
     while let Some(event) = events.try_recv() {
-        if let PoolEvent::Workflow(FailoverEvent::Unblocked {
+        if let PoolEvent::Workflow(WorkflowEvent::Unblocked {
             reason: UnblockReason::ForcedProbe,
             ..
         }) = event

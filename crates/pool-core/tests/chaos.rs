@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use comfy_sim::{SimCluster, SimConfig};
 use pool_core::{
-    Backoff, FailoverEvent, JobEventKind, JobOptions, PoolEvent, ServerId, ShutdownMode,
+    Backoff, JobEventKind, JobOptions, PoolEvent, ServerId, ShutdownMode, WorkflowEvent,
     WorkflowHash,
 };
 use pool_failover::{SmartConfig, SmartStrategy};
@@ -141,10 +141,10 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
     let mut completed = 0;
     while let Some(event) = events.try_recv() {
         match event {
-            PoolEvent::Workflow(FailoverEvent::Blocked { server, hash, .. }) => {
+            PoolEvent::Workflow(WorkflowEvent::Blocked { server, hash, .. }) => {
                 blocked.insert((server, hash));
             }
-            PoolEvent::Workflow(FailoverEvent::Unblocked { server, hash, .. }) => {
+            PoolEvent::Workflow(WorkflowEvent::Unblocked { server, hash, .. }) => {
                 blocked.remove(&(server.clone(), hash));
                 *unblocks.entry((server, hash)).or_default() += 1;
             }

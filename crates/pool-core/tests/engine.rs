@@ -284,7 +284,7 @@ async fn server_lacking_a_resource_blocks_only_that_workflow_there() {
     assert_eq!(a.run_count(), 2, "the blocked workflow ran on a once");
     let mut saw_block = false;
     while let Some(event) = all.try_recv() {
-        if let PoolEvent::Workflow(pool_core::FailoverEvent::Blocked { server, .. }) = event {
+        if let PoolEvent::Workflow(pool_core::WorkflowEvent::Blocked { server, .. }) = event {
             assert_eq!(server.as_str(), "a");
             saw_block = true;
         }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pool_core::{
-    Backoff, FailoverEvent, FailureClass, JobEventKind, JobOptions, Pool, PoolEvent, ShutdownMode,
+    Backoff, FailureClass, JobEventKind, JobOptions, Pool, PoolEvent, ShutdownMode, WorkflowEvent,
 };
 use pool_failover::{SmartConfig, SmartStrategy};
 use proptest::prelude::*;
@@ -100,10 +100,10 @@ proptest! {
             let mut running = HashSet::new();
             while let Some(event) = events.try_recv() {
                 match event {
-                    PoolEvent::Workflow(FailoverEvent::Blocked { server, hash, .. }) => {
+                    PoolEvent::Workflow(WorkflowEvent::Blocked { server, hash, .. }) => {
                         blocked.insert((server, hash));
                     }
-                    PoolEvent::Workflow(FailoverEvent::Unblocked { server, hash, .. }) => {
+                    PoolEvent::Workflow(WorkflowEvent::Unblocked { server, hash, .. }) => {
                         blocked.remove(&(server, hash));
                     }
                     PoolEvent::Job(e) => match e.kind {

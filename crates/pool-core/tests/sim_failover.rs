@@ -5,7 +5,7 @@
 mod support;
 
 use comfy_sim::{SimCluster, SimConfig, Stats};
-use pool_core::{Backoff, Error, FailoverEvent, FailureClass, JobOptions, PoolEvent};
+use pool_core::{Backoff, Error, FailureClass, JobOptions, PoolEvent, WorkflowEvent};
 use serde_json::{Value, json};
 use support::{chain, sim_pool};
 
@@ -73,7 +73,7 @@ async fn a_server_without_a_node_class_is_routed_around_for_that_workflow_only()
     assert_eq!(plain.result().await.unwrap().server.as_str(), "s0");
     let mut blocked = None;
     while let Some(event) = events.try_recv() {
-        if let PoolEvent::Workflow(FailoverEvent::Blocked { server, class, .. }) = event {
+        if let PoolEvent::Workflow(WorkflowEvent::Blocked { server, class, .. }) = event {
             blocked = Some((server.to_string(), class));
         }
     }

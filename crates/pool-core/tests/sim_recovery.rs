@@ -23,6 +23,7 @@ async fn wait_state(events: &mut PoolEvents, id: &str, wanted: ServerState) -> O
             server,
             state,
             last_error,
+            ..
         } = event
             && server.as_str() == id
             && state == wanted
@@ -37,7 +38,7 @@ async fn wait_accepted(events: &mut PoolEvents, job: &pool_core::JobId) -> Strin
     while let Some(event) = events.recv().await {
         if let PoolEvent::Job(e) = event
             && e.job == *job
-            && let JobEventKind::Accepted { prompt_id, .. } = e.kind
+            && let JobEventKind::Run(pool_core::RunEvent::Accepted { prompt_id }) = e.kind
         {
             return prompt_id;
         }

@@ -56,7 +56,7 @@ async fn a_real_run_reports_progress_outputs_and_timings_in_order() {
     assert!(pos("progress") < pos("output"));
     assert_eq!(n.last(), Some(&"completed"));
     let prompt_id = kinds.iter().find_map(|k| match k {
-        JobEventKind::Accepted { prompt_id, .. } => Some(prompt_id.clone()),
+        JobEventKind::Run(pool_core::RunEvent::Accepted { prompt_id }) => Some(prompt_id.clone()),
         _ => None,
     });
     let output = job.result().await.unwrap();

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use comfy_pool::{FailoverEvent, FailureClass, Pool, PoolEvent, ServerState, WorkflowHash};
+use comfy_pool::{FailureClass, Pool, PoolEvent, ServerState, WorkflowEvent, WorkflowHash};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -107,7 +107,7 @@ fn alerts_for(
     many: usize,
 ) -> Vec<Alert> {
     match event {
-        PoolEvent::Workflow(FailoverEvent::Blocked {
+        PoolEvent::Workflow(WorkflowEvent::Blocked {
             server,
             hash,
             class,
@@ -128,7 +128,7 @@ fn alerts_for(
             }
             alerts
         }
-        PoolEvent::Workflow(FailoverEvent::Unblocked { server, hash, .. }) => {
+        PoolEvent::Workflow(WorkflowEvent::Unblocked { server, hash, .. }) => {
             if let Some(servers) = blocked.get_mut(hash) {
                 servers.remove(server.as_str());
                 if servers.len() < many.max(2) {
@@ -141,6 +141,7 @@ fn alerts_for(
             server,
             state: ServerState::Offline,
             last_error,
+            ..
         } => vec![Alert::ServerOffline {
             server: server.to_string(),
             error: last_error.clone(),

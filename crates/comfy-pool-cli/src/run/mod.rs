@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use comfy_pool::{
-    AllBlockedPolicy, AttemptError, FailoverEvent, JobEventKind, JobHandle, JobOptions, JobOutput,
-    Pool, PoolEvent, ServerState, ShutdownMode,
+    AllBlockedPolicy, AttemptError, JobEventKind, JobHandle, JobOptions, JobOutput, Pool,
+    PoolEvent, ServerState, ShutdownMode, WorkflowEvent,
 };
 use tokio::task::JoinSet;
 
@@ -235,7 +235,7 @@ async fn collect(
                 handles.iter().for_each(JobHandle::cancel);
             }
             event = events.recv(), if events_open => match event {
-                Some(PoolEvent::Workflow(FailoverEvent::Blocked { server, hash, class, .. })) => {
+                Some(PoolEvent::Workflow(WorkflowEvent::Blocked { server, hash, class, .. })) => {
                     summary.blocks.push(Block { server: server.to_string(), hash, class });
                 }
                 Some(_) => {}
@@ -257,7 +257,7 @@ async fn collect(
     }
     // A block is announced before the job that caused it ends: whatever is left is ready.
     while let Some(event) = events.try_recv() {
-        if let PoolEvent::Workflow(FailoverEvent::Blocked {
+        if let PoolEvent::Workflow(WorkflowEvent::Blocked {
             server,
             hash,
             class,

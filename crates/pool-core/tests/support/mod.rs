@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use pool_core::{
-    AttemptFailure, AttemptOutput, AttemptRequest, BackendEvent, EventSink, FailureClass,
-    InputFile, JobEventKind, JobHandle, PoolEvent, PoolEvents, ServerBackend, ServerConfig,
+    AttemptFailure, AttemptOutput, AttemptRequest, EventSink, FailureClass, InputFile,
+    JobEventKind, JobHandle, PoolEvent, PoolEvents, RunEvent, ServerBackend, ServerConfig,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -160,13 +160,15 @@ impl ServerBackend for Fake {
         if let Some(tx) = self.started.lock().as_ref() {
             let _ = tx.send((request.job.to_string(), request.prompt_id.clone()));
         }
-        events.emit(BackendEvent::Accepted);
+        events.emit(RunEvent::Accepted {
+            prompt_id: request.prompt_id.clone(),
+        });
         if let Step::Queued(wait) = step {
             tokio::time::sleep(wait).await;
         }
-        events.emit(BackendEvent::Started);
-        events.emit(BackendEvent::Executing { node: "1".into() });
-        events.emit(BackendEvent::Progress {
+        events.emit(RunEvent::Executing);
+        events.emit(RunEvent::Node { node: "1".into() });
+        events.emit(RunEvent::Progress {
             node: Some("1".into()),
             value: 1,
             max: 2,
@@ -202,7 +204,7 @@ impl ServerBackend for Fake {
             Step::Sleep(d) => tokio::time::sleep(d).await,
         }
         let data = json!({"images": [{"filename": format!("{}.png", request.prompt_id), "subfolder": "", "type": "output"}]});
-        events.emit(BackendEvent::Output {
+        events.emit(RunEvent::Output {
             node: "2".into(),
             data: data.clone(),
         });
@@ -226,9 +228,10 @@ impl ServerBackend for Fake {
 
     async fn upload(&self, file: &InputFile) -> Result<(), AttemptFailure> {
         self.uploads.lock().push(file.name.clone());
-        self.uploaded
-            .lock()
-            .push((file.name.clone(), file.bytes.to_vec()));
+        self.uploaded.lock().push((
+            file.name.clone(),
+            file.bytes().map(|b| b.to_vec()).unwrap_or_default(),
+        ));
         Ok(())
     }
 
@@ -253,7 +256,7 @@ pub fn workflow(variant: &str) -> Value {
 /// Waits for the pool's Ready event; returns (online, total).
 pub async fn ready_event(events: &mut PoolEvents) -> (usize, usize) {
     while let Some(event) = events.recv().await {
-        if let PoolEvent::Ready { online, total } = event {
+        if let PoolEvent::Ready { online, total, .. } = event {
             return (online, total);
         }
     }
@@ -277,12 +280,12 @@ pub fn names(kinds: &[JobEventKind]) -> Vec<&'static str> {
         .map(|k| match k {
             JobEventKind::Queued { .. } => "queued",
             JobEventKind::Started { .. } => "started",
-            JobEventKind::Accepted { .. } => "accepted",
-            JobEventKind::Executing { .. } => "executing",
-            JobEventKind::Node { .. } => "node",
-            JobEventKind::Progress { .. } => "progress",
-            JobEventKind::Preview { .. } => "preview",
-            JobEventKind::Output { .. } => "output",
+            JobEventKind::Run(RunEvent::Accepted { .. }) => "accepted",
+            JobEventKind::Run(RunEvent::Executing) => "executing",
+            JobEventKind::Run(RunEvent::Node { .. }) => "node",
+            JobEventKind::Run(RunEvent::Progress { .. }) => "progress",
+            JobEventKind::Run(RunEvent::Preview { .. }) => "preview",
+            JobEventKind::Run(RunEvent::Output { .. }) => "output",
             JobEventKind::Retrying { .. } => "retrying",
             JobEventKind::Completed { .. } => "completed",
             JobEventKind::Failed {
