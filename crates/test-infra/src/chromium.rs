@@ -73,3 +73,14 @@ fn find(fixed: &str, names: &[&str]) -> Option<PathBuf> {
     }
     names.iter().find_map(|name| which::on_path(name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::INSTALL_HINT;
+
+    #[test]
+    fn missing_chromium_names_the_command_that_installs_it() {
+        assert!(INSTALL_HINT.contains("cargo xtask test"));
+        assert!(INSTALL_HINT.contains("chromium chromium-driver"));
+    }
+}

@@ -73,3 +73,15 @@ impl PgError {
         move |source| PgError::Io { what, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PgError;
+
+    #[test]
+    fn missing_postgresql_names_the_command_that_installs_it() {
+        let message = PgError::NotInstalled.to_string();
+        assert!(message.contains("cargo xtask test"), "{message}");
+        assert!(message.contains("apt-get install"), "{message}");
+    }
+}
