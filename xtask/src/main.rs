@@ -7,7 +7,9 @@ mod bench;
 mod ci;
 mod command;
 mod demo;
+mod deps;
 mod hash;
+mod pg;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -27,8 +29,16 @@ enum Task {
     Ci,
     /// `cargo fmt --check`, clippy with warnings denied, and `cargo doc` with warnings denied.
     Lint,
-    /// The full test suite: every crate's unit, integration and doc tests.
+    /// The full test suite: every crate's unit, integration and doc tests, against a
+    /// PostgreSQL cluster started for the run. As root, first installs the Debian packages the
+    /// tests need when missing (see `deps`).
     Test,
+    /// Install the Debian packages the tests need when missing (postgresql, chromium,
+    /// chromium-driver): apt-get as root, otherwise print the command.
+    Deps,
+    /// Start a throwaway PostgreSQL cluster for development, print its URL, and keep it until
+    /// Ctrl-C (which stops it and removes its directory).
+    Pg,
     /// Print the structural hash of each workflow file, like `sha256sum` (stdin for none or `-`).
     Hash {
         /// API-format workflow JSON files.
@@ -76,6 +86,8 @@ fn main() -> ExitCode {
         Task::Ci => ci::lint().and_then(|()| ci::test()),
         Task::Lint => ci::lint(),
         Task::Test => ci::test(),
+        Task::Deps => deps::ensure(&deps::ALL),
+        Task::Pg => pg::run(),
         Task::Hash { files } => hash::run(&files),
         Task::Demo { args } => demo::run(&args),
         Task::Bench {
