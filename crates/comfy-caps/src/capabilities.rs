@@ -57,10 +57,11 @@ impl Capabilities {
     ///
     /// # Errors
     ///
-    /// [`Error::Json`] for malformed JSON (also nesting beyond serde_json's 128 levels where
-    /// a definition is read), [`Error::NotAnObject`] if the top level is not an object,
-    /// [`Error::NameTooLong`] for a class, input or model-file name over
-    /// [`MAX_NAME_BYTES`](crate::MAX_NAME_BYTES), [`Error::TooLarge`] past 4 GiB of names.
+    /// [`Error::Json`](crate::Error::Json) for malformed JSON (deep nesting is not an error:
+    /// it is skipped in place), [`Error::NotAnObject`](crate::Error::NotAnObject) if the top level is not an object,
+    /// [`Error::NameTooLong`](crate::Error::NameTooLong) for a class, input or model-file name
+    /// over [`MAX_NAME_BYTES`](crate::MAX_NAME_BYTES),
+    /// [`Error::TooLarge`](crate::Error::TooLarge) past 4 GiB of names.
     pub fn from_object_info(body: &[u8]) -> Result<Self> {
         let mut caps = Self::default();
         object_info::parse(body, &mut caps)?;
