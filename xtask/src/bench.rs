@@ -4,8 +4,8 @@
 //! Time-based figures come from criterion's own files,
 //! `<target>/criterion/<group>/<id>/new/{benchmark,estimates}.json` (the median point
 //! estimate, in ns per iteration; throughput from `benchmark.json`). Figures that are not
-//! times (bytes per tracked pair, bytes per queued job, pool/direct ratio) are written by the
-//! benches themselves as `<target>/bench-figures/<name>.json` =
+//! times (bytes per tracked pair, bytes per queued job, pool/direct ratio, capabilities held)
+//! are written by the benches themselves as `<target>/bench-figures/<name>.json` =
 //! `{"figure": "...", "value": 12.5, "unit": "bytes"}`; the directory is passed to them in
 //! the environment variable `COMFY_BENCH_FIGURES`.
 
@@ -386,6 +386,24 @@ fn evaluate(r: &Results) -> Vec<Row> {
             Target::AtMost(1_024.0),
             figure(r, "bytes_per_queued_job"),
         ),
+        row(
+            "capabilities: parse a 5 MB /object_info",
+            "≤ 50 ms",
+            Target::AtMost(50_000_000.0),
+            time_value(r.time(&["caps/parse_object_info_5mb"])),
+        ),
+        row(
+            "capabilities: memory held for a 5 MB /object_info",
+            "≤ 1 MiB",
+            Target::AtMost(1_048_576.0),
+            figure(r, "caps_retained_bytes"),
+        ),
+        row(
+            "capabilities: cached verdict (server, version, hash)",
+            "≤ 100 ns",
+            Target::AtMost(100.0),
+            time_value(r.time(&["caps/verdict_cache_hit"])),
+        ),
     ]
 }
 
@@ -482,8 +500,12 @@ mod tests {
                 ),
                 ("pool_throughput/direct_client_4x1", 4_000_000.0, Some(16.0)),
                 ("pool_throughput/pool_4x1", 4_200_000.0, Some(16.0)),
+                ("caps/verdict_cache_hit", 40.0, None),
             ],
-            &[("bytes_per_tracked_pair", 97.0)],
+            &[
+                ("bytes_per_tracked_pair", 97.0),
+                ("caps_retained_bytes", 2_000_000.0),
+            ],
         );
         let rows = evaluate(&r);
         assert_eq!(verdict(&rows, "hash, 7-node"), Verdict::Pass);
@@ -507,6 +529,9 @@ mod tests {
         assert_eq!(verdict(&rows, "memory per tracked"), Verdict::Fail);
         assert_eq!(verdict(&rows, "memory per queued"), Verdict::Missing);
         assert_eq!(verdict(&rows, "client overhead"), Verdict::Missing);
+        assert_eq!(verdict(&rows, "capabilities: cached"), Verdict::Pass);
+        assert_eq!(verdict(&rows, "capabilities: memory"), Verdict::Fail);
+        assert_eq!(verdict(&rows, "capabilities: parse"), Verdict::Missing);
     }
 
     #[test]

@@ -45,6 +45,25 @@ pub use crate::diff::{Difference, InputShape, diff};
 pub use crate::error::{Error, JsonKind, Result};
 pub use crate::hash::{ShortHash, WorkflowHash};
 
+/// Whether `value` names a model file: it ends in `.` plus one of the model / resource
+/// extensions of comfyui-node's `RESOURCE_VALUE` rule (`safetensors`, `sft`, `ckpt`, `pt`,
+/// `pth`, `bin`, `gguf`, `onnx`, `pkl`, `npz`, `vae`, `yaml`, `yml`), ASCII
+/// case-insensitively.
+///
+/// This is THE model-file rule of the project: the hash keeps exactly these input strings, and
+/// capability routing (`comfy-caps`) requires and checks exactly these files, so a workflow
+/// whose hash names a model file is also routed by it.
+///
+/// ```
+/// assert!(workflow_hash::is_model_file("sdxl/base.SafeTensors"));
+/// assert!(!workflow_hash::is_model_file("example.png"));
+/// assert!(!workflow_hash::is_model_file("a cat. in a hat"));
+/// ```
+#[inline]
+pub fn is_model_file(value: &str) -> bool {
+    js::is_resource(value)
+}
+
 mod canonical;
 mod deep;
 mod diff;
