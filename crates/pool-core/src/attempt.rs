@@ -31,6 +31,8 @@ impl AttemptEnd {
     /// submission timed out, the run stalled).
     pub(crate) fn may_leave_prompt(&self) -> bool {
         match self {
+            // A detaching pool leaves the prompt running on purpose.
+            Self::Stopped(StopReason::Detach) => false,
             Self::Stopped(_) => true,
             Self::Finished(Ok(_)) => false,
             Self::Finished(Err(f)) => {

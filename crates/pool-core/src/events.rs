@@ -135,7 +135,7 @@ impl RunEvent {
 ///
 /// Serialized with a `type` tag (`{"type": "started", "server": "gpu-1", ...}`); the run
 /// events inside [`Run`](Self::Run) carry their own `type` (`{"type": "progress", ...}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum JobEventKind {
@@ -219,7 +219,7 @@ impl JobEventKind {
 
 /// One event of one job: numbered from 1 without gaps per job (`seq`) and stamped with
 /// wall-clock time, so a subscriber can resume after the last event it saw.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobEvent {
     /// The job.
@@ -350,9 +350,11 @@ impl WorkflowEvent {
 }
 
 /// Everything the pool reports, on the broadcast channel of
-/// [`Pool::subscribe`](crate::Pool::subscribe). Serialized with a `type` tag.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// [`Pool::subscribe`](crate::Pool::subscribe). Serialized with an `event` tag
+/// (`{"event": "server", ...}`; a job's event keeps its own `type` inside:
+/// `{"event": "job", "job": "…", "seq": 3, "type": "started", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PoolEvent {
     /// Every server of the initial configuration answered its first health check (or failed

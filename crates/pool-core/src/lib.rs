@@ -115,6 +115,8 @@ mod queue;
 mod record;
 mod registry;
 mod seed;
+#[cfg(test)]
+mod serde_props;
 mod server;
 mod servers;
 mod stats;

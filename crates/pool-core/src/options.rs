@@ -92,7 +92,7 @@ impl Placement {
 /// ```
 ///
 /// Serializable (job records carry them), input files by reference.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct JobOptions {
     pub(crate) priority: i32,

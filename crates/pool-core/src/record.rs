@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// What was asked of a job; fixed at acceptance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobSpec {
     /// The API-format workflow (input-file references already pointing at the uploaded
@@ -96,7 +96,7 @@ pub struct CurrentAttempt {
 }
 
 /// The record of one job ([`Pool::record`](crate::Pool::record)).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobRecord {
     /// The job's id.

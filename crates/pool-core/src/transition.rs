@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// One change of a job's record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "transition", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Transition {
