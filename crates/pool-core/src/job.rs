@@ -41,7 +41,7 @@ impl JobCell {
             id: record.id.clone(),
             key,
             inner: Mutex::new(Inner {
-                log: EventLog::new(record.last_seq),
+                log: EventLog::default(),
                 record,
                 detached: false,
             }),
@@ -96,9 +96,19 @@ impl JobCell {
         kind: JobEventKind,
         pool: &broadcast::Sender<PoolEvent>,
     ) {
-        let event = inner.log.emit(id, kind);
-        inner.record.last_seq = inner.log.last_seq();
-        let _ = pool.send(PoolEvent::Job(for_pool(event)));
+        let seq = inner.record.last_seq + 1;
+        inner.record.last_seq = seq;
+        // The first event is the acceptance, stamped with the record's creation and rebuilt
+        // from the record when replayed (see `first_event`), so it is not kept in the log.
+        let first = seq == 1 && matches!(kind, JobEventKind::Queued { .. });
+        let at = if first {
+            inner.record.created_at
+        } else {
+            Timestamp::now()
+        };
+        let event = JobEvent::new(id.clone(), seq, at, kind);
+        let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
+        inner.log.push(event, !first);
     }
 
     /// The pool let go of the job without ending it: its stream ends, its waiters learn it.
@@ -137,12 +147,34 @@ impl JobCell {
 
     /// The job's events after `after` (0: all that are kept), then live ones.
     pub(crate) fn subscribe(&self, after: u64) -> JobEvents {
-        self.inner.lock().log.subscribe(&self.id, after)
+        let mut inner = self.inner.lock();
+        let (first, last, closed) = Self::view(&inner);
+        inner.log.subscribe(&self.id, first, after, last, closed)
     }
 
     /// The events that say where the job stands now, then live ones.
     pub(crate) fn subscribe_current(&self) -> JobEvents {
-        self.inner.lock().log.subscribe_current(&self.id)
+        let mut inner = self.inner.lock();
+        let (first, _, closed) = Self::view(&inner);
+        inner.log.subscribe_current(&self.id, first, closed)
+    }
+
+    /// The first event (rebuilt from the record), the last `seq`, and whether the stream
+    /// has ended.
+    fn view(inner: &Inner) -> (Option<JobEvent>, u64, bool) {
+        let record = &inner.record;
+        let first = (record.last_seq >= 1).then(|| {
+            JobEvent::new(
+                record.id.clone(),
+                1,
+                record.created_at,
+                JobEventKind::Queued {
+                    priority: record.priority(),
+                },
+            )
+        });
+        let closed = record.state.is_terminal() || inner.detached;
+        (first, record.last_seq, closed)
     }
 }
 

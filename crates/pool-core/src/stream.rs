@@ -54,6 +54,10 @@ impl Bounded {
             }
         }
         self.bytes += weight;
+        if self.events.len() == self.events.capacity() {
+            // Grow by doubling from one: most jobs keep only a few events.
+            self.events.reserve_exact(self.events.len().max(1));
+        }
         self.events.push_back(event);
         (first, dropped)
     }
@@ -76,7 +80,7 @@ struct Buffer {
 }
 
 /// The writer's side of one subscriber.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Feed(Arc<Mutex<Buffer>>);
 
 impl Feed {
@@ -178,66 +182,70 @@ impl Drop for JobEvents {
     }
 }
 
-/// The stream of one job as the pool keeps it: the next `seq`, the recent events (for late
-/// and resuming subscribers), and the live subscribers.
-#[derive(Debug)]
-pub(crate) struct EventLog {
-    next_seq: u64,
+/// The stream of one job as the pool keeps it: its recent events (for late and resuming
+/// subscribers) and its live subscribers. The job's first event, its acceptance (`Queued`,
+/// `seq` 1, at the record's creation), is not stored: it is rebuilt from the record, so a
+/// job that waits in the queue with nobody watching costs no log at all.
+#[derive(Debug, Default)]
+pub(crate) struct EventLog(Option<Box<LogState>>);
+
+#[derive(Debug, Default)]
+struct LogState {
     recent: Bounded,
     subscribers: Vec<Feed>,
-    closed: bool,
 }
 
 impl EventLog {
-    /// An empty log whose first event gets `seq` 1 (or continues after `last_seq`).
-    pub(crate) fn new(last_seq: u64) -> Self {
-        Self {
-            next_seq: last_seq + 1,
-            recent: Bounded::default(),
-            subscribers: Vec::new(),
-            closed: false,
+    /// Delivers an event to the live subscribers and, with `keep`, to the recent log.
+    pub(crate) fn push(&mut self, event: JobEvent, keep: bool) {
+        if let Some(state) = &mut self.0 {
+            state.subscribers.retain(|feed| feed.send(event.clone()));
         }
-    }
-
-    /// Numbers, stamps, keeps and delivers one event; returns it.
-    pub(crate) fn emit(&mut self, job: &JobId, kind: JobEventKind) -> JobEvent {
-        let event = JobEvent::new(job.clone(), self.next_seq, Timestamp::now(), kind);
-        self.next_seq += 1;
-        self.subscribers.retain(|feed| feed.send(event.clone()));
-        self.recent.push(event.clone(), LOG_EVENTS, LOG_BYTES);
-        event
-    }
-
-    /// The `seq` of the last event.
-    pub(crate) fn last_seq(&self) -> u64 {
-        self.next_seq - 1
+        if keep {
+            let state = self.0.get_or_insert_with(Box::default);
+            state.recent.push(event, LOG_EVENTS, LOG_BYTES);
+        }
     }
 
     /// Ends the stream (after the terminal event, or when the pool detaches): subscribers
     /// finish reading, and only the state changes are kept for later ones.
     pub(crate) fn close(&mut self) {
-        self.closed = true;
-        for feed in self.subscribers.drain(..) {
+        let Some(state) = &mut self.0 else {
+            return;
+        };
+        for feed in state.subscribers.drain(..) {
             feed.close();
         }
-        let kept: VecDeque<JobEvent> = self
+        let kept: Vec<JobEvent> = state
             .recent
             .events
             .drain(..)
             .filter(|e| !e.kind.is_expendable())
             .collect();
-        self.recent = Bounded::default();
+        state.recent = Bounded::default();
         for event in kept {
-            self.recent.push(event, LOG_EVENTS, LOG_BYTES);
+            state.recent.push(event, LOG_EVENTS, LOG_BYTES);
         }
+    }
+
+    /// The job's events as far as they are known: `first` (rebuilt from the record) and the
+    /// recent ones.
+    fn known(&self, first: Option<JobEvent>) -> Vec<JobEvent> {
+        let recent = self.0.iter().flat_map(|s| s.recent.events.iter().cloned());
+        first.into_iter().chain(recent).collect()
     }
 
     /// A subscriber that first gets the events that say where the job stands now (its
     /// terminal event once it ended; the `Started` of the running attempt and its
     /// `Accepted` / `Executing`; or its `Queued`), then the live ones.
-    pub(crate) fn subscribe_current(&mut self, job: &JobId) -> JobEvents {
-        let events = &self.recent.events;
-        let from = if self.closed {
+    pub(crate) fn subscribe_current(
+        &mut self,
+        job: &JobId,
+        first: Option<JobEvent>,
+        closed: bool,
+    ) -> JobEvents {
+        let events = self.known(first);
+        let from = if closed {
             events.len().saturating_sub(1)
         } else {
             events
@@ -250,63 +258,56 @@ impl EventLog {
                 })
                 .unwrap_or(events.len())
         };
-        let replay: Vec<JobEvent> = events
-            .iter()
-            .skip(from)
-            .enumerate()
-            .filter(|(i, e)| {
-                *i == 0
-                    || matches!(
-                        e.kind,
-                        JobEventKind::Run(
-                            crate::RunEvent::Accepted { .. } | crate::RunEvent::Executing
-                        )
+        let replay = events.into_iter().skip(from).enumerate().filter(|(i, e)| {
+            *i == 0
+                || matches!(
+                    e.kind,
+                    JobEventKind::Run(
+                        crate::RunEvent::Accepted { .. } | crate::RunEvent::Executing
                     )
-            })
-            .map(|(_, e)| e.clone())
-            .collect();
-        self.attach(job, replay)
+                )
+        });
+        let feed = Feed::default();
+        for (_, event) in replay {
+            feed.send(event);
+        }
+        self.attach(job, feed, closed)
     }
 
-    /// A subscriber that first gets the kept events after `after` (0: from the start), then
-    /// the live ones. Events no longer kept are reported as one lag.
-    pub(crate) fn subscribe(&mut self, job: &JobId, after: u64) -> JobEvents {
-        let buf = Arc::new(Mutex::new(Buffer::default()));
-        let feed = Feed(Arc::clone(&buf));
+    /// A subscriber that first gets the known events after `after` (0: from the start), then
+    /// the live ones. Events no longer kept are reported as lags in place.
+    pub(crate) fn subscribe(
+        &mut self,
+        job: &JobId,
+        first: Option<JobEvent>,
+        after: u64,
+        last_seq: u64,
+        closed: bool,
+    ) -> JobEvents {
+        let feed = Feed::default();
         let mut expected = after + 1;
-        for event in self.recent.events.iter().filter(|e| e.seq > after) {
+        for event in self.known(first).into_iter().filter(|e| e.seq > after) {
             if event.seq > expected {
                 feed.gap(job, expected, event.seq - expected);
             }
             expected = event.seq + 1;
-            feed.send(event.clone());
-        }
-        if expected < self.next_seq {
-            feed.gap(job, expected, self.next_seq - expected);
-        }
-        if self.closed {
-            feed.close();
-        } else {
-            self.subscribers.push(feed);
-        }
-        JobEvents {
-            job: job.clone(),
-            buf,
-        }
-    }
-}
-
-impl EventLog {
-    fn attach(&mut self, job: &JobId, replay: Vec<JobEvent>) -> JobEvents {
-        let buf = Arc::new(Mutex::new(Buffer::default()));
-        let feed = Feed(Arc::clone(&buf));
-        for event in replay {
             feed.send(event);
         }
-        if self.closed {
+        if expected <= last_seq {
+            feed.gap(job, expected, last_seq + 1 - expected);
+        }
+        self.attach(job, feed, closed)
+    }
+
+    fn attach(&mut self, job: &JobId, feed: Feed, closed: bool) -> JobEvents {
+        let buf = Arc::clone(&feed.0);
+        if closed {
             feed.close();
         } else {
-            self.subscribers.push(feed);
+            self.0
+                .get_or_insert_with(Box::default)
+                .subscribers
+                .push(feed);
         }
         JobEvents {
             job: job.clone(),
@@ -342,17 +343,71 @@ mod tests {
         out
     }
 
+    /// A job's stream as its cell keeps it: `seq` from 1, the first event not stored.
+    struct Job {
+        id: JobId,
+        log: EventLog,
+        last: u64,
+        closed: bool,
+    }
+
+    impl Job {
+        fn new() -> Self {
+            Self {
+                id: JobId::from("j"),
+                log: EventLog::default(),
+                last: 0,
+                closed: false,
+            }
+        }
+        fn first(&self) -> Option<JobEvent> {
+            (self.last >= 1).then(|| {
+                JobEvent::new(
+                    self.id.clone(),
+                    1,
+                    Timestamp::EPOCH,
+                    JobEventKind::Queued { priority: 0 },
+                )
+            })
+        }
+        fn emit(&mut self, kind: JobEventKind) {
+            self.last += 1;
+            let event = JobEvent::new(self.id.clone(), self.last, Timestamp::EPOCH, kind);
+            self.log.push(event, self.last > 1);
+        }
+        fn close(&mut self) {
+            self.closed = true;
+            self.log.close();
+        }
+        fn subscribe(&mut self, after: u64) -> JobEvents {
+            let first = self.first();
+            self.log
+                .subscribe(&self.id, first, after, self.last, self.closed)
+        }
+    }
+
+    #[test]
+    fn a_queued_job_with_nobody_watching_keeps_no_log() {
+        let mut job = Job::new();
+        job.emit(JobEventKind::Queued { priority: 0 });
+        assert!(job.log.0.is_none());
+        assert_eq!(
+            drain(&mut job.subscribe(0)).len(),
+            1,
+            "rebuilt from the record"
+        );
+    }
+
     #[test]
     fn a_slow_subscriber_loses_progress_first_and_is_told_so() {
-        let job = JobId::from("j");
-        let mut log = EventLog::new(0);
-        let mut sub = log.subscribe(&job, 0);
-        log.emit(&job, JobEventKind::Queued { priority: 0 });
+        let mut job = Job::new();
+        let mut sub = job.subscribe(0);
+        job.emit(JobEventKind::Queued { priority: 0 });
         for i in 0..(SUBSCRIBER_EVENTS as u64 + 10) {
-            log.emit(&job, progress(i));
+            job.emit(progress(i));
         }
-        log.emit(&job, JobEventKind::Cancelled);
-        log.close();
+        job.emit(JobEventKind::Cancelled);
+        job.close();
         let got = drain(&mut sub);
         // The newest progress events are dropped first, then the terminal event evicts the
         // oldest progress event to get in.
@@ -364,21 +419,20 @@ mod tests {
 
     #[test]
     fn late_subscribers_replay_what_is_kept_and_resume_after_a_seq() {
-        let job = JobId::from("j");
-        let mut log = EventLog::new(0);
-        log.emit(&job, JobEventKind::Queued { priority: 0 });
+        let mut job = Job::new();
+        job.emit(JobEventKind::Queued { priority: 0 });
         for i in 0..3 {
-            log.emit(&job, progress(i));
+            job.emit(progress(i));
         }
-        let mut from_start = log.subscribe(&job, 0);
-        let mut resumed = log.subscribe(&job, 3);
-        log.emit(&job, JobEventKind::Cancelled);
-        log.close();
+        let mut from_start = job.subscribe(0);
+        let mut resumed = job.subscribe(3);
+        job.emit(JobEventKind::Cancelled);
+        job.close();
         let seqs = |v: Vec<(u64, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
         assert_eq!(seqs(drain(&mut from_start)), [1, 2, 3, 4, 5]);
         assert_eq!(seqs(drain(&mut resumed)), [4, 5]);
         // After the end, only the state changes are kept.
-        let mut late = log.subscribe(&job, 0);
+        let mut late = job.subscribe(0);
         assert_eq!(
             drain(&mut late),
             [
