@@ -72,12 +72,11 @@ async fn direct(clients: &[Client]) -> Duration {
 /// `BATCH` prompts through the pool (one slot per server).
 async fn pooled(pool: &Pool) -> Duration {
     let start = Instant::now();
-    let handles: Vec<_> = (0..BATCH)
-        .map(|i| {
-            pool.enqueue(trivial(i), JobOptions::new())
-                .unwrap_or_else(|e| panic!("enqueue: {e}"))
-        })
-        .collect();
+    let mut handles = Vec::with_capacity(BATCH);
+    for i in 0..BATCH {
+        let job = pool.enqueue(trivial(i), JobOptions::new()).await;
+        handles.push(job.unwrap_or_else(|e| panic!("enqueue: {e}")));
+    }
     for h in handles {
         h.result().await.unwrap_or_else(|e| panic!("job: {e}"));
     }
@@ -262,15 +261,14 @@ fn bench_scheduler(c: &mut Criterion) {
                         .build()
                         .unwrap_or_else(|e| panic!("pool: {e}"));
                     let start = Instant::now();
-                    let handles: Vec<_> = (0..QUEUED)
-                        .map(|i| {
-                            let options = JobOptions::new()
-                                .priority((i % 4) as i32)
-                                .tenant(["a", "b", "c"][i % 3]);
-                            pool.enqueue(Arc::clone(&workflow), options)
-                                .unwrap_or_else(|e| panic!("enqueue: {e}"))
-                        })
-                        .collect();
+                    let mut handles = Vec::with_capacity(QUEUED);
+                    for i in 0..QUEUED {
+                        let options = JobOptions::new()
+                            .priority((i % 4) as i32)
+                            .tenant(["a", "b", "c"][i % 3]);
+                        let job = pool.enqueue(Arc::clone(&workflow), options).await;
+                        handles.push(job.unwrap_or_else(|e| panic!("enqueue: {e}")));
+                    }
                     for h in handles {
                         h.result().await.unwrap_or_else(|e| panic!("job: {e}"));
                     }
@@ -329,7 +327,7 @@ fn memory_per_queued_job() {
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
         let workflow = Arc::new(trivial(0));
-        let first = pool.enqueue(Arc::clone(&workflow), JobOptions::new());
+        let first = pool.enqueue(Arc::clone(&workflow), JobOptions::new()).await;
         let _first = first.unwrap_or_else(|e| panic!("enqueue: {e}"));
         while pool.stats().await.map(|s| s.running).unwrap_or(0) == 0 {
             tokio::task::yield_now().await;
@@ -339,7 +337,7 @@ fn memory_per_queued_job() {
         let before_handles = region.change();
         for i in 0..QUEUED {
             let options = JobOptions::new().tenant(["a", "b", "c"][i % 3]);
-            handles.push(pool.enqueue(Arc::clone(&workflow), options).unwrap_or_else(|e| panic!("enqueue: {e}")));
+            handles.push(pool.enqueue(Arc::clone(&workflow), options).await.unwrap_or_else(|e| panic!("enqueue: {e}")));
         }
         let stats = pool.stats().await.unwrap_or_else(|e| panic!("stats: {e}"));
         assert_eq!(stats.queued, QUEUED);

@@ -114,8 +114,8 @@ impl Tour {
         JobOptions::new().backoff(Backoff::none()).max_attempts(3)
     }
 
-    fn enqueue(&self, workflow: &Workflow, options: JobOptions) -> Result<JobHandle> {
-        self.book.enqueue(&self.pool, workflow, options)
+    async fn enqueue(&self, workflow: &Workflow, options: JobOptions) -> Result<JobHandle> {
+        self.book.enqueue(&self.pool, workflow, options).await
     }
 
     fn simulated(&self) -> bool {
@@ -170,7 +170,7 @@ impl Tour {
         for round in 0..3 {
             for workflow in &workflows {
                 let _ = round;
-                jobs.push(self.enqueue(workflow, self.options())?);
+                jobs.push(self.enqueue(workflow, self.options()).await?);
             }
         }
         self.console.line(format!(
@@ -261,7 +261,9 @@ impl Tour {
             describe::short(&self.flaky.hash)
         ));
         let mark = self.log.len();
-        let job = self.enqueue(&self.flaky, self.options().prefer_server(first.as_str()))?;
+        let job = self
+            .enqueue(&self.flaky, self.options().prefer_server(first.as_str()))
+            .await?;
         let result = job.result().await;
         match &result {
             Ok(output) => {
@@ -322,9 +324,14 @@ impl Tour {
         let mut flaky_jobs = Vec::new();
         let mut other_jobs = Vec::new();
         for _ in 0..3 {
-            other_jobs.push(self.enqueue(&invert, self.options().require_server(first.as_str()))?);
-            flaky_jobs
-                .push(self.enqueue(&self.flaky, self.options().prefer_server(first.as_str()))?);
+            other_jobs.push(
+                self.enqueue(&invert, self.options().require_server(first.as_str()))
+                    .await?,
+            );
+            flaky_jobs.push(
+                self.enqueue(&self.flaky, self.options().prefer_server(first.as_str()))
+                    .await?,
+            );
         }
         let mut flaky_servers = Vec::new();
         for job in &flaky_jobs {
@@ -461,7 +468,9 @@ impl Tour {
         }
         let mark = self.log.len();
         let before = self.received(&first, &self.flaky);
-        let job = self.enqueue(&recoloured, self.options().prefer_server(first.as_str()))?;
+        let job = self
+            .enqueue(&recoloured, self.options().prefer_server(first.as_str()))
+            .await?;
         let result = job.result().await;
         match &result {
             Ok(output) => self.console.line(format!(
@@ -521,7 +530,9 @@ impl Tour {
 
         // A probe that fails: blocked again, for longer.
         let mark = self.log.len();
-        let probe = self.enqueue(&self.flaky, self.options().prefer_server(server.as_str()))?;
+        let probe = self
+            .enqueue(&self.flaky, self.options().prefer_server(server.as_str()))
+            .await?;
         let result = probe.result().await;
         let log = self.log.snapshot();
         let probe_dispatch = timeline::dispatches(&log[mark..], &self.book)
@@ -598,7 +609,9 @@ impl Tour {
         self.wait_unblocked(&server, again.from, UnblockReason::Expired)
             .await?;
         let mark = self.log.len();
-        let probe = self.enqueue(&self.flaky, self.options().prefer_server(server.as_str()))?;
+        let probe = self
+            .enqueue(&self.flaky, self.options().prefer_server(server.as_str()))
+            .await?;
         let result = probe.result().await;
         self.checks.check_with(
             result
@@ -621,7 +634,9 @@ impl Tour {
         );
         let mut back = 0;
         for _ in 0..2 {
-            let job = self.enqueue(&self.flaky, self.options().require_server(server.as_str()))?;
+            let job = self
+                .enqueue(&self.flaky, self.options().require_server(server.as_str()))
+                .await?;
             if job
                 .result()
                 .await

@@ -37,7 +37,7 @@ impl JobBook {
     /// # Errors
     ///
     /// The pool's refusal.
-    pub fn enqueue(
+    pub async fn enqueue(
         &self,
         pool: &Pool,
         workflow: &Workflow,
@@ -52,7 +52,10 @@ impl JobBook {
             tenant,
         };
         self.jobs.lock().insert(id.clone(), info);
-        match pool.enqueue(workflow.value.clone(), options.job_id(id.clone())) {
+        match pool
+            .enqueue(workflow.value.clone(), options.job_id(id.clone()))
+            .await
+        {
             Ok(job) => Ok(job),
             Err(error) => {
                 self.jobs.lock().remove(&id);

@@ -132,7 +132,7 @@ pub async fn drive(
                     Duration::from_millis(20),
                     Duration::from_millis(200),
                 ));
-            let job = book.enqueue(pool, workflow, options)?;
+            let job = book.enqueue(pool, workflow, options).await?;
             submitted(&tenant.name);
             let (tenant, label) = (tenant.name.clone(), workflow.name.clone());
             running.spawn(async move { record(tenant, label, job.result().await) });

@@ -42,7 +42,7 @@
 //!     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "demo"}}
 //! });
 //! let hash = WorkflowHash::of(&workflow)?;
-//! let job = pool.enqueue(workflow, JobOptions::new().priority(5).max_attempts(3))?;
+//! let job = pool.enqueue(workflow, JobOptions::new().priority(5).max_attempts(3)).await?;
 //! let output = job.result().await?;
 //! println!("workflow {} ran on {} as prompt {}", hash.short(), output.server, output.prompt_id);
 //! assert!(output.outputs.contains_key("3"));

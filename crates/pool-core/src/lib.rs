@@ -48,7 +48,7 @@
 //!     "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
 //!     "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "demo"}}
 //! });
-//! let job = pool.enqueue(workflow, JobOptions::new().priority(5))?;
+//! let job = pool.enqueue(workflow, JobOptions::new().priority(5)).await?;
 //! let output = job.result().await?;
 //! assert_eq!(output.server.as_str(), "local");
 //! pool.shutdown(ShutdownMode::Drain).await;

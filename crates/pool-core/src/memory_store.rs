@@ -103,7 +103,11 @@ impl JobStore for MemoryStore {
             let Some(record) = inner.jobs.get(&key.1) else {
                 continue;
             };
-            if query.tenant.as_deref().is_some_and(|t| record.tenant() != Some(t)) {
+            if query
+                .tenant
+                .as_deref()
+                .is_some_and(|t| record.tenant() != Some(t))
+            {
                 continue;
             }
             if !query.states.is_empty() && !query.states.contains(&record.state) {
@@ -115,7 +119,11 @@ impl JobStore for MemoryStore {
             }
             jobs.push(record.clone());
         }
-        let next = if more { jobs.last().map(cursor_of) } else { None };
+        let next = if more {
+            jobs.last().map(cursor_of)
+        } else {
+            None
+        };
         Ok(JobPage::new(jobs, next))
     }
 
@@ -176,11 +184,8 @@ impl JobStore for MemoryStore {
                 deleted += 1;
             }
         }
-        let referenced: std::collections::HashSet<String> = inner
-            .jobs
-            .values()
-            .flat_map(referenced_blobs)
-            .collect();
+        let referenced: std::collections::HashSet<String> =
+            inner.jobs.values().flat_map(referenced_blobs).collect();
         inner.blobs.retain(|key, _| referenced.contains(key));
         Ok(deleted)
     }

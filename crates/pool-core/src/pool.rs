@@ -85,7 +85,7 @@ impl Pool {
     ///
     /// [`Error::InvalidWorkflow`] if the workflow is not an object of nodes with a
     /// `class_type` each; [`Error::ShuttingDown`] after [`shutdown`](Self::shutdown).
-    pub fn enqueue(
+    pub async fn enqueue(
         &self,
         workflow: impl Into<Arc<Value>>,
         options: JobOptions,

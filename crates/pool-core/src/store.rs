@@ -153,8 +153,7 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Persists one transition of a stored job: `record` is the job's record after it,
     /// whose version is one more than the stored one ([`StoreError::Conflict`] otherwise).
-    async fn update(&self, record: &JobRecord, transition: &Transition)
-    -> Result<(), StoreError>;
+    async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError>;
 
     /// The stored record of a job.
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
@@ -175,8 +174,7 @@ pub trait JobStore: Send + Sync + 'static {
     async fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError>;
 
     /// Forgets the failover state of one pair (it is clear again).
-    async fn remove_block(&self, server: &ServerId, hash: &WorkflowHash)
-    -> Result<(), StoreError>;
+    async fn remove_block(&self, server: &ServerId, hash: &WorkflowHash) -> Result<(), StoreError>;
 
     /// Every stored pair state.
     async fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError>;

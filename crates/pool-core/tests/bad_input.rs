@@ -27,7 +27,7 @@ async fn a_workflow_nested_far_too_deep_is_refused_without_overflowing() {
     });
     let mut workflow = workflow;
     workflow["3"]["inputs"]["deep"] = nested(100_000);
-    let err = pool.enqueue(workflow, JobOptions::new()).unwrap_err();
+    let err = pool.enqueue(workflow, JobOptions::new()).await.unwrap_err();
     assert!(matches!(err, Error::InvalidWorkflow(_)), "{err}");
     assert!(err.to_string().contains("deep"), "{err}");
 }
@@ -79,7 +79,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let pool = Pool::builder().build().unwrap();
-            match pool.enqueue(workflow, JobOptions::new()) {
+            match pool.enqueue(workflow, JobOptions::new()).await {
                 Ok(job) => {
                     // No server in the pool: it fails with the reason, it does not hang.
                     let err = job.result().await.unwrap_err();

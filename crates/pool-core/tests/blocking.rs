@@ -60,6 +60,7 @@ async fn blocked_everywhere_waits_for_the_block_to_expire() {
     let t0 = Instant::now();
     let job = pool
         .enqueue(workflow("w"), JobOptions::new().backoff(Backoff::none()))
+        .await
         .unwrap();
     let output = job.result().await.unwrap();
     assert!(
@@ -101,6 +102,7 @@ async fn fail_fast_says_per_server_why() {
                 .backoff(Backoff::none())
                 .exclude_server("b"),
         )
+        .await
         .unwrap();
     let err = job.result().await.unwrap_err();
     let Error::NoEligibleServer { per_server } = &err else {
@@ -125,6 +127,7 @@ async fn probe_policy_tries_the_blocked_server_at_once() {
     let t0 = Instant::now();
     let job = pool
         .enqueue(workflow("w"), JobOptions::new().backoff(Backoff::none()))
+        .await
         .unwrap();
     job.result().await.unwrap();
     assert!(t0.elapsed() < Duration::from_secs(1));
@@ -159,9 +162,11 @@ async fn a_probe_of_a_busy_server_runs_when_the_server_frees_up() {
             workflow("x"),
             JobOptions::new().job_id("x").backoff(backoff),
         )
+        .await
         .unwrap();
     let _g = pool
         .enqueue(workflow("g"), JobOptions::new().job_id("g"))
+        .await
         .unwrap();
     // x fails, g takes the slot; x's retry finds its only server blocked and busy.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -116,6 +116,7 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
         hash_of.insert(format!("{i}"), WorkflowHash::of(&workflow).unwrap());
         handles.push(
             pool.enqueue(workflow, options.job_id(format!("{i}")))
+                .await
                 .unwrap(),
         );
     }

@@ -91,6 +91,7 @@ async fn racing_cancels_always_win_and_every_job_ends_once() {
                     .max_attempts(1_000_000)
                     .backoff(pool_core::Backoff::none()),
             )
+            .await
             .unwrap();
         // Cancel at once, after a moment, or later from another task.
         match rng.random_range(0..4) {

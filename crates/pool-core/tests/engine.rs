@@ -26,6 +26,7 @@ async fn a_job_runs_and_reports_its_events_in_order() {
     pool.ready().await;
     let job = pool
         .enqueue(workflow("x"), JobOptions::new().metadata("user", "ann"))
+        .await
         .unwrap();
     let kinds = collect_job(&mut events, job.id()).await;
     assert_eq!(
@@ -69,7 +70,10 @@ async fn invalid_workflows_are_refused_with_a_typed_error() {
         json!({"1": 5}),
         json!({"1": {"inputs": {}}}),
     ] {
-        let err = pool.enqueue(bad.clone(), JobOptions::new()).unwrap_err();
+        let err = pool
+            .enqueue(bad.clone(), JobOptions::new())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidWorkflow(_)), "{bad}: {err}");
         assert!(err.is_workflow_invalid());
     }
@@ -89,6 +93,7 @@ async fn a_failed_attempt_is_retried_on_another_server() {
     pool.ready().await;
     let job = pool
         .enqueue(workflow("x"), fast().prefer_server("a"))
+        .await
         .unwrap();
     let kinds = collect_job(&mut events, job.id()).await;
     let n = names(&kinds);
@@ -122,6 +127,7 @@ async fn workflow_invalid_fails_fast_without_retry() {
     pool.ready().await;
     let job = pool
         .enqueue(workflow("x"), fast().require_server("a"))
+        .await
         .unwrap();
     let err = job.result().await.unwrap_err();
     assert!(
@@ -141,7 +147,10 @@ async fn attempts_run_out_with_every_attempt_listed() {
         .strategy(Arc::new(NoopStrategy))
         .build()
         .unwrap();
-    let job = pool.enqueue(workflow("x"), fast().max_attempts(3)).unwrap();
+    let job = pool
+        .enqueue(workflow("x"), fast().max_attempts(3))
+        .await
+        .unwrap();
     let err = job.result().await.unwrap_err();
     let attempts = err.attempts();
     assert_eq!(attempts.len(), 3, "{err}");
@@ -170,6 +179,7 @@ async fn retry_waits_for_its_backoff() {
             workflow("x"),
             JobOptions::new().backoff(backoff).max_attempts(2),
         )
+        .await
         .unwrap();
     let kinds = collect_job(&mut events, job.id()).await;
     let delays: Vec<_> = kinds
@@ -206,7 +216,7 @@ async fn inputs_are_uploaded_and_seeds_are_drawn_per_attempt() {
     let options = fast()
         .input(InputFile::new("in.png", vec![1u8, 2, 3]))
         .outputs(OutputSelection::Nodes(vec!["2".into()]));
-    let job = pool.enqueue(wf, options).unwrap();
+    let job = pool.enqueue(wf, options).await.unwrap();
     let output = job.result().await.unwrap();
     // Uploaded under a name derived from the bytes (see the hardening tests), once per attempt.
     let uploads = a.uploads.lock().clone();
@@ -259,6 +269,7 @@ async fn server_lacking_a_resource_blocks_only_that_workflow_there() {
             workflow("needs-model"),
             JobOptions::new().prefer_server("a"),
         )
+        .await
         .unwrap();
     let kinds = collect_job(&mut events, job.id()).await;
     let delays: Vec<_> = kinds
@@ -275,10 +286,12 @@ async fn server_lacking_a_resource_blocks_only_that_workflow_there() {
     // while another workflow still runs on a.
     let again = pool
         .enqueue(workflow("needs-model"), fast().prefer_server("a"))
+        .await
         .unwrap();
     assert_eq!(again.result().await.unwrap().server.as_str(), "b");
     let other = pool
         .enqueue(workflow("other"), fast().require_server("a"))
+        .await
         .unwrap();
     assert_eq!(other.result().await.unwrap().server.as_str(), "a");
     assert_eq!(a.run_count(), 2, "the blocked workflow ran on a once");

@@ -49,6 +49,7 @@ async fn each_jobs_events_are_numbered_without_gaps_with_a_thousand_jobs_at_once
                     .max_attempts(5)
                     .backoff(pool_core::Backoff::none()),
             )
+            .await
             .unwrap();
         // Half of the readers start from the first event, half resume later.
         let stream = if i % 2 == 0 {
@@ -121,7 +122,10 @@ async fn a_stream_resumes_after_the_last_seq_seen() {
     let pool = Pool::builder().server(a.config()).build().unwrap();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let job = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     starts.recv().await.unwrap();
     let mut first = job.events_after(0);
     let mut seen = Vec::new();
@@ -160,9 +164,15 @@ async fn a_detaching_shutdown_leaves_running_prompts_and_queued_jobs_as_they_are
     let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let running = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let running = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     let (_, prompt_id) = starts.recv().await.unwrap();
-    let queued = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let queued = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     let t0 = tokio::time::Instant::now();
     pool.shutdown(ShutdownMode::Detach).await;
     assert!(
@@ -189,7 +199,9 @@ async fn a_detaching_shutdown_leaves_running_prompts_and_queued_jobs_as_they_are
         }
     }
     assert_eq!(
-        pool.enqueue(workflow("w"), JobOptions::new()).unwrap_err(),
+        pool.enqueue(workflow("w"), JobOptions::new())
+            .await
+            .unwrap_err(),
         Error::ShuttingDown
     );
 }

@@ -45,6 +45,7 @@ async fn a_cancel_racing_a_failing_attempt_is_not_lost() {
     let mut starts = a.watch_starts();
     let job = pool
         .enqueue(workflow("w"), JobOptions::new().max_attempts(50))
+        .await
         .unwrap();
     starts.recv().await.unwrap();
     a.open(50);
@@ -62,6 +63,7 @@ async fn a_cancel_after_its_server_was_removed_wins_over_the_replacement() {
     let mut starts = a.watch_starts();
     let job = pool
         .enqueue(workflow("w"), JobOptions::new().prefer_server("a"))
+        .await
         .unwrap();
     starts.recv().await.unwrap();
     // The removal and the cancel reach the engine together, before the withdrawn attempt
@@ -89,7 +91,10 @@ async fn cancelling_shutdown_does_not_wait_for_a_frozen_server() {
     let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let job = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     starts.recv().await.unwrap();
     let t0 = Instant::now();
     let stopped = tokio::time::timeout(
@@ -125,6 +130,7 @@ async fn a_stuck_attempt_fails_over_at_once_although_its_server_is_frozen() {
                 .between_events_deadline(Duration::from_secs(3))
                 .backoff(pool_core::Backoff::none()),
         )
+        .await
         .unwrap();
     let output = within(job.result()).await.unwrap();
     assert_eq!(output.server.as_str(), "b");
@@ -151,7 +157,7 @@ async fn the_total_deadline_holds_on_a_frozen_server_and_after_a_late_failure() 
     let options = JobOptions::new()
         .require_server("a")
         .total_deadline(Duration::from_secs(45));
-    let frozen = pool.enqueue(workflow("w"), options.clone()).unwrap();
+    let frozen = pool.enqueue(workflow("w"), options.clone()).await.unwrap();
     assert_eq!(
         within(frozen.result()).await.unwrap_err(),
         Error::DeadlineExceeded(DeadlineKind::Total)
@@ -174,6 +180,7 @@ async fn the_total_deadline_holds_on_a_frozen_server_and_after_a_late_failure() 
                         .jitter(0.0),
                 ),
         )
+        .await
         .unwrap();
     assert_eq!(
         within(late.result()).await.unwrap_err(),
@@ -193,8 +200,14 @@ async fn a_cleanup_holds_the_slot_until_its_first_try_ends() {
         .unwrap();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let first = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
-    let second = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let first = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
+    let second = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     starts.recv().await.unwrap();
     let t0 = Instant::now();
     first.cancel();
@@ -222,6 +235,7 @@ async fn an_abandoned_prompt_is_cleaned_up_on_its_server() {
     pool.ready().await;
     let job = pool
         .enqueue(workflow("w"), JobOptions::new().prefer_server("a"))
+        .await
         .unwrap();
     let output = job.result().await.unwrap();
     assert_eq!(output.server.as_str(), "b");
@@ -249,6 +263,7 @@ async fn a_job_leaves_a_server_that_went_offline_under_it() {
                 .prefer_server("a")
                 .backoff(pool_core::Backoff::none()),
         )
+        .await
         .unwrap();
     starts.recv().await.unwrap();
     a.set_healthy(false);
@@ -279,12 +294,11 @@ async fn a_server_that_fails_every_prompt_is_ejected_and_returns() {
         .unwrap();
     let mut events = pool.subscribe();
     pool.ready().await;
-    let jobs: Vec<_> = (0..20)
-        .map(|_| {
-            pool.enqueue(workflow("w"), JobOptions::new().max_attempts(1))
-                .unwrap()
-        })
-        .collect();
+    let mut jobs = Vec::new();
+    for _ in 0..20 {
+        let options = JobOptions::new().max_attempts(1);
+        jobs.push(pool.enqueue(workflow("w"), options).await.unwrap());
+    }
     let mut failed = 0;
     for job in &jobs {
         if job.result().await.is_err() {
@@ -329,6 +343,7 @@ async fn the_between_events_deadline_starts_when_the_prompt_executes() {
             workflow("w"),
             JobOptions::new().between_events_deadline(Duration::from_secs(3)),
         )
+        .await
         .unwrap();
     let output = job.result().await.unwrap();
     assert_eq!(output.timings.attempts.len(), 1, "not counted as stuck");
@@ -346,6 +361,7 @@ async fn the_start_deadline_covers_the_wait_in_the_servers_queue() {
             workflow("w"),
             JobOptions::new().start_deadline(Duration::from_secs(5)),
         )
+        .await
         .unwrap();
     assert_eq!(
         job.result().await.unwrap_err(),
@@ -370,8 +386,12 @@ async fn timings_count_the_queue_wait_and_the_whole_job() {
     pool.ready().await;
     let first = pool
         .enqueue(workflow("w"), JobOptions::new().job_id("first"))
+        .await
         .unwrap();
-    let second = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let second = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     let timings = second.result().await.unwrap().timings.clone();
     assert_eq!(timings.queue_wait, Duration::from_secs(5));
     assert_eq!(timings.total, Duration::from_secs(7));
@@ -390,16 +410,12 @@ async fn jobs_uploading_one_file_name_with_other_bytes_do_not_overwrite_each_oth
         wf["5"] = json!({"class_type": "LoadImage", "inputs": {"image": "input.png"}});
         wf
     };
-    let jobs: Vec<_> = [b"red".as_slice(), b"blue".as_slice(), b"red".as_slice()]
-        .into_iter()
-        .map(|bytes| {
-            pool.enqueue(
-                load("w"),
-                JobOptions::new().input(pool_core::InputFile::new("input.png", bytes.to_vec())),
-            )
-            .unwrap()
-        })
-        .collect();
+    let mut jobs = Vec::new();
+    for bytes in [b"red".as_slice(), b"blue".as_slice(), b"red".as_slice()] {
+        let file = pool_core::InputFile::new("input.png", bytes.to_vec());
+        let options = JobOptions::new().input(file);
+        jobs.push(pool.enqueue(load("w"), options).await.unwrap());
+    }
     for job in &jobs {
         job.result().await.unwrap();
     }

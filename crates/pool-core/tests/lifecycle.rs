@@ -21,9 +21,15 @@ async fn cancel_a_queued_job_and_a_running_one() {
     let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let running = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let running = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     let (_, prompt_id) = starts.recv().await.unwrap();
-    let queued = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let queued = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     assert_eq!(queued.status(), JobStatus::Queued);
     assert!(matches!(
         running.status(),
@@ -49,16 +55,23 @@ async fn cancel_a_queued_job_and_a_running_one() {
 async fn shutdown_drain_runs_everything_accepted() {
     let a = Fake::scripted("a", |_| Step::Sleep(Duration::from_millis(2)));
     let pool = Pool::builder().server(a.config()).build().unwrap();
-    let handles: Vec<_> = (0..10)
-        .map(|_| pool.enqueue(workflow("w"), JobOptions::new()).unwrap())
-        .collect();
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        handles.push(
+            pool.enqueue(workflow("w"), JobOptions::new())
+                .await
+                .unwrap(),
+        );
+    }
     pool.shutdown(ShutdownMode::Drain).await;
     for h in &handles {
         assert!(h.try_result().unwrap().is_ok());
     }
     assert_eq!(a.run_count(), 10);
     assert_eq!(
-        pool.enqueue(workflow("w"), JobOptions::new()).unwrap_err(),
+        pool.enqueue(workflow("w"), JobOptions::new())
+            .await
+            .unwrap_err(),
         Error::ShuttingDown
     );
 }
@@ -73,9 +86,14 @@ async fn shutdown_cancel_ends_every_job_once() {
     let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let handles: Vec<_> = (0..6)
-        .map(|_| pool.enqueue(workflow("w"), JobOptions::new()).unwrap())
-        .collect();
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        handles.push(
+            pool.enqueue(workflow("w"), JobOptions::new())
+                .await
+                .unwrap(),
+        );
+    }
     starts.recv().await.unwrap();
     starts.recv().await.unwrap();
     pool.shutdown(ShutdownMode::Cancel).await;
@@ -109,9 +127,11 @@ async fn the_same_caller_id_is_one_job() {
         .unwrap();
     let one = pool
         .enqueue(workflow("w"), JobOptions::new().job_id("order-1"))
+        .await
         .unwrap();
     let two = pool
         .enqueue(workflow("other"), JobOptions::new().job_id("order-1"))
+        .await
         .unwrap();
     assert_eq!(one.id(), two.id());
     a.open(10);
@@ -120,6 +140,7 @@ async fn the_same_caller_id_is_one_job() {
     // Still known after it finished: no second run.
     let three = pool
         .enqueue(workflow("w"), JobOptions::new().job_id("order-1"))
+        .await
         .unwrap();
     assert!(three.try_result().unwrap().is_ok());
     assert_eq!(a.run_count(), 1);
@@ -127,6 +148,7 @@ async fn the_same_caller_id_is_one_job() {
     // Retention is bounded: after two more finished jobs, the first is forgotten.
     for id in ["order-2", "order-3"] {
         pool.enqueue(workflow("w"), JobOptions::new().job_id(id))
+            .await
             .unwrap()
             .result()
             .await
@@ -155,6 +177,7 @@ async fn deadlines_end_jobs_that_wait_or_run_too_long() {
     let mut starts = a.watch_starts();
     let busy = pool
         .enqueue(workflow("w"), JobOptions::new().job_id("busy"))
+        .await
         .unwrap();
     starts.recv().await.unwrap();
     let late = pool
@@ -162,6 +185,7 @@ async fn deadlines_end_jobs_that_wait_or_run_too_long() {
             workflow("w"),
             JobOptions::new().start_deadline(Duration::from_secs(5)),
         )
+        .await
         .unwrap();
     let err = late.result().await.unwrap_err();
     assert_eq!(err, Error::DeadlineExceeded(DeadlineKind::Start));
@@ -171,6 +195,7 @@ async fn deadlines_end_jobs_that_wait_or_run_too_long() {
             workflow("w"),
             JobOptions::new().total_deadline(Duration::from_secs(7)),
         )
+        .await
         .unwrap();
     assert_eq!(
         total.result().await.unwrap_err(),
@@ -187,6 +212,7 @@ async fn deadlines_end_jobs_that_wait_or_run_too_long() {
                 .max_attempts(1)
                 .between_events_deadline(Duration::from_secs(3)),
         )
+        .await
         .unwrap();
     let err = silent.result().await.unwrap_err();
     assert_eq!(err.attempts().len(), 1, "{err}");
@@ -224,7 +250,10 @@ async fn a_server_that_goes_down_goes_offline_and_rejoins_by_itself() {
         }
     }
     // Work waits while the only server is offline, and runs once it is back.
-    let job = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     assert_eq!(pool.stats().await.unwrap().queued, 1);
     a.set_healthy(true);
     assert_eq!(job.result().await.unwrap().server.as_str(), "a");
@@ -254,6 +283,7 @@ async fn a_failure_that_takes_the_server_down_moves_the_job() {
                 .prefer_server("a")
                 .backoff(pool_core::Backoff::none()),
         )
+        .await
         .unwrap();
     let kinds = collect_job(&mut events, job.id()).await;
     assert_eq!(names(&kinds).last(), Some(&"completed"));
@@ -269,11 +299,18 @@ async fn servers_join_drain_and_leave_while_running() {
     let mut events = pool.subscribe();
     pool.ready().await;
     let mut starts = a.watch_starts();
-    let first = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let first = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     starts.recv().await.unwrap();
-    let second = pool.enqueue(workflow("w"), JobOptions::new()).unwrap();
+    let second = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
     let stranded = pool
         .enqueue(workflow("w"), JobOptions::new().require_server("a"))
+        .await
         .unwrap();
     let b = Fake::new("b");
     pool.add_server(b.config()).await.unwrap();
@@ -311,6 +348,7 @@ async fn servers_join_drain_and_leave_while_running() {
     let mut c_starts = c.watch_starts();
     let moved = pool
         .enqueue(workflow("w"), JobOptions::new().require_tag("c"))
+        .await
         .unwrap();
     c_starts.recv().await.unwrap();
     pool.add_server(Fake::new("d").config().tag("c"))

@@ -91,7 +91,7 @@ proptest! {
                     .tenant(spec.tenant.to_string())
                     .backoff(Backoff::none())
                     .job_id(format!("j{i}"));
-                let handle = pool.enqueue(wf, options).unwrap();
+                let handle = pool.enqueue(wf, options).await.unwrap();
                 hash_of.insert(handle.id().clone(), hash);
             }
             pool.shutdown(ShutdownMode::Drain).await;
@@ -137,11 +137,11 @@ proptest! {
             let pool = Pool::builder().server(fake.config()).build().unwrap();
             pool.ready().await;
             let mut starts = fake.watch_starts();
-            let _blocker = pool.enqueue(workflow("0"), JobOptions::new().job_id("blocker")).unwrap();
+            let _blocker = pool.enqueue(workflow("0"), JobOptions::new().job_id("blocker")).await.unwrap();
             starts.recv().await.unwrap();
             for (i, spec) in jobs.iter().enumerate() {
                 let options = JobOptions::new().priority(spec.priority).tenant(spec.tenant.to_string()).job_id(format!("{i}"));
-                pool.enqueue(workflow(&spec.variant.to_string()), options).unwrap();
+                pool.enqueue(workflow(&spec.variant.to_string()), options).await.unwrap();
             }
             pool.stats().await.unwrap();
             fake.open(1000);

@@ -14,6 +14,7 @@ async fn busy_pool(fake: &std::sync::Arc<Fake>) -> (Pool, JobHandle) {
     let mut starts = fake.watch_starts();
     let blocker = pool
         .enqueue(workflow("blocker"), JobOptions::new().job_id("blocker"))
+        .await
         .unwrap();
     starts.recv().await.unwrap();
     (pool, blocker)
@@ -35,6 +36,7 @@ async fn higher_priority_first_then_fifo() {
     for (id, prio) in plan {
         handles.push(
             pool.enqueue(workflow(id), JobOptions::new().job_id(id).priority(prio))
+                .await
                 .unwrap(),
         );
     }
@@ -61,6 +63,7 @@ async fn tenants_of_one_priority_take_turns() {
         let id = format!("big-{i}");
         handles.push(
             pool.enqueue(workflow("w"), JobOptions::new().job_id(id).tenant("big"))
+                .await
                 .unwrap(),
         );
     }
@@ -68,6 +71,7 @@ async fn tenants_of_one_priority_take_turns() {
         let id = format!("small-{i}");
         handles.push(
             pool.enqueue(workflow("w"), JobOptions::new().job_id(id).tenant("small"))
+                .await
                 .unwrap(),
         );
     }
@@ -97,6 +101,7 @@ async fn a_deep_job_runs_on_an_idle_server_the_head_jobs_cannot_use() {
     let mut starts = a.watch_starts();
     let first = pool
         .enqueue(workflow("w"), JobOptions::new().require_server("a"))
+        .await
         .unwrap();
     starts.recv().await.unwrap();
     let mut head = Vec::new();
@@ -106,11 +111,13 @@ async fn a_deep_job_runs_on_an_idle_server_the_head_jobs_cannot_use() {
                 workflow("w"),
                 JobOptions::new().priority(10).require_server("a"),
             )
+            .await
             .unwrap(),
         );
     }
     let deep = pool
         .enqueue(workflow("w"), JobOptions::new().require_tag("small"))
+        .await
         .unwrap();
     let output = deep.result().await.unwrap();
     assert_eq!(output.server.as_str(), "b");
@@ -135,20 +142,24 @@ async fn the_most_constrained_job_goes_first_on_a_scarce_server() {
     let mut starts_b = b.watch_starts();
     let _hold_a = pool
         .enqueue(workflow("w"), JobOptions::new().require_server("a"))
+        .await
         .unwrap();
     let _hold_b = pool
         .enqueue(workflow("w"), JobOptions::new().require_server("b"))
+        .await
         .unwrap();
     starts_a.recv().await.unwrap();
     starts_b.recv().await.unwrap();
     let free = pool
         .enqueue(workflow("w"), JobOptions::new().job_id("free"))
+        .await
         .unwrap();
     let only_a = pool
         .enqueue(
             workflow("w"),
             JobOptions::new().job_id("only-a").require_server("a"),
         )
+        .await
         .unwrap();
     pool.stats().await.unwrap();
     a.open(1);
@@ -176,8 +187,11 @@ async fn hard_filters_and_preferences_route_jobs() {
         .unwrap();
     pool.ready().await;
     let on = |options: JobOptions| {
-        let job = pool.enqueue(workflow("w"), options).unwrap();
-        async move { job.result().await.map(|o| o.server.as_str().to_owned()) }
+        let pool = pool.clone();
+        async move {
+            let job = pool.enqueue(workflow("w"), options).await.unwrap();
+            job.result().await.map(|o| o.server.as_str().to_owned())
+        }
     };
     assert_eq!(on(JobOptions::new().require_tag("xl")).await.unwrap(), "b");
     assert_eq!(
@@ -216,12 +230,11 @@ async fn a_server_never_gets_more_than_its_slots() {
         .servers([a.config().max_concurrent(2), b.config()])
         .build()
         .unwrap();
-    let handles: Vec<_> = (0..60)
-        .map(|i| {
-            pool.enqueue(workflow(&format!("{}", i % 3)), JobOptions::new())
-                .unwrap()
-        })
-        .collect();
+    let mut handles = Vec::new();
+    for i in 0..60 {
+        let wf = workflow(&format!("{}", i % 3));
+        handles.push(pool.enqueue(wf, JobOptions::new()).await.unwrap());
+    }
     for h in handles {
         h.result().await.unwrap();
     }

@@ -49,6 +49,7 @@ async fn a_server_without_a_node_class_is_routed_around_for_that_workflow_only()
     let inverted = chain(1);
     let first = pool
         .enqueue(inverted.clone(), options().prefer_server("s0"))
+        .await
         .unwrap();
     let output = first.result().await.unwrap();
     assert_eq!(output.server.as_str(), "s1");
@@ -62,6 +63,7 @@ async fn a_server_without_a_node_class_is_routed_around_for_that_workflow_only()
     for _ in 0..3 {
         let job = pool
             .enqueue(inverted.clone(), options().prefer_server("s0"))
+            .await
             .unwrap();
         assert_eq!(job.result().await.unwrap().server.as_str(), "s1");
     }
@@ -69,6 +71,7 @@ async fn a_server_without_a_node_class_is_routed_around_for_that_workflow_only()
     // … while other workflows keep running on s0.
     let plain = pool
         .enqueue(chain(0), options().require_server("s0"))
+        .await
         .unwrap();
     assert_eq!(plain.result().await.unwrap().server.as_str(), "s0");
     let mut blocked = None;
@@ -94,6 +97,7 @@ async fn a_missing_model_moves_the_job_to_a_server_that_has_it() {
     pool.ready().await;
     let job = pool
         .enqueue(sd_workflow(), options().prefer_server("s0"))
+        .await
         .unwrap();
     let output = job.result().await.unwrap();
     assert_eq!(output.server.as_str(), "s1");
@@ -112,6 +116,7 @@ async fn run_time_errors_are_retried_elsewhere() {
     pool.ready().await;
     let job = pool
         .enqueue(chain(2), options().prefer_server("s0"))
+        .await
         .unwrap();
     let output = job.result().await.unwrap();
     assert_eq!(output.server.as_str(), "s1");
@@ -141,7 +146,7 @@ async fn validation_errors_fail_fast_with_comfyui_details() {
         (no_outputs, "prompt_no_outputs"),
         (out_of_range, "value_smaller_than_min"),
     ] {
-        let job = pool.enqueue(workflow, options()).unwrap();
+        let job = pool.enqueue(workflow, options()).await.unwrap();
         let err = job.result().await.unwrap_err();
         assert!(
             matches!(&err, Error::WorkflowRejected { reason, .. } if reason.contains(kind)),

@@ -56,6 +56,7 @@ async fn a_prompt_lost_in_a_crash_is_run_elsewhere_and_the_server_rejoins() {
     pool.ready().await;
     let job = pool
         .enqueue(chain(1), options().prefer_server("s0"))
+        .await
         .unwrap();
     let lost_prompt = wait_accepted(&mut events, job.id()).await;
     assert_eq!(s0.stats().received[0].prompt_id, lost_prompt);
@@ -76,6 +77,7 @@ async fn a_prompt_lost_in_a_crash_is_run_elsewhere_and_the_server_rejoins() {
     }
     let again = pool
         .enqueue(chain(0), options().require_server("s0"))
+        .await
         .unwrap();
     assert_eq!(again.result().await.unwrap().server.as_str(), "s0");
 }
@@ -90,9 +92,10 @@ async fn a_stopped_server_goes_offline_and_comes_back_after_restart() {
     s0.stop().await;
     let error = wait_state(&mut events, "s0", ServerState::Offline).await;
     assert!(error.is_some());
-    let handles: Vec<_> = (0..5)
-        .map(|_| pool.enqueue(chain(0), options()).unwrap())
-        .collect();
+    let mut handles = Vec::new();
+    for _ in 0..5 {
+        handles.push(pool.enqueue(chain(0), options()).await.unwrap());
+    }
     for h in handles {
         assert_eq!(h.result().await.unwrap().server.as_str(), "s1");
     }
@@ -100,6 +103,7 @@ async fn a_stopped_server_goes_offline_and_comes_back_after_restart() {
     wait_state(&mut events, "s0", ServerState::Online).await;
     let job = pool
         .enqueue(chain(0), options().require_server("s0"))
+        .await
         .unwrap();
     assert_eq!(job.result().await.unwrap().server.as_str(), "s0");
 }
@@ -133,7 +137,7 @@ async fn a_crash_is_noticed_from_the_dropped_socket_without_jobs_or_periodic_che
     )
     .await
     .expect("the restart went unnoticed");
-    let job = pool.enqueue(chain(0), options()).unwrap();
+    let job = pool.enqueue(chain(0), options()).await.unwrap();
     assert_eq!(job.result().await.unwrap().server.as_str(), "s0");
 }
 
@@ -146,7 +150,7 @@ async fn dropped_sockets_do_not_lose_or_duplicate_work() {
     let pool = sim_pool(&cluster.urls()).build().unwrap();
     let mut events = pool.subscribe();
     pool.ready().await;
-    let job = pool.enqueue(chain(3), options()).unwrap();
+    let job = pool.enqueue(chain(3), options()).await.unwrap();
     wait_accepted(&mut events, job.id()).await;
     s0.drop_websockets();
     let output = job.result().await.unwrap();
@@ -173,9 +177,9 @@ async fn cancelling_deletes_queued_prompts_and_interrupts_running_ones() {
         .unwrap();
     let mut events = pool.subscribe();
     pool.ready().await;
-    let running = pool.enqueue(chain(1), options()).unwrap();
+    let running = pool.enqueue(chain(1), options()).await.unwrap();
     wait_accepted(&mut events, running.id()).await;
-    let waiting = pool.enqueue(chain(1), options()).unwrap();
+    let waiting = pool.enqueue(chain(1), options()).await.unwrap();
     wait_accepted(&mut events, waiting.id()).await;
     assert_eq!(s0.queue_remaining(), 2);
     waiting.cancel();

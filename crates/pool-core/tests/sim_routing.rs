@@ -12,9 +12,10 @@ async fn jobs_spread_over_servers_and_return_history_outputs() {
     let cluster = SimCluster::start(3, SimConfig::default()).await.unwrap();
     let pool = sim_pool(&cluster.urls()).build().unwrap();
     pool.ready().await;
-    let handles: Vec<_> = (0..30)
-        .map(|i| pool.enqueue(chain(i % 3), JobOptions::new()).unwrap())
-        .collect();
+    let mut handles = Vec::new();
+    for i in 0..30 {
+        handles.push(pool.enqueue(chain(i % 3), JobOptions::new()).await.unwrap());
+    }
     let mut per_server = std::collections::HashMap::new();
     for h in &handles {
         let output = h.result().await.unwrap();
@@ -41,7 +42,7 @@ async fn a_real_run_reports_progress_outputs_and_timings_in_order() {
     let pool = sim_pool(&cluster.urls()).build().unwrap();
     let mut events = pool.subscribe();
     pool.ready().await;
-    let job = pool.enqueue(chain(2), JobOptions::new()).unwrap();
+    let job = pool.enqueue(chain(2), JobOptions::new()).await.unwrap();
     let kinds = collect_job(&mut events, job.id()).await;
     let n = names(&kinds);
     let pos = |name: &str| {

@@ -132,7 +132,7 @@ pub async fn run(
         () = &mut interrupt => None,
     };
     let summary = match ready {
-        Some(Ok(())) => match enqueue(&pool, &plan) {
+        Some(Ok(())) => match enqueue(&pool, &plan).await {
             Ok(handles) => collect(args, out, &plan, &handles, events, interrupt).await,
             Err(error) => Err(error),
         },
@@ -177,20 +177,20 @@ async fn wait_online(pool: &Pool) -> Result<()> {
 }
 
 /// Enqueues every job of the plan, in order.
-fn enqueue(pool: &Pool, plan: &Plan) -> Result<Vec<JobHandle>> {
-    plan.jobs
-        .iter()
-        .map(|spec| {
-            pool.enqueue(
-                Arc::clone(&spec.workflow),
-                JobOptions::new().job_id(spec.id.as_str()),
-            )
+async fn enqueue(pool: &Pool, plan: &Plan) -> Result<Vec<JobHandle>> {
+    let mut handles = Vec::with_capacity(plan.jobs.len());
+    for spec in &plan.jobs {
+        let options = JobOptions::new().job_id(spec.id.as_str());
+        let handle = pool
+            .enqueue(Arc::clone(&spec.workflow), options)
+            .await
             .map_err(|source| Error::Refused {
                 file: spec.file.clone(),
                 source,
-            })
-        })
-        .collect()
+            })?;
+        handles.push(handle);
+    }
+    Ok(handles)
 }
 
 /// What one job's watcher saw.
