@@ -1,0 +1,9 @@
+//! The conformance checks against pool-core's `MemoryStore`, the reference behaviour.
+
+#[macro_use]
+mod support;
+
+use pool_core::MemoryStore;
+use support::Fixture;
+
+job_store_conformance!(Fixture::new(MemoryStore::default()));
