@@ -1,0 +1,51 @@
+//! The conformance checks against `PostgresStore`, each on a fresh database of the run's
+//! PostgreSQL (`test_infra::pg_url`); and two stores on one database, as two pool processes.
+
+#[macro_use]
+mod support;
+
+use pool_core::{JobStore, StoreError, Transition};
+use pool_store::PostgresStore;
+use support::Fixture;
+use support::records::{advance, at, dispatched, job};
+
+/// A store on a new database.
+async fn pg_store() -> Fixture<PostgresStore> {
+    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
+        .await
+        .unwrap();
+    Fixture::new(PostgresStore::connect(&url).await.unwrap())
+}
+
+job_store_conformance!(pg_store().await);
+service_store_conformance!(pg_store().await);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_database_meet_at_the_version() {
+    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
+        .await
+        .unwrap();
+    // Both run the migrations: the second finds them applied.
+    let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+
+    let mut record = job("job-1", Some("acme"), at(1));
+    assert_eq!(a.insert(&record).await.unwrap(), None);
+    assert_eq!(b.insert(&record).await.unwrap(), Some(record.clone()));
+
+    // Both make version 2 from version 1: one wins, the other conflicts.
+    let mut theirs = record.clone();
+    advance(&a, &mut record, &dispatched("gpu-1", at(2)), at(2)).await;
+    theirs.apply(&Transition::CancelRequested, at(3));
+    assert_eq!(
+        b.update(&theirs, &Transition::CancelRequested).await,
+        Err(StoreError::Conflict {
+            id: "job-1".into(),
+            stored: 2,
+            expected: 1
+        })
+    );
+    assert_eq!(b.get("job-1").await.unwrap(), Some(record));
+    a.close().await;
+    b.close().await;
+}
