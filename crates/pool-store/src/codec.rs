@@ -1,6 +1,6 @@
-//! How a [`JobRecord`] is kept in a row: its spec as JSON, written once at insert (it can
-//! be 100 KB), and the rest of the record as JSON, rewritten by each update; read back as one
-//! record. Also the integer forms of times and counters.
+//! How a [`JobRecord`] is kept: its spec as JSON, written once at insert (it can be 100 KB),
+//! and the rest of the record as JSON, rewritten by each update; read back as one record.
+//! Also the integer forms of times and counters.
 
 use pool_core::{JobRecord, StoreError, Timestamp};
 use serde::Serialize;

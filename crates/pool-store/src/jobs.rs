@@ -84,12 +84,12 @@ impl JobChange {
 
 pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome, sqlx::Error> {
     let inserted = conn
-        .execute(
+        .fetch_optional(
             &Query::new(
                 "INSERT INTO jobs (id, tenant, state, priority, hash, created_at, updated_at, \
-                 version, last_seq, spec, record) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (id) DO NOTHING",
+                 version, last_seq, record) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (id) DO NOTHING RETURNING seq",
             )
             .bind(job.id.as_str())
             .bind(job.tenant.clone())
@@ -100,11 +100,10 @@ pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome
             .bind(job.updated_at)
             .bind(job.version)
             .bind(job.last_seq)
-            .bind(job.spec.as_str())
             .bind(job.rest.as_str()),
         )
         .await?;
-    if inserted == 0 {
+    let Some(inserted) = inserted else {
         let row = conn.fetch_optional(&by_id(&job.id)).await?;
         return Ok(match row {
             Some(row) => record_of(&row).map(|r| Done::Existing(Some(Box::new(r)))),
@@ -113,7 +112,17 @@ pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome
                 job.id
             ))),
         });
-    }
+    };
+    let seq = match inserted.int(0) {
+        Ok(seq) => seq,
+        Err(e) => return Ok(Err(e)),
+    };
+    conn.execute(
+        &Query::new("INSERT INTO job_specs (seq, spec) VALUES ($1, $2)")
+            .bind(seq)
+            .bind(job.spec.as_str()),
+    )
+    .await?;
     refer(conn, &job.id, &job.blobs).await?;
     Ok(Ok(Done::Existing(None)))
 }
@@ -230,7 +239,7 @@ pub(crate) async fn purge(
         .bind(before),
     };
     let deleted = conn.execute(&delete).await?;
-    // `job_blobs` rows went with their jobs (ON DELETE CASCADE).
+    // `job_specs` and `job_blobs` rows went with their jobs (ON DELETE CASCADE).
     conn.execute(&Query::new(
         "DELETE FROM blobs WHERE NOT EXISTS \
          (SELECT 1 FROM job_blobs WHERE job_blobs.blob = blobs.key)",
@@ -239,8 +248,11 @@ pub(crate) async fn purge(
     Ok(Ok(Done::Count(deleted)))
 }
 
+/// The columns a record is read from, and where: `spec, record` of `jobs j`.
+const RECORDS: &str = "SELECT s.spec, j.record FROM jobs j JOIN job_specs s ON s.seq = j.seq";
+
 fn by_id(id: &str) -> Query {
-    Query::new("SELECT spec, record FROM jobs WHERE id = $1").bind(id)
+    Query::new(format!("{RECORDS} WHERE j.id = $1")).bind(id)
 }
 
 /// The record of a `spec, record` row.
@@ -258,10 +270,9 @@ pub(crate) async fn get(pool: &ReadPool, id: &str) -> Result<Option<JobRecord>, 
 pub(crate) async fn unfinished(pool: &ReadPool) -> Result<Vec<JobRecord>, StoreError> {
     // The predicate is the one of the `jobs_unfinished` index.
     let rows = pool
-        .fetch_all(&Query::new(
-            "SELECT spec, record FROM jobs \
-             WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDER BY seq",
-        ))
+        .fetch_all(&Query::new(format!(
+            "{RECORDS} WHERE j.state NOT IN ('completed', 'failed', 'cancelled') ORDER BY j.seq"
+        )))
         .await?;
     rows.iter().map(record_of).collect()
 }
@@ -269,11 +280,11 @@ pub(crate) async fn unfinished(pool: &ReadPool) -> Result<Vec<JobRecord>, StoreE
 pub(crate) async fn list(pool: &ReadPool, query: &JobQuery) -> Result<JobPage, StoreError> {
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
     let limit = query.limit.clamp(1, MAX_PAGE);
-    let mut sql = String::from("SELECT spec, record FROM jobs WHERE TRUE");
+    let mut sql = format!("{RECORDS} WHERE TRUE");
     let mut args: Vec<Arg> = Vec::new();
     if let Some(tenant) = &query.tenant {
         let p = param(&mut args, tenant.as_str().into());
-        sql.push_str(&format!(" AND tenant = {p}"));
+        sql.push_str(&format!(" AND j.tenant = {p}"));
     }
     if !query.states.is_empty() {
         let list: Vec<String> = query
@@ -281,17 +292,17 @@ pub(crate) async fn list(pool: &ReadPool, query: &JobQuery) -> Result<JobPage, S
             .iter()
             .map(|state| param(&mut args, state.as_str().into()))
             .collect();
-        sql.push_str(&format!(" AND state IN ({})", list.join(", ")));
+        sql.push_str(&format!(" AND j.state IN ({})", list.join(", ")));
     }
     if let Some((created_at, id)) = after {
         let c = param(&mut args, millis(created_at).into());
         let i = param(&mut args, id.into());
         sql.push_str(&format!(
-            " AND (created_at < {c} OR (created_at = {c} AND id < {i}))"
+            " AND (j.created_at < {c} OR (j.created_at = {c} AND j.id < {i}))"
         ));
     }
     let l = param(&mut args, i64::from(limit + 1).into());
-    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {l}"));
+    sql.push_str(&format!(" ORDER BY j.created_at DESC, j.id DESC LIMIT {l}"));
     let query = args.into_iter().fold(Query::new(sql), Query::bind);
     let rows = pool.fetch_all(&query).await?;
     let mut jobs = rows.iter().map(record_of).collect::<Result<Vec<_>, _>>()?;

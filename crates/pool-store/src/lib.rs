@@ -29,9 +29,10 @@
 //!
 //! # How it stores
 //!
-//! - A job is one row: the queryable columns (id, tenant, state, priority, hash, times,
-//!   `version`, `last_seq`), its spec as JSON written once at insert, and the rest of the
-//!   record as JSON rewritten by each update. An update is a compare-and-set on `version`.
+//! - A job is a row of queryable columns (id, tenant, state, priority, hash, times, `version`,
+//!   `last_seq`) and the record as JSON without its spec, rewritten by each update; the spec
+//!   (up to 100 KB) is written once at insert into a table of its own, so an update never
+//!   rewrites it. An update is a compare-and-set on `version`.
 //! - Writes go through one writer task that commits everything queued in one transaction
 //!   (group commit): concurrent enqueues share one fsync. Reads run beside it.
 //! - Schema migrations are embedded and applied at open (`migrations/sqlite`,

@@ -109,6 +109,49 @@ mod file_only {
         assert_eq!(store.unfinished().await.unwrap().len(), 64);
     }
 
+    #[tokio::test]
+    async fn an_update_does_not_rewrite_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        // A 500-node workflow of about 150 KB.
+        let mut workflow = serde_json::Map::new();
+        for i in 0..500 {
+            let text = format!("prompt {i}: {}", "a fox in the snow, ".repeat(14));
+            workflow.insert(
+                i.to_string(),
+                serde_json::json!({"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["0", 1]}}),
+            );
+        }
+        let workflow = serde_json::Value::Object(workflow);
+        let spec_bytes = workflow.to_string().len() as u64;
+        let options = pool_core::JobOptions::new();
+        let mut record = crate::support::records::job_with("big", at(0), options);
+        let mut spec = (*record.spec).clone();
+        spec.workflow = Arc::new(workflow);
+        record.spec = Arc::new(spec);
+        store.insert(&record).await.unwrap();
+
+        let wal = || {
+            std::fs::metadata(dir.path().join("pool.db-wal"))
+                .unwrap()
+                .len()
+        };
+        let before = wal();
+        // Few enough that the log is not checkpointed (and restarted) meanwhile.
+        for i in 0..5 {
+            let t = pool_core::Transition::PromptSubmitted { attempt: 1 };
+            crate::support::records::advance(&store, &mut record, &t, at(i)).await;
+        }
+        let per_update = (wal() - before) / 5;
+        eprintln!("{per_update} bytes logged per update ({spec_bytes}-byte spec)");
+        assert!(
+            per_update < spec_bytes / 6,
+            "{per_update} bytes logged per update of a job with a {spec_bytes}-byte spec"
+        );
+        assert_eq!(store.get("big").await.unwrap(), Some(record));
+    }
+
     /// Where the child of `no_acknowledged_job_is_lost_to_a_kill` keeps its store.
     const CHILD_DB: &str = "POOL_STORE_TEST_CHILD_DB";
 

@@ -15,10 +15,15 @@ CREATE TABLE jobs (
     updated_at BIGINT  NOT NULL,
     version    BIGINT  NOT NULL,
     last_seq   BIGINT  NOT NULL,
-    -- The JobSpec as JSON: written once, at insert.
-    spec       TEXT    NOT NULL,
-    -- The rest of the JobRecord as JSON (everything but `spec`): rewritten by every update.
+    -- The JobRecord as JSON but its spec (see job_specs): rewritten by every update.
     record     TEXT    NOT NULL
+);
+
+-- Each job's JobSpec as JSON, written once at insert. A table of its own, so that an update
+-- rewrites only the small jobs row, never the spec (up to 100 KB).
+CREATE TABLE job_specs (
+    seq  BIGINT  PRIMARY KEY REFERENCES jobs (seq) ON DELETE CASCADE,
+    spec TEXT    NOT NULL
 );
 
 -- Recovery: unfinished jobs in acceptance order (the same predicate as the query's).
