@@ -1,5 +1,7 @@
 //! The conformance checks against pool-core's `MemoryStore`, the reference behaviour.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod support;
 

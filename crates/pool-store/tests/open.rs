@@ -1,6 +1,8 @@
 //! `pool_store::open`: one entry point for every kind of store URL, giving a store usable as
 //! both `dyn ServiceStore` and `dyn JobStore`, and errors that never show a password.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The conformance checks against `PostgresStore`, each on a fresh database of the run's
 //! PostgreSQL (`test_infra::pg_url`); and two stores on one database, as two pool processes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod support;
 

@@ -2,6 +2,8 @@
 //! in-memory database; and what only a file shows (reopening, a newer schema, a killed
 //! process).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod support;
 

@@ -1,6 +1,6 @@
 //! Shared by the store tests: records to store, and the conformance checks every store passes.
 
-#![allow(dead_code, unused_macros)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
