@@ -278,12 +278,32 @@ impl ReadPool {
 
 /// A database error as a store error. sqlx's messages quote statements and server messages,
 /// never connection strings (connecting is mapped with the URL's password removed, in
-/// `locator`).
+/// `locator`). A write the database refuses for its content (a constraint, a value it cannot
+/// hold, such as a NUL character in PostgreSQL text) will not succeed on a retry: it is
+/// reported as [`StoreError::Corrupt`], not as the transient [`StoreError::Unavailable`].
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(e.to_string())
         }
+        sqlx::Error::Database(db) if refuses_content(&*db) => {
+            StoreError::Corrupt(format!("the database refused the write: {db}"))
+        }
         e => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Whether the database refused a statement for the data in it (SQLSTATE class 22, data
+/// exception, or 23, integrity constraint; SQLite's constraint errors), not for its own state.
+fn refuses_content(e: &dyn sqlx::error::DatabaseError) -> bool {
+    use sqlx::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::UniqueViolation
+        | ErrorKind::ForeignKeyViolation
+        | ErrorKind::NotNullViolation
+        | ErrorKind::CheckViolation => true,
+        _ => e
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
     }
 }

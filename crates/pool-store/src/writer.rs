@@ -57,12 +57,16 @@ pub struct WriteStats {
     pub commits: u64,
     /// Writes committed in them.
     pub writes: u64,
+    /// Transactions rolled back (a statement failed; a group that failed is then run again
+    /// one write per transaction).
+    pub rollbacks: u64,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
+    rollbacks: AtomicU64,
 }
 
 struct Op {
@@ -108,6 +112,7 @@ impl Writer {
         WriteStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
+            rollbacks: self.counters.rollbacks.load(Ordering::Relaxed),
         }
     }
 }
@@ -185,6 +190,7 @@ impl Task {
                 Ok(outcomes)
             }
             Err(e) => {
+                self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
                 if conn.raw("ROLLBACK").await.is_err() {
                     // The transaction may already be gone (a failed BEGIN); a connection that
                     // cannot answer is replaced before the next transaction.

@@ -51,3 +51,45 @@ async fn two_processes_on_one_database_meet_at_the_version() {
     a.close().await;
     b.close().await;
 }
+
+/// A write the database refuses, sent in one group with 31 good ones: the group is rolled
+/// back and each write is run again alone, so only the bad one fails.
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_the_database_refuses_fails_alone() {
+    let store = pg_store().await.store;
+    let records: Vec<_> = (0..32u64)
+        .map(|i| {
+            // PostgreSQL text cannot hold NUL.
+            let id = if i == 13 {
+                "bad\0id".to_owned()
+            } else {
+                format!("job-{i}")
+            };
+            job(&id, None, at(i))
+        })
+        .collect();
+    let mut inserts: Vec<_> = records.iter().map(|r| store.insert(r)).collect();
+    // Send all 32 before the writer task runs (one thread: it runs when this task waits), so
+    // they form one group.
+    std::future::poll_fn(|cx| {
+        for insert in &mut inserts {
+            assert!(insert.as_mut().poll(cx).is_pending());
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let results = futures_util::future::join_all(inserts).await;
+    for (record, result) in records.iter().zip(results) {
+        if record.id.as_str().contains('\0') {
+            let err = result.unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+            assert!(!err.is_transient());
+        } else {
+            assert_eq!(result.unwrap(), None, "{}", record.id);
+        }
+    }
+    assert_eq!(store.unfinished().await.unwrap().len(), 31);
+    // The group failed, then each of its writes ran alone (the bad one failing again).
+    let stats = store.write_stats();
+    assert_eq!((stats.rollbacks, stats.commits), (2, 31), "{stats:?}");
+}
