@@ -25,6 +25,9 @@ struct Inner {
     jobs: HashMap<String, JobRecord>,
     /// (created_at, id) → id, for ordered listing.
     order: BTreeMap<(Timestamp, String), ()>,
+    /// Insert number → id: acceptance order.
+    accepted: BTreeMap<u64, String>,
+    inserts: u64,
     blobs: HashMap<String, Bytes>,
     blocks: HashMap<(ServerId, WorkflowHash), StoredBlock>,
 }
@@ -55,6 +58,9 @@ impl JobStore for MemoryStore {
         inner
             .order
             .insert((record.created_at, record.id.to_string()), ());
+        inner.inserts += 1;
+        let n = inner.inserts;
+        inner.accepted.insert(n, record.id.to_string());
         inner.jobs.insert(record.id.to_string(), record.clone());
         Ok(None)
     }
@@ -82,9 +88,9 @@ impl JobStore for MemoryStore {
     async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
         let inner = self.inner.lock();
         Ok(inner
-            .order
-            .keys()
-            .filter_map(|(_, id)| inner.jobs.get(id))
+            .accepted
+            .values()
+            .filter_map(|id| inner.jobs.get(id))
             .filter(|r| !r.state.is_terminal())
             .cloned()
             .collect())
@@ -183,6 +189,10 @@ impl JobStore for MemoryStore {
                 inner.order.remove(key);
                 deleted += 1;
             }
+        }
+        if deleted > 0 {
+            let Inner { accepted, jobs, .. } = &mut *inner;
+            accepted.retain(|_, id| jobs.contains_key(id));
         }
         let referenced: std::collections::HashSet<String> =
             inner.jobs.values().flat_map(referenced_blobs).collect();

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A setting of the store is invalid (an unusable path or URL).
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The store refused a write for its content (a duplicate, a value it cannot hold).
+    #[error("the job store refused the write: {0}")]
+    Rejected(String),
 }
 
 impl StoreError {
@@ -134,6 +137,29 @@ pub struct StoredBlock {
     pub updated_at: Timestamp,
 }
 
+impl StoredBlock {
+    /// A pair's state as stored.
+    pub fn new(
+        server: ServerId,
+        hash: WorkflowHash,
+        class: FailureClass,
+        failures: u32,
+        blocked_count: u32,
+        until: Option<Timestamp>,
+        updated_at: Timestamp,
+    ) -> Self {
+        Self {
+            server,
+            hash,
+            failures,
+            blocked_count,
+            class,
+            until,
+            updated_at,
+        }
+    }
+}
+
 /// A durable home for jobs. Every method is durable when it returns (a crash afterwards
 /// loses nothing it wrote). Implementations must be safe to share between tasks and should
 /// group concurrent writes into one commit; their `Debug` must not show credentials.
@@ -158,7 +184,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// The stored record of a job.
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
 
-    /// Every unfinished job (not completed, failed or cancelled), in acceptance order.
+    /// Every unfinished job (not completed, failed or cancelled), in acceptance order (the
+    /// order of their inserts).
     async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError>;
 
     /// Jobs matching `query`, newest first, one page at a time.

@@ -87,6 +87,7 @@ fn scrubbed(error: StoreError, url: &str) -> StoreError {
         StoreError::Unavailable(m) => StoreError::Unavailable(scrub(&m, url)),
         StoreError::Corrupt(m) => StoreError::Corrupt(scrub(&m, url)),
         StoreError::Config(m) => StoreError::Config(scrub(&m, url)),
+        StoreError::Rejected(m) => StoreError::Rejected(scrub(&m, url)),
         other => other,
     }
 }

@@ -34,7 +34,7 @@ pub(crate) async fn put_key(conn: &mut WriteConn, key: &KeyRow) -> Result<Outcom
         .await?;
     Ok(if inserted == 0 {
         // The caller's mistake, not the store's state: ids and hashes are unique.
-        Err(StoreError::Config(format!(
+        Err(StoreError::Rejected(format!(
             "an API key with id {:?} or the same secret is stored already",
             key.id
         )))

@@ -280,15 +280,13 @@ impl ReadPool {
 /// never connection strings (connecting is mapped with the URL's password removed, in
 /// `locator`). A write the database refuses for its content (a constraint, a value it cannot
 /// hold, such as a NUL character in PostgreSQL text) will not succeed on a retry: it is
-/// reported as [`StoreError::Corrupt`], not as the transient [`StoreError::Unavailable`].
+/// reported as [`StoreError::Rejected`], not as the transient [`StoreError::Unavailable`].
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(e.to_string())
         }
-        sqlx::Error::Database(db) if refuses_content(&*db) => {
-            StoreError::Corrupt(format!("the database refused the write: {db}"))
-        }
+        sqlx::Error::Database(db) if refuses_content(&*db) => StoreError::Rejected(db.to_string()),
         e => StoreError::Unavailable(e.to_string()),
     }
 }

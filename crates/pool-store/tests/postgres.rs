@@ -82,7 +82,7 @@ async fn a_write_the_database_refuses_fails_alone() {
     for (record, result) in records.iter().zip(results) {
         if record.id.as_str().contains('\0') {
             let err = result.unwrap_err();
-            assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+            assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
             assert!(!err.is_transient());
         } else {
             assert_eq!(result.unwrap(), None, "{}", record.id);
