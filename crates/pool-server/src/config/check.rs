@@ -88,10 +88,7 @@ impl Config {
 
     fn check_admin(&self) -> Checked {
         match (&self.admin_key, &self.admin_key_sha256) {
-            (Some(_), Some(_)) => bad(
-                "admin_key",
-                "give admin_key or admin_key_sha256, not both",
-            ),
+            (Some(_), Some(_)) => bad("admin_key", "give admin_key or admin_key_sha256, not both"),
             (None, None) => bad(
                 "admin_key",
                 "an admin key is required (admin_key_sha256, admin_key or COMFY_POOL__ADMIN_KEY)",
@@ -134,17 +131,12 @@ impl Config {
                 "required when webhooks.allowed_hosts is not empty",
             );
         }
-        if hooks
-            .secret
-            .as_ref()
-            .is_some_and(|s| s.expose().len() < 16)
-        {
+        if hooks.secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
             return bad("webhooks.secret", "must be at least 16 characters");
         }
         for (i, host) in hooks.allowed_hosts.iter().enumerate() {
             let name = host.strip_prefix("*.").unwrap_or(host);
-            let ok = !name.is_empty()
-                && !name.contains(['/', ':', '*', '@', ' '])
+            let ok = !name.is_empty() && !name.contains(['/', ':', '*', '@', ' '])
                 || name.parse::<std::net::Ipv6Addr>().is_ok();
             if !ok {
                 return bad(
@@ -175,7 +167,12 @@ fn check_server(i: usize, server: &ServerEntry) -> Checked {
     }
     match url::Url::parse(&server.url) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-        _ => return bad(format!("servers[{i}].url"), "not an http:// or https:// URL"),
+        _ => {
+            return bad(
+                format!("servers[{i}].url"),
+                "not an http:// or https:// URL",
+            );
+        }
     }
     if server.max_concurrent == 0 {
         return bad(format!("servers[{i}].max_concurrent"), "must be at least 1");

@@ -46,6 +46,8 @@ mod check;
 pub(crate) mod duration;
 mod env;
 
+pub(crate) use check::is_name;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -554,27 +556,33 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Syntax {
-                origin: origin.to_owned(),
-                message: e.to_string().trim_end().to_owned(),
-            }
-        })?;
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    origin: origin.to_owned(),
+                    message: e.to_string().trim_end().to_owned(),
+                })?;
         env::apply(&mut table, env)?;
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::Invalid {
                     origin: origin.to_owned(),
-                    key: if key == "." { "(top level)".into() } else { key },
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
                     reason: e.into_inner().message().to_owned(),
                 }
             })?;
-        config.check().map_err(|(key, reason)| ConfigError::Invalid {
-            origin: origin.to_owned(),
-            key,
-            reason,
-        })?;
+        config
+            .check()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key,
+                reason,
+            })?;
         Ok(config)
     }
 

@@ -74,7 +74,10 @@ fn a_full_file_is_read_with_presets_and_overrides() {
     assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(120));
     let smart = config.strategy.smart_config();
     assert_eq!(smart.cooldown, Duration::from_secs(45));
-    assert_eq!(smart.max_failures_before_block, 3, "from the development preset");
+    assert_eq!(
+        smart.max_failures_before_block, 3,
+        "from the development preset"
+    );
     assert_eq!(smart.all_blocked, AllBlockedPolicy::FailFast);
     assert_eq!(config.servers[0].max_concurrent, 2);
     assert_eq!(
@@ -93,7 +96,10 @@ fn a_full_file_is_read_with_presets_and_overrides() {
 #[test]
 fn debug_output_shows_no_credential() {
     let config = load(FULL, &[("COMFY_POOL__ADMIN_KEY", "x")]).err();
-    assert!(config.is_some(), "admin_key and its hash together are refused");
+    assert!(
+        config.is_some(),
+        "admin_key and its hash together are refused"
+    );
     let config = load(FULL, &[]).unwrap();
     let shown = format!("{config:?}");
     for secret in ["t0ken-secret", "pa55word", "a-signing-secret"] {
@@ -127,11 +133,16 @@ fn environment_variables_override_keys_at_any_depth() {
 #[test]
 fn errors_name_the_key() {
     let admin = "admin_key = \"an-admin-key-long-enough\"\n";
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         ("listen = \"nowhere\"", &[], "listen"),
         ("[limits]\nbody_bytes = \"big\"", &[], "limits.body_bytes"),
         ("[limits]\nbody_bytes = 10", &[], "limits.body_bytes"),
-        ("[limits]\nsubmission_rate = 1", &[], "limits.submission_rate"),
+        (
+            "[limits]\nsubmission_rate = 1",
+            &[],
+            "limits.submission_rate",
+        ),
         (
             "[[servers]]\nid = \"a\"\nurl = \"http://h:1\"\n[[servers]]\nid = \"b\"\nurl = \"ftp://h\"",
             &[],
@@ -150,8 +161,16 @@ fn errors_name_the_key() {
         ("[strategy]\njitter = 3.0", &[], "strategy.jitter"),
         ("[strategy]\ncooldown = \"soon\"", &[], "strategy.cooldown"),
         ("[[tenants]]\nname = \"a b\"", &[], "tenants[0].name"),
-        ("[[tenants]]\nname = \"a\"\nkeys = [\"abc\"]", &[], "tenants[0].keys[0]"),
-        ("[webhooks]\nallowed_hosts = [\"h\"]", &[], "webhooks.secret"),
+        (
+            "[[tenants]]\nname = \"a\"\nkeys = [\"abc\"]",
+            &[],
+            "tenants[0].keys[0]",
+        ),
+        (
+            "[webhooks]\nallowed_hosts = [\"h\"]",
+            &[],
+            "webhooks.secret",
+        ),
         (
             "[webhooks]\nsecret = \"0123456789abcdef\"\nallowed_hosts = [\"http://h/\"]",
             &[],
@@ -171,7 +190,10 @@ fn errors_name_the_key() {
 fn a_store_url_with_a_password_is_never_quoted() {
     let text = "admin_key = \"an-admin-key-long-enough\"\nstore = \"mysql://u:pw-secret@h/db\"";
     let message = load(text, &[]).unwrap_err().to_string();
-    assert!(message.contains("store") && !message.contains("pw-secret"), "{message}");
+    assert!(
+        message.contains("store") && !message.contains("pw-secret"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -190,5 +212,8 @@ fn environment_variables_that_name_nothing_are_refused() {
 fn a_syntax_error_names_the_file_and_line() {
     let err = load("listen = ", &[]).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("test.toml: ") && text.contains("line 1"), "{text}");
+    assert!(
+        text.starts_with("test.toml: ") && text.contains("line 1"),
+        "{text}"
+    );
 }
