@@ -37,14 +37,14 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// Prometheus metrics, text format.
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.pool.stats().await.ok();
     let text = state.metrics.render(stats.as_ref(), &state.tracker);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
 }
