@@ -22,6 +22,8 @@ pub use config::{Config, ConfigError};
 pub use error::ServiceError;
 pub use keys::{KEY_PREFIX, NewKey, issue_key, key_hash};
 pub use memory::MemoryServiceStore;
+/// The store traits and records the service uses (from `pool-store`).
+pub use pool_store::{ApiKey, ServiceStore, WebhookDelivery, WebhookState};
 pub use routes::openapi::ApiDoc;
 pub use secret::Secret;
 pub use service::{Service, build_pool};

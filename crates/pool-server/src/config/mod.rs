@@ -48,6 +48,11 @@ mod env;
 
 pub(crate) use check::is_name;
 
+/// Whether `name` may name a tenant (or a server): 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn is_tenant_name(name: &str) -> bool {
+    is_name(name)
+}
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
