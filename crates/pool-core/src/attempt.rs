@@ -50,10 +50,26 @@ pub(crate) struct AttemptDone {
     pub(crate) server: ServerId,
     pub(crate) prompt_id: String,
     pub(crate) end: AttemptEnd,
+    /// Whether anything reached the server (false: stopped before the write-ahead settled,
+    /// so there is no prompt to clean up).
+    pub(crate) submitted: bool,
+}
+
+/// What an attempt does on its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttemptMode {
+    /// Upload the inputs and submit the prompt.
+    Run,
+    /// Re-attach to a prompt submitted before (recovery after a restart).
+    Follow,
 }
 
 pub(crate) struct AttemptTask {
     pub(crate) key: JobKey,
+    pub(crate) mode: AttemptMode,
+    /// Resolves once the attempt's dispatch (its prompt id) is durable: nothing is sent to
+    /// the server before (write-ahead). `None` without a store.
+    pub(crate) durable: Option<oneshot::Receiver<()>>,
     pub(crate) attempt: u32,
     pub(crate) server: ServerId,
     pub(crate) backend: Arc<dyn ServerBackend>,
@@ -67,6 +83,8 @@ pub(crate) struct AttemptTask {
 pub(crate) async fn run(task: AttemptTask) {
     let AttemptTask {
         key,
+        mode,
+        durable,
         attempt,
         server,
         backend,
@@ -80,10 +98,33 @@ pub(crate) async fn run(task: AttemptTask) {
     let Some(done) = done.upgrade() else { return };
     let started = Instant::now();
     let prompt_id = request.prompt_id.clone();
+    if let Some(durable) = durable {
+        // Write-ahead: the prompt id is in the store before the server hears of it.
+        let stopped = tokio::select! {
+            biased;
+            reason = &mut stop => Some(reason.unwrap_or(StopReason::Cancel)),
+            persisted = durable => persisted.is_err().then_some(StopReason::Detach),
+        };
+        if let Some(reason) = stopped {
+            let report = AttemptDone {
+                key,
+                attempt,
+                server,
+                prompt_id,
+                end: AttemptEnd::Stopped(reason),
+                submitted: false,
+            };
+            let _ = done.send(Command::AttemptDone(Box::new(report)));
+            return;
+        }
+    }
     let (sink, mut rx) = EventSink::channel();
     let work = {
         let backend = Arc::clone(&backend);
         async move {
+            if mode == AttemptMode::Follow {
+                return backend.follow(request, sink).await;
+            }
             for file in inputs.iter().flat_map(|files| files.iter()) {
                 backend.upload(file).await?;
             }
@@ -137,6 +178,7 @@ pub(crate) async fn run(task: AttemptTask) {
         server,
         prompt_id,
         end,
+        submitted: true,
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
 }

@@ -229,6 +229,27 @@ pub trait ServerBackend: Send + Sync + 'static {
         events: EventSink,
     ) -> Result<AttemptOutput, AttemptFailure>;
 
+    /// Re-attaches to a prompt submitted earlier under `request.prompt_id` (by this pool
+    /// before a restart, or by another pool process) without submitting it again: streams its
+    /// remaining events and returns its outputs like [`run`](Self::run). A prompt the server
+    /// finished returns its result (or its failure) at once; a prompt the server no longer
+    /// knows is a [`FailureClass::ServerDown`] failure ("lost"), never a success. The default
+    /// cannot re-attach and reports the prompt as lost, so the job runs again.
+    async fn follow(
+        &self,
+        request: AttemptRequest,
+        events: EventSink,
+    ) -> Result<AttemptOutput, AttemptFailure> {
+        let _ = events;
+        Err(AttemptFailure::new(
+            FailureClass::ServerDown,
+            format!(
+                "prompt {} cannot be re-attached to by this backend; counted as lost",
+                request.prompt_id
+            ),
+        ))
+    }
+
     /// Checks that the server is up and answering.
     async fn health(&self) -> Result<(), AttemptFailure>;
 

@@ -12,7 +12,8 @@ use crate::command::{Command, EngineLink};
 use crate::engine::{Engine, Settings, Shared};
 use crate::registry::Registry;
 use crate::{
-    Error, InMemoryQueue, JobOptions, JobQueue, OutlierEjection, Pool, Result, ServerConfig,
+    Error, InMemoryQueue, JobOptions, JobQueue, JobStore, OutlierEjection, Pool, Result,
+    ServerConfig,
 };
 
 /// Builds a [`Pool`].
@@ -42,6 +43,9 @@ pub struct PoolBuilder {
     retain_finished: usize,
     ejection: OutlierEjection,
     cleanup: CleanupSettings,
+    store: Option<Arc<dyn JobStore>>,
+    recovery_wait: Duration,
+    retain_for: Duration,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -78,6 +82,9 @@ impl PoolBuilder {
             retain_finished: 10_000,
             ejection: OutlierEjection::default(),
             cleanup: CleanupSettings::default(),
+            store: None,
+            recovery_wait: Duration::from_secs(60),
+            retain_for: Duration::from_secs(7 * 86_400),
         }
     }
 
@@ -143,7 +150,8 @@ impl PoolBuilder {
         self
     }
 
-    /// How many finished jobs stay known for lookups and idempotent ids (default 10 000).
+    /// How many finished jobs stay known in memory for lookups and idempotent ids, and at
+    /// most in the store (default 10 000).
     #[must_use]
     pub fn retain_finished(mut self, jobs: usize) -> Self {
         self.retain_finished = jobs;
@@ -171,6 +179,37 @@ impl PoolBuilder {
             first_try: try_limit,
             window,
         };
+        self
+    }
+
+    /// Keeps every job in `store` (default: none, everything in memory): acceptance returns
+    /// once the job is stored, every transition is persisted (an attempt's prompt id before
+    /// the prompt is submitted, a job's end before its terminal event), and a pool started on
+    /// the same store takes up its unfinished jobs (re-attaching to prompts still on their
+    /// servers), its remembered blocks, and its job ids (idempotent enqueue across restarts).
+    /// Finished jobs are purged from the store by age ([`retain_finished_for`]) and count
+    /// ([`retain_finished`]).
+    ///
+    /// [`retain_finished_for`]: Self::retain_finished_for
+    /// [`retain_finished`]: Self::retain_finished
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn JobStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How long a recovered job waits for its server to answer before its prompt counts as
+    /// lost and the job runs again elsewhere (default 60 s).
+    #[must_use]
+    pub fn recovery_wait(mut self, wait: Duration) -> Self {
+        self.recovery_wait = wait;
+        self
+    }
+
+    /// How long finished jobs stay in the store (default 7 days).
+    #[must_use]
+    pub fn retain_finished_for(mut self, age: Duration) -> Self {
+        self.retain_for = age;
         self
     }
 
@@ -204,11 +243,14 @@ impl PoolBuilder {
             ),
         };
         let (events, _) = broadcast::channel(self.event_capacity);
+        let recovered = tokio::sync::watch::channel(false).0;
         let shared = Arc::new(Shared {
             registry: Mutex::new(Registry::new(self.retain_finished)),
             events,
             strategy,
             ready: tokio::sync::watch::channel(false).0,
+            store: self.store,
+            recovered,
         });
         let (tx, rx) = mpsc::unbounded_channel::<Command>();
         let settings = Settings {
@@ -216,6 +258,9 @@ impl PoolBuilder {
             offline_backoff: self.offline_backoff,
             cleanup: self.cleanup,
             ejection: self.ejection,
+            recovery_wait: self.recovery_wait,
+            retain_for: self.retain_for,
+            retain_count: self.retain_finished as u64,
         };
         let queue = self.queue.unwrap_or_else(|| Box::new(InMemoryQueue::new()));
         let mut engine = Engine::new(Arc::clone(&shared), tx.downgrade(), settings, queue);

@@ -112,6 +112,50 @@ fn translate(event: Event) -> Option<RunEvent> {
     })
 }
 
+/// Streams an execution's events into `events` and returns its outputs.
+async fn follow_to_end(
+    mut execution: comfy_client::Execution,
+    events: &EventSink,
+) -> std::result::Result<AttemptOutput, AttemptFailure> {
+    while let Some(event) = execution.next_event().await {
+        if let Some(event) = translate(event) {
+            events.emit(event);
+        }
+    }
+    let output = execution.wait().await.map_err(|e| classify(&e))?;
+    let outputs: Map<String, Value> = output
+        .outputs
+        .into_iter()
+        .map(|(node, out)| (node, Value::Object(out.0)))
+        .collect();
+    let mut nodes: Vec<NodeTiming> = output
+        .cached_nodes
+        .into_iter()
+        .map(|node| NodeTiming::new(node, Duration::ZERO, true))
+        .collect();
+    nodes.extend(
+        output
+            .timings
+            .nodes
+            .into_iter()
+            .map(|t| NodeTiming::new(t.node, t.duration, false)),
+    );
+    let ws_images = output
+        .ws_outputs
+        .into_iter()
+        .map(|image| {
+            WsImage::new(
+                image.node,
+                preview_format(&image.format),
+                Blob::new(image.bytes),
+            )
+        })
+        .collect();
+    Ok(AttemptOutput::new(outputs)
+        .with_nodes(nodes)
+        .with_ws_images(ws_images))
+}
+
 fn preview_format(format: &ImageFormat) -> PreviewFormat {
     match format {
         ImageFormat::Jpeg => PreviewFormat::Jpeg,
@@ -132,7 +176,7 @@ impl ServerBackend for ComfyBackend {
             .run_options
             .clone()
             .prompt_id(request.prompt_id.clone());
-        let mut execution = self
+        let execution = self
             .client
             .run(request.workflow, options)
             .await
@@ -140,45 +184,25 @@ impl ServerBackend for ComfyBackend {
         events.emit(RunEvent::Accepted {
             prompt_id: execution.prompt_id().to_owned(),
         });
-        while let Some(event) = execution.next_event().await {
-            if let Some(event) = translate(event) {
-                events.emit(event);
-            }
-        }
-        let output = execution.wait().await.map_err(|e| classify(&e))?;
-        let outputs: Map<String, Value> = output
-            .outputs
-            .into_iter()
-            .map(|(node, out)| (node, Value::Object(out.0)))
-            .collect();
-        let mut nodes: Vec<NodeTiming> = output
-            .cached_nodes
-            .into_iter()
-            .map(|node| NodeTiming::new(node, Duration::ZERO, true))
-            .collect();
-        nodes.extend(
-            output
-                .timings
-                .nodes
-                .into_iter()
-                .map(|t| NodeTiming::new(t.node, t.duration, false)),
-        );
-        let ws_images = output
-            .ws_outputs
-            .into_iter()
-            .map(|image| {
-                WsImage::new(
-                    image.node,
-                    preview_format(&image.format),
-                    Blob::new(image.bytes),
-                )
-            })
-            .collect();
-        Ok(AttemptOutput::new(outputs)
-            .with_nodes(nodes)
-            .with_ws_images(ws_images))
+        follow_to_end(execution, &events).await
     }
 
+    async fn follow(
+        &self,
+        request: AttemptRequest,
+        events: EventSink,
+    ) -> std::result::Result<AttemptOutput, AttemptFailure> {
+        let options = self
+            .run_options
+            .clone()
+            .prompt_id(request.prompt_id.clone());
+        let execution = self
+            .client
+            .follow(request.prompt_id.clone(), options)
+            .await
+            .map_err(|e| classify(&e))?;
+        follow_to_end(execution, &events).await
+    }
     async fn health(&self) -> std::result::Result<(), AttemptFailure> {
         // Opens the socket on the first check, so the pool keeps one connection per server.
         let seen = *self.client.watch_connection().borrow();

@@ -7,7 +7,7 @@ use pool_failover::{AllBlockedDecision, ServerBlock, ServerId};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::attempt::{self, AttemptTask};
+use crate::attempt::{self, AttemptMode, AttemptTask};
 use crate::command::NewJob;
 use crate::engine::{Engine, Timer};
 use crate::job::Job;
@@ -239,8 +239,12 @@ impl Engine {
             .collect()
     }
 
-    /// Gives queued work to `server` while it has free slots.
+    /// Gives queued work to `server` while it has free slots (after re-attaching to the
+    /// prompts recovered jobs left there).
     pub(crate) fn fill_server(&mut self, id: &ServerId) {
+        if !self.resumes.is_empty() && self.server(id).is_some_and(|s| s.is_online()) {
+            self.resume_on(id);
+        }
         loop {
             let now = Instant::now();
             let Some(server) = self.servers.iter().find(|s| s.id == *id) else {
@@ -312,27 +316,33 @@ impl Engine {
             workflow,
             outputs: job.spec.options.outputs.clone(),
         };
-        let task = AttemptTask {
-            key,
-            attempt,
-            server: id.clone(),
-            backend,
-            request,
-            inputs: job.spec.options.inputs.clone(),
-            between_events: job.spec.options.deadlines.between_events,
-            stop: stop_rx,
-            done: self.commands.clone(),
-        };
+        let inputs = job.spec.options.inputs.clone();
+        let between_events = job.spec.options.deadlines.between_events;
         let started = JobEventKind::Started {
             server: id.clone(),
             attempt,
             probe,
         };
-        self.transition(
+        // Write-ahead: the attempt's prompt id is durable before the prompt is submitted.
+        let durable = self.transition_with(
             key,
             &Transition::Dispatched { attempt: record },
             vec![started],
+            true,
         );
+        let task = AttemptTask {
+            key,
+            mode: AttemptMode::Run,
+            durable,
+            attempt,
+            server: id.clone(),
+            backend,
+            request,
+            inputs,
+            between_events,
+            stop: stop_rx,
+            done: self.commands.clone(),
+        };
         tokio::spawn(attempt::run(task));
     }
 

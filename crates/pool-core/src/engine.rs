@@ -33,6 +33,11 @@ pub(crate) struct Shared {
     pub(crate) strategy: Arc<dyn FailoverStrategy>,
     /// Turns true once every initial server answered its first health check.
     pub(crate) ready: tokio::sync::watch::Sender<bool>,
+    /// Where jobs are persisted, if anywhere.
+    pub(crate) store: Option<Arc<dyn crate::JobStore>>,
+    /// Turns true once the jobs of the store were taken up again (at once without a store):
+    /// new jobs are accepted after them, so the recovered ones keep their place.
+    pub(crate) recovered: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why a running attempt is stopped. The job's record (its cancel flag and expired
@@ -59,6 +64,8 @@ pub(crate) enum Timer {
     TotalDeadline(JobKey),
     /// A server's outlier ejection ends (stale if it was ejected again meanwhile).
     EjectionEnds(ServerKey),
+    /// A recovered job still waits for its server to come back to re-attach to its prompt.
+    ResumeDeadline(JobKey),
 }
 
 /// A server's number in the engine's timers: no other server of the pool ever has it.
@@ -80,6 +87,13 @@ pub(crate) struct Settings {
     pub(crate) offline_backoff: (Duration, Duration),
     pub(crate) cleanup: crate::cleanup::CleanupSettings,
     pub(crate) ejection: crate::OutlierEjection,
+    /// How long a recovered job waits for its server to answer before its prompt counts as
+    /// lost (and the job runs again elsewhere).
+    pub(crate) recovery_wait: Duration,
+    /// How long finished jobs stay in the store (with a store).
+    pub(crate) retain_for: Duration,
+    /// How many finished jobs stay in the store at most (with a store).
+    pub(crate) retain_count: u64,
 }
 
 /// Counters of finished jobs.
@@ -104,6 +118,10 @@ pub(crate) struct Engine {
     pub(crate) timer_seq: u64,
     pub(crate) constraints: HashMap<Constraint, Arc<Constraint>>,
     pub(crate) work: VecDeque<Work>,
+    /// Writes every transition to the store, if the pool has one.
+    pub(crate) persister: Option<crate::persist::Persister>,
+    /// Recovered jobs waiting for their server (by id) to re-attach to their prompt there.
+    pub(crate) resumes: HashMap<ServerId, Vec<JobKey>>,
     pub(crate) ready_pending: Option<HashSet<ServerId>>,
     pub(crate) shutdown: Option<ShutdownMode>,
     pub(crate) shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -129,6 +147,8 @@ impl Engine {
             timer_seq: 0,
             constraints: HashMap::new(),
             work: VecDeque::new(),
+            persister: None,
+            resumes: HashMap::new(),
             ready_pending: Some(HashSet::new()),
             shutdown: None,
             shutdown_waiters: Vec::new(),
@@ -136,8 +156,19 @@ impl Engine {
         }
     }
 
-    /// Runs until shut down (or until every handle on the pool is gone).
+    /// Runs until shut down (or until every handle on the pool is gone). With a store, it
+    /// first takes up the store's unfinished jobs and remembered blocks.
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        if let Some(store) = self.shared.store.clone() {
+            self.persister = Some(crate::persist::Persister::spawn(
+                Arc::clone(&store),
+                self.shared.events.clone(),
+            ));
+            self.recover(store.as_ref()).await;
+            crate::recovery::spawn_purge(&store, &self.settings, self.commands.clone());
+        }
+        self.shared.recovered.send_replace(true);
+        self.drain_work();
         self.check_ready();
         let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(86_400));
         tokio::pin!(sleep);
@@ -175,6 +206,10 @@ impl Engine {
             if self.is_done() {
                 break;
             }
+        }
+        if let Some(persister) = &self.persister {
+            // Every job's end is durable and told before the shutdown returns.
+            persister.flush().await;
         }
         self.finish_shutdown();
         // Let the attempt tasks of a dropped pool report; nothing waits for them.
@@ -230,16 +265,44 @@ impl Engine {
         }
     }
 
-    /// Changes a live job's record and emits the events that go with the change.
+    /// Changes a live job's record, emits the events that go with the change, and persists
+    /// it (with a store).
     pub(crate) fn transition(
         &self,
         key: JobKey,
         transition: &Transition,
         events: Vec<JobEventKind>,
     ) {
-        if let Some(job) = self.jobs.get(&key) {
-            job.cell.transition(transition, events, &self.shared.events);
-        }
+        let _ = self.transition_with(key, transition, events, false);
+    }
+
+    /// [`transition`](Self::transition), and with a store the receiver that resolves once the
+    /// change is durable (write-ahead).
+    pub(crate) fn transition_with(
+        &self,
+        key: JobKey,
+        transition: &Transition,
+        events: Vec<JobEventKind>,
+        durable: bool,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let job = self.jobs.get(&key)?;
+        let persister = self.persister.as_ref();
+        let record =
+            job.cell
+                .transition(transition, events, &self.shared.events, persister.is_some())?;
+        let persister = persister?;
+        let (tx, rx) = if durable {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        persister.write(crate::persist::Write::Update {
+            record: Box::new(record),
+            transition: transition.clone(),
+            durable: tx,
+        });
+        rx
     }
 
     /// Sets a timer of a live job or a server.
@@ -248,7 +311,10 @@ impl Engine {
         let key = (at, self.timer_seq);
         self.timers.insert(key, timer);
         let job = match timer {
-            Timer::Retry(job) | Timer::StartDeadline(job) | Timer::TotalDeadline(job) => job,
+            Timer::Retry(job)
+            | Timer::StartDeadline(job)
+            | Timer::TotalDeadline(job)
+            | Timer::ResumeDeadline(job) => job,
             Timer::EjectionEnds(_) => return,
         };
         if let Some(job) = self.jobs.get_mut(&job) {
@@ -285,6 +351,7 @@ impl Engine {
                 .shared
                 .events
                 .send(PoolEvent::Workflow(WorkflowEvent::from_failover(event)));
+            self.persist_block(event);
             match event {
                 FailoverEvent::Unblocked { server, .. } => {
                     self.work.push_back(Work::Fill(server.clone()));
@@ -297,6 +364,38 @@ impl Engine {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Writes a block (or its end) through to the store, so a restarted pool honours it.
+    fn persist_block(&self, event: &FailoverEvent) {
+        let Some(persister) = &self.persister else {
+            return;
+        };
+        match event {
+            FailoverEvent::Blocked {
+                server,
+                hash,
+                class,
+                failures,
+                blocked_count,
+                until,
+            } => {
+                let block = crate::StoredBlock {
+                    server: server.clone(),
+                    hash: *hash,
+                    failures: *failures,
+                    blocked_count: *blocked_count,
+                    class: *class,
+                    until: Some(Timestamp::of_instant(*until)),
+                    updated_at: Timestamp::now(),
+                };
+                persister.write(crate::persist::Write::Block(Box::new(block)));
+            }
+            FailoverEvent::Unblocked { server, hash, .. } => {
+                persister.write(crate::persist::Write::Unblock(server.clone(), *hash));
+            }
+            _ => {}
         }
     }
 

@@ -194,6 +194,15 @@ pub enum Error {
     /// A server with this id is already in the pool.
     #[error("duplicate server {0}")]
     DuplicateServer(ServerId),
+    /// A job with this id exists with another workflow (a caller's job id names one job).
+    #[error("job {id} exists with another workflow")]
+    JobIdConflict {
+        /// The job id.
+        id: String,
+    },
+    /// The job store failed (the job was not accepted, or could not be taken up again).
+    #[error("job store: {0}")]
+    Store(String),
 }
 
 impl Error {
@@ -212,6 +221,8 @@ impl Error {
             Self::Detached => "detached",
             Self::UnknownServer(_) => "unknown_server",
             Self::DuplicateServer(_) => "duplicate_server",
+            Self::JobIdConflict { .. } => "job_id_conflict",
+            Self::Store(_) => "store",
         }
     }
 

@@ -33,6 +33,9 @@ struct Inner {
     log: EventLog,
     /// The pool detached from the job (it goes on under the next pool on its store).
     detached: bool,
+    /// The job's end waiting for the store (its terminal events, numbered): not given out
+    /// yet while not empty.
+    pending: Vec<JobEvent>,
 }
 
 impl JobCell {
@@ -44,6 +47,7 @@ impl JobCell {
                 log: EventLog::default(),
                 record,
                 detached: false,
+                pending: Vec::new(),
             }),
             done: Notify::new(),
         }
@@ -60,25 +64,62 @@ impl JobCell {
     }
 
     /// Applies `transition` and emits `events` (in order) to the job's stream and the
-    /// pool's channel. A terminal transition ends the stream and wakes the waiters.
+    /// pool's channel; returns the record after it (for the store) when `snapshot` is asked,
+    /// or `None` if the transition changed nothing. A terminal transition ends the stream and
+    /// wakes the waiters.
     pub(crate) fn transition(
         &self,
         transition: &Transition,
         events: Vec<JobEventKind>,
         pool: &broadcast::Sender<PoolEvent>,
-    ) {
+        snapshot: bool,
+    ) -> Option<JobRecord> {
         let mut inner = self.inner.lock();
         if !inner.record.apply(transition, Timestamp::now()) {
-            return;
+            return None;
         }
         for kind in events {
             Self::publish(&mut inner, &self.id, kind, pool);
         }
+        let record = snapshot.then(|| inner.record.clone());
         if inner.record.state.is_terminal() {
             inner.log.close();
             drop(inner);
             self.done.notify_waiters();
         }
+        record
+    }
+
+    /// Applies a terminal transition whose events wait for the store: readers see the final
+    /// state, but the outcome is not given out (nor the terminal events sent) until
+    /// [`publish_terminal`](Self::publish_terminal). The events are numbered now, so the
+    /// record stored is the final one. Returns it.
+    pub(crate) fn settle_terminal(
+        &self,
+        transition: &Transition,
+        events: Vec<JobEventKind>,
+    ) -> Option<JobRecord> {
+        let mut inner = self.inner.lock();
+        if !inner.record.apply(transition, Timestamp::now()) {
+            return None;
+        }
+        for kind in events {
+            let event = Self::number(&mut inner, &self.id, kind);
+            inner.pending.push(event);
+        }
+        Some(inner.record.clone())
+    }
+
+    /// The job's end is durable: its terminal events go out, its waiters wake.
+    pub(crate) fn publish_terminal(&self, pool: &broadcast::Sender<PoolEvent>) {
+        let mut inner = self.inner.lock();
+        for event in std::mem::take(&mut inner.pending) {
+            let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
+            inner.log.push(event, true);
+        }
+        inner.log.close();
+        drop(inner);
+        self.done.notify_waiters();
     }
 
     /// Emits one event that changes nothing in the record (what a running prompt reports).
@@ -96,19 +137,42 @@ impl JobCell {
         kind: JobEventKind,
         pool: &broadcast::Sender<PoolEvent>,
     ) {
+        let event = Self::number(inner, id, kind);
+        // The acceptance is rebuilt from the record when replayed (see `view`), so it is
+        // not kept in the log.
+        let keep = event.seq > 1;
+        let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
+        inner.log.push(event, keep);
+    }
+
+    /// Gives an event its `seq` (the record's next) and time: the acceptance is stamped with
+    /// the record's creation.
+    fn number(inner: &mut Inner, id: &JobId, kind: JobEventKind) -> JobEvent {
         let seq = inner.record.last_seq + 1;
         inner.record.last_seq = seq;
-        // The first event is the acceptance, stamped with the record's creation and rebuilt
-        // from the record when replayed (see `first_event`), so it is not kept in the log.
-        let first = seq == 1 && matches!(kind, JobEventKind::Queued { .. });
-        let at = if first {
+        let at = if seq == 1 && matches!(kind, JobEventKind::Queued { .. }) {
             inner.record.created_at
         } else {
             Timestamp::now()
         };
-        let event = JobEvent::new(id.clone(), seq, at, kind);
-        let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
-        inner.log.push(event, !first);
+        JobEvent::new(id.clone(), seq, at, kind)
+    }
+
+    /// The job was never accepted (the store refused it, or the pool stopped): it ends with
+    /// `error` for whoever holds it already.
+    pub(crate) fn refuse(&self, error: Error, pool: &broadcast::Sender<PoolEvent>) {
+        let terminal = JobEventKind::Failed {
+            error: error.clone(),
+            will_retry: false,
+        };
+        self.transition(
+            &Transition::Finished {
+                outcome: Err(error),
+            },
+            vec![terminal],
+            pool,
+            false,
+        );
     }
 
     /// The pool let go of the job without ending it: its stream ends, its waiters learn it.
@@ -126,6 +190,9 @@ impl JobCell {
     /// The job's outcome once it ended (or [`Error::Detached`]).
     pub(crate) fn outcome(&self) -> Option<crate::Result<Arc<JobOutput>>> {
         let inner = self.inner.lock();
+        if !inner.pending.is_empty() {
+            return None;
+        }
         inner
             .record
             .outcome()
@@ -173,7 +240,7 @@ impl JobCell {
                 },
             )
         });
-        let closed = record.state.is_terminal() || inner.detached;
+        let closed = (record.state.is_terminal() && inner.pending.is_empty()) || inner.detached;
         (first, record.last_seq, closed)
     }
 }

@@ -113,9 +113,11 @@ mod memory_store;
 mod options;
 mod outcome;
 mod output;
+mod persist;
 mod pool;
 mod queue;
 mod record;
+mod recovery;
 mod registry;
 mod seed;
 #[cfg(test)]

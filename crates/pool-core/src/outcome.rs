@@ -53,8 +53,9 @@ impl Engine {
             server,
             prompt_id,
             end,
+            submitted,
         } = done;
-        let cleanup = end.may_leave_prompt();
+        let cleanup = submitted && end.may_leave_prompt();
         if let Some(s) = self.server_mut(&server) {
             s.in_flight = s.in_flight.saturating_sub(1);
             match &end {
@@ -377,6 +378,7 @@ impl Engine {
             }
             Timer::TotalDeadline(key) => self.deadline_expired(key, DeadlineKind::Total),
             Timer::EjectionEnds(server) => self.on_ejection_ends(server),
+            Timer::ResumeDeadline(key) => self.resume_timed_out(key),
         }
     }
 
@@ -408,11 +410,23 @@ impl Engine {
                 will_retry: false,
             },
         };
-        job.cell.transition(
-            &Transition::Finished { outcome },
-            vec![terminal],
-            &self.shared.events,
-        );
+        let transition = Transition::Finished { outcome };
+        match &self.persister {
+            // The terminal state is durable before the terminal event goes out.
+            Some(persister) => {
+                if let Some(record) = job.cell.settle_terminal(&transition, vec![terminal]) {
+                    persister.write(crate::persist::Write::Terminal {
+                        record: Box::new(record),
+                        transition,
+                        cell: Arc::clone(&job.cell),
+                    });
+                }
+            }
+            None => {
+                job.cell
+                    .transition(&transition, vec![terminal], &self.shared.events, false);
+            }
+        }
         self.shared.registry.lock().finished(&job.cell.id);
     }
 
@@ -446,6 +460,7 @@ impl Engine {
                 }
             }
             Some(ShutdownMode::Detach) => {
+                self.detach_resumes();
                 self.queue.drain();
                 let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
                 for key in keys {
@@ -477,6 +492,7 @@ impl Engine {
     }
 
     pub(crate) fn finish_shutdown(&mut self) {
+        self.shared.recovered.send_replace(true);
         self.shared.ready.send_replace(true);
         for server in &self.servers {
             server.health_task.abort();

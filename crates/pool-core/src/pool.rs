@@ -112,41 +112,81 @@ impl Pool {
             None => workflow,
         };
         let seeded = seed::needs_seeding(&workflow);
-        let mut registry = self.inner.shared.registry.lock();
-        if registry.closed {
-            return Err(Error::ShuttingDown);
+        let shared = &self.inner.shared;
+        if shared.store.is_some() {
+            // Recovered jobs keep their place ahead of new ones, and their ids are known.
+            let mut recovered = shared.recovered.subscribe();
+            let _ = recovered.wait_for(|done| *done).await;
         }
-        if let Some(id) = &options.job_id
-            && let Some(existing) = registry.get(id.as_str())
-        {
-            return Ok(JobHandle::new(
-                Arc::clone(existing),
-                self.inner.engine.clone(),
-            ));
+        let (cell, record) = {
+            let mut registry = shared.registry.lock();
+            if registry.closed {
+                return Err(Error::ShuttingDown);
+            }
+            if let Some(id) = &options.job_id
+                && let Some(existing) = registry.get(id.as_str())
+            {
+                return self.existing(Arc::clone(existing), &hash);
+            }
+            let key = registry.next_key();
+            let id = options.job_id.clone().unwrap_or_else(JobId::random);
+            let spec = Arc::new(JobSpec::new(workflow, hash, options));
+            let record = JobRecord::new(id, spec, Timestamp::now());
+            let cell = Arc::new(JobCell::new(key, record.clone()));
+            // Known at once, so a concurrent enqueue of the same id gets this job.
+            registry.insert(Arc::clone(&cell));
+            (cell, record)
+        };
+        if let Some(store) = &shared.store {
+            match accept(store.as_ref(), &record).await {
+                Ok(None) => {}
+                Ok(Some(stored)) => {
+                    shared.registry.lock().remove(&record.id);
+                    cell.detach();
+                    // Stored before (by an earlier run, or another process): that job.
+                    let key = cell.key;
+                    return self.existing(Arc::new(JobCell::new(key, stored)), &hash);
+                }
+                Err(error) => {
+                    shared.registry.lock().remove(&record.id);
+                    let error = Error::Store(error.to_string());
+                    cell.refuse(error.clone(), &shared.events);
+                    return Err(error);
+                }
+            }
         }
-        let key = registry.next_key();
-        let id = options.job_id.clone().unwrap_or_else(JobId::random);
-        let spec = Arc::new(JobSpec::new(workflow, hash, options));
-        let record = JobRecord::new(id, Arc::clone(&spec), Timestamp::now());
-        let cell = Arc::new(JobCell::new(key, record));
         let job = NewJob {
             cell: Arc::clone(&cell),
-            spec,
+            spec: Arc::clone(&record.spec),
             seeded,
             enqueued_at: Instant::now(),
         };
         if !self.inner.engine.enqueue(job) {
+            shared.registry.lock().remove(&record.id);
+            cell.refuse(Error::ShuttingDown, &shared.events);
             return Err(Error::ShuttingDown);
         }
-        registry.insert(Arc::clone(&cell));
-        drop(registry);
+        Ok(JobHandle::new(cell, self.inner.engine.clone()))
+    }
+
+    /// The handle of a job enqueued before under the same id, if it runs the same workflow.
+    fn existing(&self, cell: Arc<JobCell>, hash: &WorkflowHash) -> Result<JobHandle> {
+        if cell.read(|r| r.spec.hash) != *hash {
+            return Err(Error::JobIdConflict {
+                id: cell.id.to_string(),
+            });
+        }
         Ok(JobHandle::new(cell, self.inner.engine.clone()))
     }
 
     /// Waits until every server given to the builder has answered its first health check
-    /// (online or not): the moment of the [`PoolEvent::Ready`] event, without the race of
-    /// subscribing too late. Returns at once if that moment has passed or the pool stopped.
+    /// (online or not) and, with a store, the store's unfinished jobs were taken up again
+    /// (so [`job`](Self::job) finds them): the moment of the [`PoolEvent::Ready`] event,
+    /// without the race of subscribing too late. Returns at once if that moment has passed or
+    /// the pool stopped.
     pub async fn ready(&self) {
+        let mut recovered = self.inner.shared.recovered.subscribe();
+        let _ = recovered.wait_for(|done| *done).await;
         let mut rx = self.inner.shared.ready.subscribe();
         let _ = rx.wait_for(|ready| *ready).await;
     }
@@ -227,6 +267,18 @@ impl Pool {
         self.inner.shared.registry.lock().closed = true;
         self.inner.engine.shutdown(mode).await;
     }
+}
+
+/// Stores a new job and the bytes of its input files; `Some` with the stored record when its
+/// id was taken already.
+async fn accept(
+    store: &dyn crate::JobStore,
+    record: &JobRecord,
+) -> std::result::Result<Option<JobRecord>, crate::StoreError> {
+    for file in record.spec.options.inputs.iter().flat_map(|f| f.iter()) {
+        store.put_blob(&file.content).await?;
+    }
+    store.insert(record).await
 }
 
 fn validate(workflow: &Value) -> Result<()> {

@@ -42,6 +42,11 @@ impl Registry {
         self.jobs.insert(cell.id.clone(), cell);
     }
 
+    /// Forgets a job that was never accepted.
+    pub(crate) fn remove(&mut self, id: &JobId) {
+        self.jobs.remove(id);
+    }
+
     /// Marks a job finished and drops the oldest finished jobs beyond the limit.
     pub(crate) fn finished(&mut self, id: &JobId) {
         self.finished.push_back(id.clone());

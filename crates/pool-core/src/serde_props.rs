@@ -361,7 +361,7 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
         (
             prop::option::of(text()),
             prop::collection::vec(any::<u8>(), 0..32),
-            prop::option::of(json_value()),
+            prop::option::of(map().prop_map(Value::Object)),
             any::<u32>()
         )
             .prop_map(|(node, image, metadata, code)| RunEvent::Preview {

@@ -136,7 +136,7 @@ pub struct StoredBlock {
 
 /// A durable home for jobs. Every method is durable when it returns (a crash afterwards
 /// loses nothing it wrote). Implementations must be safe to share between tasks and should
-/// group concurrent writes into one commit.
+/// group concurrent writes into one commit; their `Debug` must not show credentials.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -146,7 +146,7 @@ pub struct StoredBlock {
 /// # let _ = store;
 /// ```
 #[async_trait]
-pub trait JobStore: Send + Sync + 'static {
+pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a newly accepted job (its record at version 1). If a job with its id is
     /// stored already, nothing is written and the stored record is returned instead.
     async fn insert(&self, record: &JobRecord) -> Result<Option<JobRecord>, StoreError>;

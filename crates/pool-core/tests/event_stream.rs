@@ -21,10 +21,11 @@ async fn each_jobs_events_are_numbered_without_gaps_with_a_thousand_jobs_at_once
     let mut n = 0u32;
     let servers: Vec<Arc<Fake>> = (0..4)
         .map(|i| {
-            Fake::scripted(&format!("s{i}"), move |_| {
+            Fake::scripted(&format!("s{i}"), move |req| {
                 n += 1;
+                // Some first attempts fail (their retry succeeds), some take a while.
                 match n % 5 {
-                    0 => Step::Fail(FailureClass::Execution),
+                    0 if req.attempt == 1 => Step::Fail(FailureClass::Execution),
                     1 => Step::Sleep(Duration::from_micros(300)),
                     _ => Step::Ok,
                 }

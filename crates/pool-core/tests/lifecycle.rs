@@ -130,10 +130,19 @@ async fn the_same_caller_id_is_one_job() {
         .await
         .unwrap();
     let two = pool
-        .enqueue(workflow("other"), JobOptions::new().job_id("order-1"))
+        .enqueue(workflow("w"), JobOptions::new().job_id("order-1"))
         .await
         .unwrap();
     assert_eq!(one.id(), two.id());
+    // Another workflow under the same id is refused, not a silent alias.
+    assert_eq!(
+        pool.enqueue(workflow("other"), JobOptions::new().job_id("order-1"))
+            .await
+            .unwrap_err(),
+        pool_core::Error::JobIdConflict {
+            id: "order-1".into()
+        }
+    );
     a.open(10);
     let (x, y) = (one.result().await.unwrap(), two.result().await.unwrap());
     assert!(Arc::ptr_eq(&x, &y));

@@ -146,6 +146,26 @@ pub trait FailoverStrategy: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Restores a block the pool remembered from before (a restart, or another process that
+    /// held the server): the pair takes no work of `hash` until `until` (then it goes on
+    /// probation, as after any block), keeping its failure count and escalation step. Returns
+    /// the `Blocked` event of the restored block (an `until` already past expires at the next
+    /// poll). Strategies that keep no per-pair state ignore it.
+    #[allow(clippy::too_many_arguments)]
+    fn restore_block(
+        &self,
+        server: &ServerId,
+        hash: &WorkflowHash,
+        class: FailureClass,
+        failures: u32,
+        blocked_count: u32,
+        until: Instant,
+        now: Instant,
+    ) -> Vec<FailoverEvent> {
+        let _ = (server, hash, class, failures, blocked_count, until, now);
+        Vec::new()
+    }
+
     /// Every tracked pair and where it stands, for monitoring.
     fn snapshot(&self, now: Instant) -> Vec<PairStatus> {
         let _ = now;

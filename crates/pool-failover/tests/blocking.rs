@@ -334,3 +334,52 @@ fn invalid_configurations_name_the_field() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restored_block_holds_until_its_end_then_probation_and_escalation_go_on() {
+    let s = exact().build().unwrap();
+    let (a, h) = (server("a"), hash(3));
+    let now = Instant::now();
+    let events = s.restore_block(&a, &h, FailureClass::Execution, 2, 2, now + secs(30), now);
+    assert!(matches!(
+        events.as_slice(),
+        [FailoverEvent::Blocked {
+            failures: 2,
+            blocked_count: 2,
+            ..
+        }]
+    ));
+    assert!(!s.is_allowed(&a, &h, now));
+    advance(secs(30)).await;
+    let expired = s.poll_events(Instant::now());
+    assert!(matches!(
+        expired.as_slice(),
+        [FailoverEvent::Unblocked { .. }]
+    ));
+    let claim = s.claim(&a, &h, Instant::now());
+    assert!(
+        claim.is_probe(),
+        "the first job after the restored block is the probe"
+    );
+    // The escalation went on from the restored step: the third block is the longest yet.
+    let again = s.record_failure(&a, &h, FailureClass::Execution, Instant::now());
+    assert!(matches!(
+        again.as_slice(),
+        [FailoverEvent::Blocked {
+            blocked_count: 3,
+            ..
+        }]
+    ));
+    assert_eq!(blocked_until(&again), Instant::now() + secs(240));
+    // A block that ended while the pool was down expires at once.
+    let (b, past) = (server("b"), Instant::now());
+    advance(secs(1)).await;
+    let events = s.restore_block(&b, &h, FailureClass::Stuck, 1, 1, past, Instant::now());
+    assert_eq!(events.len(), 1);
+    let expired = s.poll_events(Instant::now());
+    assert!(matches!(
+        expired.as_slice(),
+        [FailoverEvent::Unblocked { .. }]
+    ));
+    assert!(s.is_allowed(&b, &h, Instant::now()));
+}

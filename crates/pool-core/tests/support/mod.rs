@@ -38,6 +38,7 @@ pub enum Step {
 }
 
 type Script = Box<dyn FnMut(&AttemptRequest) -> Step + Send>;
+type FollowScript = Box<dyn FnMut(&str) -> Step + Send>;
 
 /// A fake server.
 pub struct Fake {
@@ -58,6 +59,11 @@ pub struct Fake {
     started: Mutex<Option<mpsc::UnboundedSender<(String, String)>>>,
     pub health_checks: AtomicUsize,
     pub health_changed: Notify,
+    /// Prompt ids the pool re-attached to (`follow`), in order.
+    pub follows: Mutex<Vec<String>>,
+    /// What a re-attached prompt does: by default a prompt this fake ran succeeds at once
+    /// and any other is lost.
+    follow_script: Mutex<Option<FollowScript>>,
 }
 
 impl Fake {
@@ -84,6 +90,8 @@ impl Fake {
             started: Mutex::new(None),
             health_checks: AtomicUsize::new(0),
             health_changed: Notify::new(),
+            follows: Mutex::new(Vec::new()),
+            follow_script: Mutex::new(None),
         })
     }
 
@@ -96,6 +104,11 @@ impl Fake {
 
     pub fn set_script(&self, script: impl FnMut(&AttemptRequest) -> Step + Send + 'static) {
         *self.script.lock() = Box::new(script);
+    }
+
+    /// Sets what re-attached prompts do.
+    pub fn set_follow(&self, script: impl FnMut(&str) -> Step + Send + 'static) {
+        *self.follow_script.lock() = Some(Box::new(script));
     }
 
     pub fn set_healthy(&self, healthy: bool) {
@@ -202,6 +215,43 @@ impl ServerBackend for Fake {
                 permit.forget();
             }
             Step::Sleep(d) => tokio::time::sleep(d).await,
+        }
+        let data = json!({"images": [{"filename": format!("{}.png", request.prompt_id), "subfolder": "", "type": "output"}]});
+        events.emit(RunEvent::Output {
+            node: "2".into(),
+            data: data.clone(),
+        });
+        let mut outputs = serde_json::Map::new();
+        outputs.insert("2".into(), data);
+        Ok(AttemptOutput::new(outputs))
+    }
+
+    async fn follow(
+        &self,
+        request: AttemptRequest,
+        events: EventSink,
+    ) -> Result<AttemptOutput, AttemptFailure> {
+        self.follows.lock().push(request.prompt_id.clone());
+        let known = self
+            .runs
+            .lock()
+            .iter()
+            .any(|(_, p, _)| *p == request.prompt_id);
+        let step = match self.follow_script.lock().as_mut() {
+            Some(script) => script(&request.prompt_id),
+            None if known => Step::Ok,
+            None => Step::Fail(FailureClass::ServerDown),
+        };
+        match step {
+            Step::Fail(class) => {
+                return Err(AttemptFailure::new(
+                    class,
+                    format!("prompt {} lost", request.prompt_id),
+                ));
+            }
+            Step::Hang => std::future::pending::<()>().await,
+            Step::Sleep(d) => tokio::time::sleep(d).await,
+            _ => {}
         }
         let data = json!({"images": [{"filename": format!("{}.png", request.prompt_id), "subfolder": "", "type": "output"}]});
         events.emit(RunEvent::Output {

@@ -150,6 +150,39 @@ impl Ctx<'_> {
         events
     }
 
+    /// Restores a remembered block (see `FailoverStrategy::restore_block`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn restore(
+        &self,
+        inner: &mut Inner,
+        server: &ServerId,
+        hash: &WorkflowHash,
+        class: FailureClass,
+        failures: u32,
+        blocked_count: u32,
+        until: Instant,
+        now: Moment,
+    ) -> Vec<FailoverEvent> {
+        let entry = inner.table.get_or_insert(server, hash, || Entry::new(now));
+        entry.count_failure(class, now.tick);
+        entry.failures = failures.max(1);
+        entry.blocked_count = u16::try_from(blocked_count.max(1)).unwrap_or(u16::MAX);
+        entry.state = State::Blocked;
+        // On the tick grid, so the expiry converts back exactly; never before now.
+        entry.until = self.clock.instant(self.clock.tick(until.max(now.at)));
+        let events = vec![FailoverEvent::Blocked {
+            server: server.clone(),
+            hash: *hash,
+            class,
+            failures: entry.failures,
+            blocked_count: u32::from(entry.blocked_count),
+            until: entry.until,
+        }];
+        let wake = entry.wake(self.window, &self.clock);
+        inner.table.note_wake(server, wake);
+        events
+    }
+
     pub(super) fn record_success(
         inner: &mut Inner,
         server: &ServerId,

@@ -93,6 +93,31 @@ impl FailoverStrategy for SmartStrategy {
         self.write(|_, inner| Ctx::record_success(inner, server, hash, now))
     }
 
+    fn restore_block(
+        &self,
+        server: &ServerId,
+        hash: &WorkflowHash,
+        class: FailureClass,
+        failures: u32,
+        blocked_count: u32,
+        until: Instant,
+        now: Instant,
+    ) -> Vec<FailoverEvent> {
+        let now = self.clock.moment(now);
+        self.write(|ctx, inner| {
+            ctx.restore(
+                inner,
+                server,
+                hash,
+                class,
+                failures,
+                blocked_count,
+                until,
+                now,
+            )
+        })
+    }
+
     fn poll_events(&self, now: Instant) -> Vec<FailoverEvent> {
         let now = self.clock.moment(now);
         if self

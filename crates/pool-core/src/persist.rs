@@ -1,0 +1,152 @@
+//! The pool's writer to its [`JobStore`]: every transition of every job, in the order the
+//! engine made them, plus the failover blocks. Writes queued together are handed to the store
+//! together (it commits them as one group); what must wait for durability waits for its write
+//! only: a dispatch's prompt id before the prompt is submitted (write-ahead), a job's terminal
+//! state before its terminal event.
+//!
+//! A store that fails transiently is retried with backoff, holding back the writes behind
+//! it (and so every dispatch: the pool stalls rather than act on what is not durable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pool_failover::ServerId;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use workflow_hash::WorkflowHash;
+
+use crate::job::JobCell;
+use crate::{JobRecord, JobStore, PoolEvent, StoreError, StoredBlock, Transition};
+
+/// One write.
+pub(crate) enum Write {
+    /// A transition of a job; `durable` is told once it is in the store.
+    Update {
+        record: Box<JobRecord>,
+        transition: Transition,
+        durable: Option<oneshot::Sender<()>>,
+    },
+    /// A terminal transition: its events are published once it is in the store.
+    Terminal {
+        record: Box<JobRecord>,
+        transition: Transition,
+        cell: Arc<JobCell>,
+    },
+    /// A pair's failover state.
+    Block(Box<StoredBlock>),
+    /// A pair is clear again.
+    Unblock(ServerId, WorkflowHash),
+    /// Answered once every earlier write was handled.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle of the writer task. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Persister {
+    tx: mpsc::UnboundedSender<Write>,
+}
+
+impl std::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persister").finish_non_exhaustive()
+    }
+}
+
+impl Persister {
+    /// Starts the writer task.
+    pub(crate) fn spawn(store: Arc<dyn JobStore>, pool: broadcast::Sender<PoolEvent>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, rx, pool));
+        Self { tx }
+    }
+
+    /// Queues a write; `false` once the writer has stopped.
+    pub(crate) fn write(&self, write: Write) -> bool {
+        self.tx.send(write).is_ok()
+    }
+
+    /// Waits until every write queued so far was handled.
+    pub(crate) async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.write(Write::Flush(tx)) {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn JobStore>,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    pool: broadcast::Sender<PoolEvent>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next);
+            if batch.len() >= 1024 {
+                break;
+            }
+        }
+        // Handed to the store in order (each future's first poll queues its write), so the
+        // store groups them into one commit and keeps their order.
+        let results =
+            futures_util::future::join_all(batch.iter().map(|w| apply(store.as_ref(), w))).await;
+        for (write, result) in batch.drain(..).zip(results) {
+            let result = match result {
+                Err(error) if error.is_transient() => retry(store.as_ref(), &write).await,
+                other => other,
+            };
+            if let Err(error) = &result {
+                tracing::error!(%error, "comfy-pool: a job store write failed");
+            }
+            settle(write, result.is_ok(), &pool);
+        }
+    }
+}
+
+async fn apply(store: &dyn JobStore, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::Update {
+            record, transition, ..
+        }
+        | Write::Terminal {
+            record, transition, ..
+        } => store.update(record, transition).await,
+        Write::Block(block) => store.put_block(block).await,
+        Write::Unblock(server, hash) => store.remove_block(server, hash).await,
+        Write::Flush(_) => Ok(()),
+    }
+}
+
+/// Tries a failed write again until the store takes it (or fails it for good).
+async fn retry(store: &dyn JobStore, write: &Write) -> Result<(), StoreError> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(pause).await;
+        match apply(store, write).await {
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, "comfy-pool: the job store is unavailable; retrying");
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What follows a write: a write-ahead is let through only if it is durable (dropping its
+/// sender stops the attempt before it submits anything); a job's end is published either way
+/// (it happened; a store that refused it is logged).
+fn settle(write: Write, durable: bool, pool: &broadcast::Sender<PoolEvent>) {
+    match write {
+        Write::Update {
+            durable: Some(ack), ..
+        } if durable => {
+            let _ = ack.send(());
+        }
+        Write::Terminal { cell, .. } => cell.publish_terminal(pool),
+        Write::Flush(done) => {
+            let _ = done.send(());
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,391 @@
+//! The pool on a store, with fake servers: acceptance and every transition persisted, the
+//! write-ahead of prompt ids, the terminal state durable before the terminal event, and a
+//! pool started on the same store taking everything up again (queued jobs in order,
+//! re-attaching to prompts, lost prompts run again, blocks honoured, ids idempotent).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pool_core::{
+    Blob, Error, FailureClass, JobOptions, JobPage, JobQuery, JobRecord, JobState, JobStore,
+    MemoryStore, Pool, PoolBuilder, ServerId, ShutdownMode, StoreError, StoredBlock, Timestamp,
+    Transition, WorkflowHash,
+};
+use pool_failover::{SmartConfig, SmartStrategy};
+use support::{Fake, Step, workflow};
+use tokio::sync::Semaphore;
+
+/// A store whose updates of one kind wait for permits (to see what waits for durability).
+#[derive(Debug)]
+struct Gated {
+    inner: MemoryStore,
+    /// Which transitions wait: "dispatched" or "finished".
+    gated: &'static str,
+    gate: Semaphore,
+}
+
+impl Gated {
+    fn new(gated: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryStore::default(),
+            gated,
+            gate: Semaphore::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl JobStore for Gated {
+    async fn insert(&self, record: &JobRecord) -> Result<Option<JobRecord>, StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError> {
+        let name = match transition {
+            Transition::Dispatched { .. } => "dispatched",
+            Transition::Finished { .. } => "finished",
+            _ => "other",
+        };
+        if name == self.gated {
+            self.gate.acquire().await.unwrap().forget();
+        }
+        self.inner.update(record, transition).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.unfinished().await
+    }
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        self.inner.list(query).await
+    }
+    async fn put_blob(&self, blob: &Blob) -> Result<(), StoreError> {
+        self.inner.put_blob(blob).await
+    }
+    async fn get_blob(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get_blob(key).await
+    }
+    async fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError> {
+        self.inner.put_block(block).await
+    }
+    async fn remove_block(&self, server: &ServerId, hash: &WorkflowHash) -> Result<(), StoreError> {
+        self.inner.remove_block(server, hash).await
+    }
+    async fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError> {
+        self.inner.blocks().await
+    }
+    async fn purge(&self, before: Timestamp, keep: u64) -> Result<u64, StoreError> {
+        self.inner.purge(before, keep).await
+    }
+}
+
+fn pool_on(store: Arc<dyn JobStore>, servers: &[&Arc<Fake>]) -> PoolBuilder {
+    Pool::builder()
+        .servers(servers.iter().map(|f| f.config()))
+        .store(store)
+        .health_check_interval(Some(Duration::from_secs(1)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_reaches_the_store_and_records_agree() {
+    let store = Arc::new(MemoryStore::default());
+    let a = Fake::scripted("a", |_| Step::Ok);
+    let pool = pool_on(store.clone(), &[&a]).build().unwrap();
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new().job_id("j1").tenant("t"))
+        .await
+        .unwrap();
+    // Accepted: stored before enqueue returned.
+    assert!(store.get("j1").await.unwrap().is_some());
+    job.result().await.unwrap();
+    let stored = store.get("j1").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Completed);
+    assert_eq!(
+        stored,
+        pool.record("j1").unwrap(),
+        "the store has the record as the pool knows it"
+    );
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(stored.attempts[0].submitted_at.is_some() && stored.attempts[0].executing_at.is_some());
+    let page = store.list(&JobQuery::new(10).tenant("t")).await.unwrap();
+    assert_eq!(page.jobs.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prompt_is_submitted_only_once_its_id_is_durable() {
+    let store = Gated::new("dispatched");
+    let a = Fake::new("a");
+    let pool = pool_on(store.clone(), &[&a]).build().unwrap();
+    pool.ready().await;
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        a.run_count(),
+        0,
+        "submitted before its prompt id was durable"
+    );
+    assert!(job.try_result().is_none());
+    store.gate.add_permits(1);
+    job.result().await.unwrap();
+    assert_eq!(a.run_count(), 1);
+    let record = store.get(job.id().as_str()).await.unwrap().unwrap();
+    assert_eq!(record.attempts[0].prompt_id, a.runs.lock()[0].1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jobs_end_is_durable_before_anyone_hears_of_it() {
+    let store = Gated::new("finished");
+    let a = Fake::new("a");
+    let pool = pool_on(store.clone(), &[&a]).build().unwrap();
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
+    let mut events = job.events_after(0);
+    let waiter = tokio::spawn({
+        let job = job.clone();
+        async move { job.result().await }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(a.run_count(), 1, "the job ran");
+    assert!(
+        job.try_result().is_none(),
+        "the outcome waits for the store"
+    );
+    assert!(!waiter.is_finished());
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(10), events.recv()).await
+    {
+        seen.push(event);
+    }
+    assert!(
+        seen.iter().all(|e| !e.kind.is_terminal()),
+        "no terminal event before the store has the end"
+    );
+    store.gate.add_permits(1);
+    waiter.await.unwrap().unwrap();
+    let last = events.recv().await.unwrap();
+    assert!(last.kind.is_terminal());
+    assert_eq!(
+        store.get(job.id().as_str()).await.unwrap().unwrap().state,
+        JobState::Completed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_on_the_same_store_takes_everything_up_again() {
+    let store = Arc::new(MemoryStore::default());
+    // First life: a job running on a (its prompt stays there), one running on a server
+    // that will be gone, and two waiting in order.
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let gone = Fake::scripted("gone", |_| Step::Hang);
+    let first = Pool::builder()
+        .server(a.config())
+        .server(gone.config())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    first.ready().await;
+    let mut starts_a = a.watch_starts();
+    let mut starts_gone = gone.watch_starts();
+    first
+        .enqueue(
+            workflow("w"),
+            JobOptions::new().job_id("running").require_server("a"),
+        )
+        .await
+        .unwrap();
+    first
+        .enqueue(
+            workflow("w"),
+            JobOptions::new().job_id("orphan").prefer_server("gone"),
+        )
+        .await
+        .unwrap();
+    let (_, prompt) = starts_a.recv().await.unwrap();
+    starts_gone.recv().await.unwrap();
+    for id in ["second", "third"] {
+        first
+            .enqueue(workflow("w"), JobOptions::new().job_id(id))
+            .await
+            .unwrap();
+    }
+    first.shutdown(ShutdownMode::Detach).await;
+    assert_eq!(store.unfinished().await.unwrap().len(), 4);
+
+    // Second life: the prompt on a finished meanwhile; "gone" is not configured any more.
+    a.set_script(|_| Step::Ok);
+    a.set_follow(|_| Step::Ok);
+    let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let b = Fake::scripted("b", {
+        let order = Arc::clone(&order);
+        move |req| {
+            order.lock().push(req.job.to_string());
+            Step::Ok
+        }
+    });
+    let second = Pool::builder()
+        .server(a.config())
+        .server(b.config())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    second.ready().await;
+    let running = second
+        .job("running")
+        .unwrap_or_else(|| panic!("not recovered"));
+    let output = running.result().await.unwrap();
+    assert_eq!(output.prompt_id, prompt, "re-attached, not submitted again");
+    assert_eq!(*a.follows.lock(), std::slice::from_ref(&prompt));
+    assert_eq!(
+        a.jobs_run().iter().filter(|j| *j == "running").count(),
+        1,
+        "the prompt was never submitted twice"
+    );
+    for id in ["orphan", "second", "third"] {
+        let job = second.job(id).unwrap();
+        job.result().await.unwrap();
+    }
+    let orphan = store.get("orphan").await.unwrap().unwrap();
+    assert_eq!(
+        orphan.attempts[0].outcome,
+        pool_core::AttemptOutcome::Withdrawn
+    );
+    assert_eq!(orphan.state, JobState::Completed);
+    // Same id, same workflow: the stored job, not a new one.
+    let again = second
+        .enqueue(workflow("w"), JobOptions::new().job_id("running"))
+        .await
+        .unwrap();
+    assert_eq!(again.result().await.unwrap().prompt_id, prompt);
+    // Same id, another workflow: refused.
+    assert_eq!(
+        second
+            .enqueue(workflow("other"), JobOptions::new().job_id("running"))
+            .await
+            .unwrap_err(),
+        Error::JobIdConflict {
+            id: "running".into()
+        }
+    );
+    assert!(store.unfinished().await.unwrap().is_empty());
+    let ran: Vec<String> = order.lock().clone();
+    let pos = |id: &str| ran.iter().position(|j| j == id);
+    if let (Some(s), Some(t)) = (pos("second"), pos("third")) {
+        assert!(s < t, "queued jobs keep their order: {ran:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prompt_lost_while_the_pool_was_down_runs_again_and_is_never_counted_done() {
+    let store = Arc::new(MemoryStore::default());
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let first = pool_on(store.clone(), &[&a]).build().unwrap();
+    let mut starts = a.watch_starts();
+    first
+        .enqueue(workflow("w"), JobOptions::new().job_id("j"))
+        .await
+        .unwrap();
+    let (_, lost) = starts.recv().await.unwrap();
+    first.shutdown(ShutdownMode::Detach).await;
+    // The server restarted meanwhile: it knows nothing of the prompt.
+    a.set_follow(|_| Step::Fail(FailureClass::ServerDown));
+    a.set_script(|_| Step::Ok);
+    let second = pool_on(store.clone(), &[&a])
+        .strategy(Arc::new(pool_failover::NoopStrategy))
+        .build()
+        .unwrap();
+    second.ready().await;
+    let job = second.job("j").unwrap();
+    let output = job.result().await.unwrap();
+    assert_ne!(output.prompt_id, lost, "ran again under a new prompt");
+    let record = store.get("j").await.unwrap().unwrap();
+    assert_eq!(record.attempts.len(), 2);
+    assert_eq!(
+        record.attempts[0].outcome,
+        pool_core::AttemptOutcome::Failed(FailureClass::ServerDown)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_silent_after_the_restart_loses_its_prompt_after_the_recovery_wait() {
+    let store = Arc::new(MemoryStore::default());
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let b = Fake::new("b");
+    let first = pool_on(store.clone(), &[&a]).build().unwrap();
+    let mut starts = a.watch_starts();
+    first
+        .enqueue(workflow("w"), JobOptions::new().job_id("j"))
+        .await
+        .unwrap();
+    starts.recv().await.unwrap();
+    first.shutdown(ShutdownMode::Detach).await;
+    a.set_healthy(false);
+    let t0 = tokio::time::Instant::now();
+    let second = pool_on(store.clone(), &[&a, &b])
+        .recovery_wait(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    second.ready().await;
+    let output = second.job("j").unwrap().result().await.unwrap();
+    assert_eq!(output.server.as_str(), "b");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(20),
+        "waited for a to come back"
+    );
+    assert!(a.follows.lock().is_empty(), "a never answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn blocks_survive_a_restart() {
+    let store = Arc::new(MemoryStore::default());
+    let strategy = || Arc::new(SmartStrategy::new(SmartConfig::production()).unwrap());
+    let a = Fake::scripted("a", |_| Step::Fail(FailureClass::ServerLacksResource));
+    let b = Fake::new("b");
+    let first = pool_on(store.clone(), &[&a, &b])
+        .strategy(strategy())
+        .build()
+        .unwrap();
+    first.ready().await;
+    let job = first
+        .enqueue(workflow("w"), JobOptions::new().prefer_server("a"))
+        .await
+        .unwrap();
+    assert_eq!(job.result().await.unwrap().server.as_str(), "b");
+    first.shutdown(ShutdownMode::Drain).await;
+    tokio::task::yield_now().await;
+    let blocks = store.blocks().await.unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].server.as_str(), "a");
+    // Second life: the remembered block keeps the workflow off a without failing there.
+    a.set_script(|_| Step::Fail(FailureClass::ServerLacksResource));
+    let runs_on_a = a.run_count();
+    let second = pool_on(store.clone(), &[&a, &b])
+        .strategy(strategy())
+        .build()
+        .unwrap();
+    second.ready().await;
+    let job = second
+        .enqueue(workflow("w"), JobOptions::new().prefer_server("a"))
+        .await
+        .unwrap();
+    assert_eq!(job.result().await.unwrap().server.as_str(), "b");
+    assert_eq!(
+        a.run_count(),
+        runs_on_a,
+        "the block was honoured, not learnt again"
+    );
+    assert!(!second.strategy().is_allowed(
+        &ServerId::from("a"),
+        &job.record().hash(),
+        tokio::time::Instant::now()
+    ));
+}
