@@ -117,8 +117,8 @@ impl ApiError {
             Self::RateLimited { .. } | Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Pool { code, .. } => match *code {
                 "unknown_server" => StatusCode::NOT_FOUND,
-                "duplicate_server" => StatusCode::CONFLICT,
-                "shutting_down" => StatusCode::SERVICE_UNAVAILABLE,
+                "duplicate_server" | "job_id_conflict" => StatusCode::CONFLICT,
+                "shutting_down" | "store" => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             },
             Self::Store => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use pool_core::JobQuery;
-use pool_core::{JobState, Pool, ShutdownMode};
+use pool_core::{JobState, JobStore, Pool, ShutdownMode};
 use pool_failover::SmartStrategy;
 use pool_store::ServiceStore;
 use tokio::net::TcpListener;
@@ -70,12 +70,13 @@ impl Service {
         config: Config,
         store: Arc<dyn ServiceStore>,
     ) -> Result<Self, ServiceError> {
-        let pool = build_pool(&config)?;
+        let pool = build_pool(&config, Arc::clone(&store))?;
         Self::with_parts(config, pool, store).await
     }
 
-    /// The service over a pool and a store the caller built (the pool should persist into
-    /// the same store, so that listings see its jobs).
+    /// The service over a pool and a store the caller built. The pool should keep its jobs
+    /// in the same store ([`PoolBuilder::store`](pool_core::PoolBuilder::store)): listings
+    /// read them there, and a restart takes them up from there.
     ///
     /// # Errors
     ///
@@ -112,10 +113,11 @@ impl Service {
         ));
         let ready = Arc::clone(&state);
         tasks.push(tokio::spawn(async move {
+            // Ready: the servers answered and the pool took up the store's unfinished jobs.
             ready.pool.ready().await;
+            take_over(&ready).await;
             ready.ready.store(true, Ordering::SeqCst);
         }));
-        take_over(&state).await;
         Ok(Self { state, tasks })
     }
 
@@ -190,17 +192,20 @@ impl Service {
     }
 }
 
-/// The pool of a configuration: its servers, strategy and health checks.
+/// The pool of a configuration, keeping its jobs in `store`: its servers, strategy and
+/// health checks. Unfinished jobs in the store are taken up again.
 ///
 /// # Errors
 ///
 /// The strategy's or the pool's refusal.
-pub fn build_pool(config: &Config) -> Result<Pool, ServiceError> {
+pub fn build_pool(config: &Config, store: Arc<dyn ServiceStore>) -> Result<Pool, ServiceError> {
     let strategy = SmartStrategy::new(config.strategy.smart_config())?;
+    let store: Arc<dyn JobStore> = store;
     let pool = Pool::builder()
         .servers(config.servers.iter().map(server_config))
         .strategy(Arc::new(strategy))
         .health_check_interval(Some(config.health_check_interval))
+        .store(store)
         .build()?;
     Ok(pool)
 }
@@ -211,6 +216,9 @@ async fn take_over(state: &Arc<AppState>) {
     match state.store.unfinished().await {
         Ok(records) => {
             for record in records {
+                if state.tracker.is_tracked(record.id.as_str()) {
+                    continue;
+                }
                 if let Some(handle) = state.pool.job(record.id.as_str()) {
                     let tenant = record.tenant().unwrap_or_default();
                     state

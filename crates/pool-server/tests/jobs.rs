@@ -210,7 +210,58 @@ async fn idempotency_keys_and_job_ids_return_the_same_job() {
     assert_eq!(taken.status().as_u16(), 409);
     let error: Value = taken.json().await.unwrap();
     assert_eq!(error["error"]["code"], "job_id_conflict");
+    // The same id with another workflow names another job: refused.
+    let other = svc
+        .post("/v1/jobs", &svc.key_a)
+        .json(&json!({"workflow": support::inverted_workflow(), "id": "render-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 409);
     // The admin sees every tenant's job.
     assert_eq!(svc.job("render-7", ADMIN_KEY).await["tenant"], "team-a");
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn submitted_jobs_are_listed_from_the_store_by_tenant_and_state() {
+    let svc = TestService::start(1, SimConfig::default(), |_| {}).await;
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        let job = svc.run(&svc.key_a, json!({"workflow": workflow()})).await;
+        mine.push(job["id"].as_str().unwrap().to_owned());
+    }
+    svc.run(&svc.key_b, json!({"workflow": workflow()})).await;
+    let listed: Value = svc
+        .get("/v1/jobs?state=completed&limit=2", &svc.key_a)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [mine[2].as_str(), mine[1].as_str()], "newest first");
+    let cursor = listed["next_cursor"].as_str().unwrap();
+    let rest: Value = svc
+        .get(
+            &format!("/v1/jobs?state=completed&limit=2&cursor={cursor}"),
+            &svc.key_a,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["jobs"][0]["id"], mine[0].as_str());
+    assert_eq!(rest["jobs"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    assert_eq!(rest["jobs"][0]["outputs"][0]["node"], "2");
     svc.stop().await;
 }

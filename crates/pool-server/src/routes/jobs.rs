@@ -204,18 +204,21 @@ pub(crate) async fn submit(
         (None, Some(key)) => Some(idempotent_id(caller.tenant(), &key)),
         (None, None) => None,
     };
-    if let Some(id) = &id
-        && let Some(existing) = find_record(&state, id).await?
-    {
-        return if caller.can_see(&existing) {
-            Ok(submitted(&existing, false, None))
-        } else {
-            Err(ApiError::Conflict(id.clone()))
-        };
-    }
+    // Job ids are global: one that names another tenant's job is taken.
+    let existed = match &id {
+        Some(id) => match find_record(&state, id).await? {
+            Some(existing) if !caller.can_see(&existing) => {
+                return Err(ApiError::Conflict(id.clone()));
+            }
+            Some(_) => true,
+            None => false,
+        },
+        None => false,
+    };
     let options = options_for(&state, &caller, id.as_deref(), &request)?;
     let tenant = caller.tenant().unwrap_or_default().to_owned();
-    if caller.tenant().is_some() {
+    let counted = caller.tenant().is_some() && !existed;
+    if counted {
         let limit = state.limits.queued(&tenant);
         if !state.tracker.reserve(&tenant, limit) {
             return Err(ApiError::QueueFull { limit });
@@ -226,7 +229,7 @@ pub(crate) async fn submit(
     let handle = match state.pool.enqueue(request.workflow, options).await {
         Ok(handle) => handle,
         Err(error) => {
-            if caller.tenant().is_some() {
+            if counted {
                 state.tracker.release(&tenant);
             }
             return Err(error.into());
@@ -234,9 +237,9 @@ pub(crate) async fn submit(
     };
     let record = handle.record();
     let id = record.id.to_string();
-    if state.tracker.is_tracked(&id) || !caller.can_see(&record) {
-        // Another request made this job meanwhile.
-        if caller.tenant().is_some() {
+    if existed || state.tracker.is_tracked(&id) || !caller.can_see(&record) {
+        // The id named a job made before (by an earlier request, or one meanwhile).
+        if counted {
             state.tracker.release(&tenant);
         }
         if !caller.can_see(&record) {
@@ -244,9 +247,7 @@ pub(crate) async fn submit(
         }
         return Ok(submitted(&record, false, None));
     }
-    state
-        .tracker
-        .track(&id, &tenant, priority, caller.tenant().is_some());
+    state.tracker.track(&id, &tenant, priority, counted);
     tokio::spawn(watch::watch(
         Arc::clone(&state),
         handle.clone(),
