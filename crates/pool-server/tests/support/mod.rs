@@ -56,6 +56,48 @@ impl TestService {
             .await
             .unwrap();
         let key_b = NewKey::generate("team-b");
+        Self::start_on(sims, store, key_a.secret, key_b, tweak).await
+    }
+
+    /// Stops this service (as configured: detach by default) and starts another on the same
+    /// store and servers.
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        let key_b = NewKey {
+            secret: self.key_b.clone(),
+            record: pool_store::ApiKey::new(
+                "b",
+                "team-b",
+                pool_server::key_hash(&self.key_b),
+                pool_core::Timestamp::now(),
+            ),
+        };
+        let sims = std::mem::replace(
+            &mut self.sims,
+            SimCluster::start(0, SimConfig::default()).await.unwrap(),
+        );
+        Self::start_on(
+            sims,
+            Arc::clone(&self.store),
+            self.key_a.clone(),
+            key_b,
+            tweak,
+        )
+        .await
+    }
+
+    async fn start_on(
+        sims: SimCluster,
+        store: Arc<dyn ServiceStore>,
+        key_a: String,
+        key_b: NewKey,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::for_embedding(ADMIN_KEY);
         config.servers = sims
             .urls()
@@ -88,7 +130,7 @@ impl TestService {
         });
         Self {
             url,
-            key_a: key_a.secret,
+            key_a,
             key_b: key_b.secret,
             sims,
             store,
