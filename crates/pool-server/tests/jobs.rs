@@ -265,3 +265,48 @@ async fn submitted_jobs_are_listed_from_the_store_by_tenant_and_state() {
     assert_eq!(rest["jobs"][0]["outputs"][0]["node"], "2");
     svc.stop().await;
 }
+
+#[tokio::test]
+async fn previews_come_as_urls_and_websocket_images_are_kept_with_the_job() {
+    let sim = SimConfig::default().exec_time(Duration::from_millis(800));
+    let svc = TestService::start(1, sim, |_| {}).await;
+    let workflow = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 4, "color": 0}},
+        "2": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}}
+    });
+    let submitted = svc
+        .submit(&svc.key_a, json!({"workflow": workflow}), 202)
+        .await;
+    let id = submitted["id"].as_str().unwrap();
+    let mut events = svc
+        .sse(&format!("/v1/jobs/{id}/events"), &svc.key_a, None)
+        .await;
+    let preview = events.until("preview").await.pop().unwrap();
+    assert!(preview.data.get("image").is_none(), "no image bytes in the stream");
+    let url = preview.data["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("/v1/jobs/{id}/preview")), "{url}");
+    let image = svc.get(&url, &svc.key_a).send().await.unwrap();
+    assert_eq!(image.status().as_u16(), 200);
+    assert_eq!(image.headers()["content-type"], "image/png");
+    let view = svc.job(id, &svc.key_a).await;
+    assert_eq!(view["preview_url"], format!("/v1/jobs/{id}/preview"));
+    events.until("completed").await;
+
+    let job = svc.job(id, &svc.key_a).await;
+    assert!(job["preview_url"].is_null(), "previews are for running jobs");
+    let ws: Vec<&Value> = job["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "websocket")
+        .collect();
+    assert!(!ws.is_empty(), "{job}");
+    let file = svc
+        .get(ws[0]["url"].as_str().unwrap(), &svc.key_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status().as_u16(), 200);
+    assert_eq!(&file.bytes().await.unwrap()[..4], b"\x89PNG");
+    svc.stop().await;
+}
