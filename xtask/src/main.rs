@@ -64,7 +64,7 @@ enum Task {
         /// Print the table from the last results without running the benches.
         #[arg(long)]
         report_only: bool,
-        /// Only these bench targets (`hash`, `failover`, `sim`, `client`, `pool`).
+        /// Only these bench targets (`hash`, `failover`, `sim`, `client`, `pool`, `caps`, `server`).
         benches: Vec<String>,
     },
     /// Start the HTTP service (`comfy-pool serve --demo`) on three in-process simulated

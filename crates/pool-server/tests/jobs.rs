@@ -282,7 +282,10 @@ async fn previews_come_as_urls_and_websocket_images_are_kept_with_the_job() {
         .sse(&format!("/v1/jobs/{id}/events"), &svc.key_a, None)
         .await;
     let preview = events.until("preview").await.pop().unwrap();
-    assert!(preview.data.get("image").is_none(), "no image bytes in the stream");
+    assert!(
+        preview.data.get("image").is_none(),
+        "no image bytes in the stream"
+    );
     let url = preview.data["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&format!("/v1/jobs/{id}/preview")), "{url}");
     let image = svc.get(&url, &svc.key_a).send().await.unwrap();
@@ -293,7 +296,10 @@ async fn previews_come_as_urls_and_websocket_images_are_kept_with_the_job() {
     events.until("completed").await;
 
     let job = svc.job(id, &svc.key_a).await;
-    assert!(job["preview_url"].is_null(), "previews are for running jobs");
+    assert!(
+        job["preview_url"].is_null(),
+        "previews are for running jobs"
+    );
     let ws: Vec<&Value> = job["outputs"]
         .as_array()
         .unwrap()
