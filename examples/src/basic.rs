@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use comfy_pool::hash::diff;
 use comfy_pool::prelude::*;
-use comfy_pool::{PairStatus, PoolStats};
+use comfy_pool::{Fit, PairStatus, PoolStats};
 
 use crate::timeline::{self, BlockSpan};
 use crate::{
@@ -104,6 +104,7 @@ pub async fn run(args: &BasicArgs, console: &Console) -> Result<usize> {
     tour.failing_workflow().await?;
     tour.hashes().await?;
     tour.recovery().await?;
+    tour.capabilities().await?;
     tour.invariants().await?;
     tour.pool.shutdown(ShutdownMode::Drain).await;
     tour.checks.finish()
@@ -661,6 +662,97 @@ impl Tour {
     }
 
     /// The rules that hold over the whole run.
+    /// Step 5: a server that lacks a node class never receives the workflow ("lacks", read
+    /// from its `/object_info`), unlike a block ("not now", learnt from failures).
+    async fn capabilities(&mut self) -> Result<()> {
+        self.console
+            .heading("5. Capabilities: a server that lacks a node class never gets the workflow");
+        let blur = Workflow::named("loadimage-blur-save")?;
+        let last = self.fleet.ids().into_iter().last().unwrap_or_default();
+        let Some(faults) = self
+            .fleet
+            .sim(&last)
+            .map(comfy_pool::sim::SimServer::faults)
+        else {
+            // Real servers: report what they are known to have, nothing staged.
+            self.print_fit(&blur).await?;
+            return Ok(());
+        };
+        // The node pack with ImageBlur "goes missing" on one server; its socket drops (as in
+        // a restart), so the pool reads its /object_info again.
+        faults.reject_class("ImageBlur");
+        faults.drop_websockets();
+        let lacking = loop {
+            let fit = self.pool.fit(&blur.value).await?;
+            if fit
+                .iter()
+                .any(|(s, f)| s.as_str() == last && matches!(f, Fit::Lacks(_)))
+            {
+                break fit;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.print_fit_table(&blur, &lacking);
+        let before = self.received(&last, &blur);
+        let mut jobs = Vec::new();
+        for _ in 0..6 {
+            jobs.push(
+                self.enqueue(&blur, self.options().prefer_server(last.as_str()))
+                    .await?,
+            );
+        }
+        let mut elsewhere = 0;
+        for job in &jobs {
+            let output = job.result().await?;
+            if output.server.as_str() != last && output.timings.attempts.len() == 1 {
+                elsewhere += 1;
+            }
+        }
+        let sent = self.received(&last, &blur) - before;
+        self.checks.check_with(
+            sent == 0 && elsewhere == jobs.len(),
+            format!("{last} lacks ImageBlur: it received none of the 6 jobs, each ran elsewhere in one attempt"),
+            || format!("{sent} sent to {last}, {elsewhere} ran elsewhere at once"),
+        );
+        let blocks = self.pool.stats().await?.blocks;
+        self.checks.check(
+            !blocks
+                .iter()
+                .any(|p| p.hash == blur.hash && p.server.as_str() == last),
+            "a lack is no block: nothing was learnt by failing",
+        );
+        faults.clear();
+        faults.drop_websockets();
+        Ok(())
+    }
+
+    async fn print_fit(&self, workflow: &Workflow) -> Result<()> {
+        let fit = self.pool.fit(&workflow.value).await?;
+        self.print_fit_table(workflow, &fit);
+        Ok(())
+    }
+
+    fn print_fit_table(&self, workflow: &Workflow, fit: &[(ServerId, Fit)]) {
+        self.console.line(format!(
+            "  who can run {} (from each server's /object_info):",
+            workflow.name
+        ));
+        let mut table = Table::new(["server", "fit"]);
+        for (server, fit) in fit {
+            let text = match fit {
+                Fit::Capable => "capable".to_owned(),
+                Fit::Lacks(missing) => {
+                    format!("LACKS {} (never sent; not a block)", missing.join("; "))
+                }
+                _ => "unknown (judged by its answers)".to_owned(),
+            };
+            table.row([server.to_string(), text]);
+        }
+        for line in table.to_string().lines() {
+            self.console.line(format!("  {line}"));
+        }
+    }
+
     async fn invariants(&mut self) -> Result<()> {
         self.console.heading("Over the whole run");
         let log = self.log.snapshot();

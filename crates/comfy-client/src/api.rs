@@ -122,6 +122,15 @@ impl Client {
         self.get_json(&["object_info"], &[]).await
     }
 
+    /// `GET /object_info` as its raw bytes (within the response size limit): for readers that
+    /// keep only part of a multi-megabyte answer, such as `comfy-caps`.
+    pub async fn object_info_bytes(&self) -> Result<Bytes> {
+        let (req, url) = self.request(Method::GET, &["object_info"]);
+        let resp = self.send(req, &url).await?;
+        self.read_body(resp, &url, self.inner.config.max_response_size, "answer")
+            .await
+    }
+
     /// `GET /object_info/{class}`: one definition, `None` if the server lacks the class.
     pub async fn node_info(&self, class_type: &str) -> Result<Option<NodeInfo>> {
         let mut all: BTreeMap<String, NodeInfo> =

@@ -55,9 +55,9 @@
 pub use pool_core::{
     AttemptError, AttemptFailure, AttemptOutcome, AttemptOutput, AttemptRecord, AttemptRequest,
     Backoff, Blob, BlockInfo, CleanupOutcome, ComfyBackend, Constraint, CurrentAttempt,
-    DeadlineKind, Deadlines, Error, EventSink, EventSource, InMemoryQueue, Ineligible, InputFile,
-    JobEvent, JobEventKind, JobEvents, JobHandle, JobId, JobKey, JobOptions, JobOutput, JobQueue,
-    JobRecord, JobSpec, JobState, JobStatus, JobTimings, NodeTiming, OutlierEjection,
+    DeadlineKind, Deadlines, Error, EventSink, EventSource, Fit, InMemoryQueue, Ineligible,
+    InputFile, JobEvent, JobEventKind, JobEvents, JobHandle, JobId, JobKey, JobOptions, JobOutput,
+    JobQueue, JobRecord, JobSpec, JobState, JobStatus, JobTimings, NodeTiming, OutlierEjection,
     OutputSelection, Pool, PoolBuilder, PoolEvent, PoolEvents, PoolStats, PreviewFormat,
     QueueEntry, Result, RunEvent, SeedAssignment, ServerBackend, ServerConfig, ServerState,
     ServerStats, ServerView, ShutdownMode, Timestamp, Transition, WorkflowEvent, WsImage,

@@ -164,6 +164,9 @@ pub struct AttemptFailure {
     pub class: FailureClass,
     /// What happened, in words.
     pub reason: String,
+    /// What a rejection of the prompt named (classes, inputs, values, its text), so the pool
+    /// can tell a server that lacks them from a wrong workflow whatever the wording.
+    pub rejections: Vec<Rejected>,
 }
 
 impl AttemptFailure {
@@ -172,6 +175,55 @@ impl AttemptFailure {
         Self {
             class,
             reason: reason.into(),
+            rejections: Vec::new(),
+        }
+    }
+
+    /// With what the server's rejection named.
+    #[must_use]
+    pub fn with_rejections(mut self, rejections: Vec<Rejected>) -> Self {
+        self.rejections = rejections;
+        self
+    }
+}
+
+/// What one rejection of a prompt named (any part may be missing): a node class, an input,
+/// a value, and free text (message and details).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Rejected {
+    /// A node class it names.
+    pub class: Option<String>,
+    /// An input it names.
+    pub input: Option<String>,
+    /// A value it names (the received value).
+    pub value: Option<String>,
+    /// Its message and details.
+    pub text: Option<String>,
+}
+
+impl Rejected {
+    /// A rejection naming these parts.
+    pub fn new(
+        class: Option<String>,
+        input: Option<String>,
+        value: Option<String>,
+        text: Option<String>,
+    ) -> Self {
+        Self {
+            class,
+            input,
+            value,
+            text,
+        }
+    }
+
+    pub(crate) fn borrowed(&self) -> comfy_caps::Rejection<'_> {
+        comfy_caps::Rejection {
+            class: self.class.as_deref(),
+            input: self.input.as_deref(),
+            value: self.value.as_deref(),
+            text: self.text.as_deref(),
         }
     }
 }
@@ -248,6 +300,13 @@ pub trait ServerBackend: Send + Sync + 'static {
                 request.prompt_id
             ),
         ))
+    }
+
+    /// What the server can run (its node classes and the model files its loaders offer), for
+    /// capability-aware routing; `Ok(None)` when the backend cannot tell (the default: the
+    /// server is then judged by its answers only).
+    async fn capabilities(&self) -> Result<Option<comfy_caps::Capabilities>, AttemptFailure> {
+        Ok(None)
     }
 
     /// Checks that the server is up and answering.

@@ -46,6 +46,8 @@ pub struct PoolBuilder {
     store: Option<Arc<dyn JobStore>>,
     recovery_wait: Duration,
     retain_for: Duration,
+    capabilities_refresh: Option<Duration>,
+    capability_routing: bool,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -85,6 +87,8 @@ impl PoolBuilder {
             store: None,
             recovery_wait: Duration::from_secs(60),
             retain_for: Duration::from_secs(7 * 86_400),
+            capabilities_refresh: Some(Duration::from_secs(600)),
+            capability_routing: true,
         }
     }
 
@@ -213,6 +217,24 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether servers' capabilities are read and consulted at dispatch (default on): a
+    /// server known to lack a node class or a model file never receives the workflow. Off,
+    /// lacks are learnt from rejections (and blocked) only.
+    #[must_use]
+    pub fn capability_routing(mut self, enabled: bool) -> Self {
+        self.capability_routing = enabled;
+        self
+    }
+
+    /// How often each server's capabilities (node classes, model files) are read again
+    /// besides when it comes online, after a sign of a restart and after it failed a job for
+    /// lack of a resource (default 10 min; `None` turns the periodic reads off).
+    #[must_use]
+    pub fn capabilities_refresh(mut self, every: Option<Duration>) -> Self {
+        self.capabilities_refresh = every.filter(|d| !d.is_zero());
+        self
+    }
+
     /// Starts the pool's engine.
     ///
     /// # Errors
@@ -261,6 +283,8 @@ impl PoolBuilder {
             recovery_wait: self.recovery_wait,
             retain_for: self.retain_for,
             retain_count: self.retain_finished as u64,
+            capabilities_refresh: self.capabilities_refresh,
+            capability_routing: self.capability_routing,
         };
         let queue = self.queue.unwrap_or_else(|| Box::new(InMemoryQueue::new()));
         let mut engine = Engine::new(Arc::clone(&shared), tx.downgrade(), settings, queue);

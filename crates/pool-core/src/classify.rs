@@ -50,7 +50,38 @@ pub(crate) fn classify(error: &Error) -> AttemptFailure {
         e if e.is_retryable() => FailureClass::ServerDown,
         _ => FailureClass::Execution,
     };
-    AttemptFailure::new(class, error_chain(error))
+    let failure = AttemptFailure::new(class, error_chain(error));
+    match error {
+        Error::Validation(v) => failure.with_rejections(rejections(v)),
+        _ => failure,
+    }
+}
+
+/// What a rejection names, error by error, for the pool to check against the server's
+/// capabilities (whatever the wording of its ComfyUI version).
+fn rejections(v: &comfy_client::ValidationError) -> Vec<crate::Rejected> {
+    let text = |kind: &str, message: &str, details: &str| {
+        Some(format!("{kind}: {message} {details}").trim().to_owned())
+    };
+    let mut all = vec![crate::Rejected::new(
+        v.missing_node_class().map(str::to_owned),
+        None,
+        None,
+        text(&v.error.kind, &v.error.message, &v.error.details),
+    )];
+    for (_, class_type, e) in v.node_error_list() {
+        let value = e
+            .received_value()
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        all.push(crate::Rejected::new(
+            Some(class_type.to_owned()),
+            e.input_name().map(str::to_owned),
+            value,
+            text(&e.kind, &e.message, &e.details),
+        ));
+    }
+    all
 }
 
 /// The error's message followed by its causes.

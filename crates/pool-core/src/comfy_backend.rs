@@ -28,6 +28,8 @@ pub struct ComfyBackend {
     run_options: RunOptions,
     /// The websocket's state when the last health check started (see `health_hint`).
     checked: Arc<Mutex<Option<ConnectionState>>>,
+    /// Whether the server offers the Jobs API, once asked.
+    jobs_api: Arc<Mutex<Option<bool>>>,
 }
 
 impl ComfyBackend {
@@ -42,6 +44,7 @@ impl ComfyBackend {
             client,
             run_options,
             checked: Arc::default(),
+            jobs_api: Arc::default(),
         }
     }
 
@@ -55,6 +58,21 @@ impl ComfyBackend {
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Whether the server offers ComfyUI's Jobs API (asked once; `false` while it cannot be
+    /// asked).
+    async fn jobs_api(&self) -> bool {
+        if let Some(known) = *self.jobs_api.lock() {
+            return known;
+        }
+        match self.client.supports_jobs_api().await {
+            Ok(offered) => {
+                *self.jobs_api.lock() = Some(offered);
+                offered
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -192,6 +210,19 @@ impl ServerBackend for ComfyBackend {
         request: AttemptRequest,
         events: EventSink,
     ) -> std::result::Result<AttemptOutput, AttemptFailure> {
+        // Where the server offers the Jobs API (ComfyUI ≥ 0.6), one call tells whether it
+        // still knows the prompt; elsewhere following it asks /queue and /history.
+        if self.jobs_api().await
+            && let Ok(None) = self.client.job(&request.prompt_id).await
+        {
+            return Err(AttemptFailure::new(
+                FailureClass::ServerDown,
+                format!(
+                    "prompt {} is not on the server (jobs API): lost",
+                    request.prompt_id
+                ),
+            ));
+        }
         let options = self
             .run_options
             .clone()
@@ -203,6 +234,27 @@ impl ServerBackend for ComfyBackend {
             .map_err(|e| classify(&e))?;
         follow_to_end(execution, &events).await
     }
+    async fn capabilities(
+        &self,
+    ) -> std::result::Result<Option<comfy_caps::Capabilities>, AttemptFailure> {
+        let bytes = self
+            .client
+            .object_info_bytes()
+            .await
+            .map_err(|e| classify(&e))?;
+        // Megabytes on servers with many custom nodes: parsed off the async threads.
+        let parsed =
+            tokio::task::spawn_blocking(move || comfy_caps::Capabilities::from_object_info(&bytes))
+                .await
+                .map_err(|e| AttemptFailure::new(FailureClass::Execution, e.to_string()))?;
+        parsed.map(Some).map_err(|e| {
+            AttemptFailure::new(
+                FailureClass::Execution,
+                format!("unreadable /object_info: {e}"),
+            )
+        })
+    }
+
     async fn health(&self) -> std::result::Result<(), AttemptFailure> {
         // Opens the socket on the first check, so the pool keeps one connection per server.
         let seen = *self.client.watch_connection().borrow();

@@ -19,6 +19,8 @@ pub(crate) struct NewJob {
     pub(crate) cell: Arc<JobCell>,
     pub(crate) spec: Arc<JobSpec>,
     pub(crate) seeded: bool,
+    /// What its workflow needs of a server.
+    pub(crate) requirements: Arc<comfy_caps::Requirements>,
     pub(crate) enqueued_at: Instant,
 }
 
@@ -39,6 +41,14 @@ pub(crate) enum Command {
     Health {
         server: ServerId,
         result: std::result::Result<(), AttemptFailure>,
+        /// The check followed a sign of change from the backend (a socket that dropped or
+        /// reopened: maybe a restart with other nodes or models).
+        hinted: bool,
+    },
+    /// A server's capabilities were read (or could not be).
+    Capabilities {
+        server: ServerId,
+        result: std::result::Result<Option<Arc<comfy_caps::Capabilities>>, AttemptFailure>,
     },
     AddServer(Box<ServerConfig>, oneshot::Sender<Result<()>>),
     RemoveServer {
@@ -47,6 +57,12 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<()>>,
     },
     Stats(oneshot::Sender<PoolStats>),
+    /// Which servers can run a workflow (by what they are known to have).
+    Fit {
+        hash: workflow_hash::WorkflowHash,
+        requirements: Arc<comfy_caps::Requirements>,
+        reply: oneshot::Sender<Vec<(ServerId, crate::Fit)>>,
+    },
     Shutdown(ShutdownMode, oneshot::Sender<()>),
 }
 
@@ -94,6 +110,21 @@ impl EngineLink {
             reply,
         })?;
         rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Which servers can run a workflow.
+    pub(crate) async fn fit(
+        &self,
+        hash: workflow_hash::WorkflowHash,
+        requirements: Arc<comfy_caps::Requirements>,
+    ) -> Result<Vec<(ServerId, crate::Fit)>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Fit {
+            hash,
+            requirements,
+            reply,
+        })?;
+        rx.await.map_err(|_| Error::ShuttingDown)
     }
 
     /// Shuts the engine down; returns once it has (at once if it already stopped).

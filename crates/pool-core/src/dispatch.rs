@@ -19,6 +19,7 @@ use crate::{
 impl Engine {
     pub(crate) fn on_enqueue(&mut self, new: NewJob) {
         let key = new.cell.key;
+        self.verdicts.needs.add(new.spec.hash, &new.requirements);
         let constraint = self.constraint_for(&new.spec.options, &[]);
         let priority = new.spec.options.priority;
         // Acceptance is the record's first version; its first event says so.
@@ -80,13 +81,21 @@ impl Engine {
             return;
         }
         let (hash, constraint) = (job.spec.hash, Arc::clone(&job.constraint));
+        let wait_for_capable = job.spec.options.wait_for_capable;
         let preferred: &[ServerId] = job.spec.options.placement().map_or(&[], |p| &p.preferred);
         let strategy = &self.shared.strategy;
+        let verdicts = &mut self.verdicts;
         let mut candidates = Vec::new();
+        let mut lacking = false;
         let mut any_allowed = false;
         let mut best: Option<(u8, f64, usize)> = None;
         for (i, server) in self.servers.iter().enumerate() {
             if !server.is_member() || !constraint.admits(&server.view()) {
+                continue;
+            }
+            if !verdicts.admits(server.key, &server.caps, &hash) {
+                // Lacks what the workflow needs: never a candidate.
+                lacking = true;
                 continue;
             }
             candidates.push(server.id.clone());
@@ -105,7 +114,13 @@ impl Engine {
             }
         }
         if candidates.is_empty() {
-            if job.avoid.is_empty() {
+            if lacking && wait_for_capable {
+                // Waits for a server that can run it (one that joins, or installs it).
+                self.enqueue_entry(key);
+            } else if lacking {
+                let error = self.lacking_error(key);
+                self.finish(key, Err(error));
+            } else if job.avoid.is_empty() {
                 let per_server = self.ineligible(key, None);
                 self.finish(key, Err(Error::NoEligibleServer { per_server }));
             } else {
@@ -247,20 +262,27 @@ impl Engine {
         }
         loop {
             let now = Instant::now();
-            let Some(server) = self.servers.iter().find(|s| s.id == *id) else {
+            let Self {
+                servers,
+                queue,
+                verdicts,
+                shared,
+                ..
+            } = self;
+            let Some(server) = servers.iter().find(|s| s.id == *id) else {
                 return;
             };
             if !server.has_free_slot() {
                 return;
             }
-            let strategy = &self.shared.strategy;
-            let Some(entry) = self
-                .queue
-                .pop_for(server.view(), &mut |h| strategy.is_allowed(id, h, now))
-            else {
+            let strategy = &shared.strategy;
+            let (key, caps) = (server.key, &server.caps);
+            let Some(entry) = queue.pop_for(server.view(), &mut |h| {
+                strategy.is_allowed(id, h, now) && verdicts.admits(key, caps, h)
+            }) else {
                 return;
             };
-            let claim = strategy.claim(id, &entry.hash, now);
+            let claim = self.shared.strategy.claim(id, &entry.hash, now);
             self.publish_failover(&claim.events);
             if !claim.is_granted() {
                 self.queue.push(entry);

@@ -66,6 +66,8 @@ pub(crate) enum Timer {
     EjectionEnds(ServerKey),
     /// A recovered job still waits for its server to come back to re-attach to its prompt.
     ResumeDeadline(JobKey),
+    /// A server's capabilities are due to be read again.
+    CapsRefresh(ServerKey),
 }
 
 /// A server's number in the engine's timers: no other server of the pool ever has it.
@@ -94,6 +96,10 @@ pub(crate) struct Settings {
     pub(crate) retain_for: Duration,
     /// How many finished jobs stay in the store at most (with a store).
     pub(crate) retain_count: u64,
+    /// How often servers' capabilities are read again (besides online, restart and lack).
+    pub(crate) capabilities_refresh: Option<Duration>,
+    /// Whether capabilities are read and consulted at all.
+    pub(crate) capability_routing: bool,
 }
 
 /// Counters of finished jobs.
@@ -122,6 +128,11 @@ pub(crate) struct Engine {
     pub(crate) persister: Option<crate::persist::Persister>,
     /// Recovered jobs waiting for their server (by id) to re-attach to their prompt there.
     pub(crate) resumes: HashMap<ServerId, Vec<JobKey>>,
+    /// Which servers lack what workflows need.
+    pub(crate) verdicts: crate::capability::Verdicts,
+    /// Failures judged once the server's capabilities are read again: rejections that name
+    /// something the last read did not show missing.
+    pub(crate) parked: Vec<(ServerId, JobKey, crate::AttemptFailure)>,
     pub(crate) ready_pending: Option<HashSet<ServerId>>,
     pub(crate) shutdown: Option<ShutdownMode>,
     pub(crate) shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -149,6 +160,8 @@ impl Engine {
             work: VecDeque::new(),
             persister: None,
             resumes: HashMap::new(),
+            verdicts: crate::capability::Verdicts::default(),
+            parked: Vec::new(),
             ready_pending: Some(HashSet::new()),
             shutdown: None,
             shutdown_waiters: Vec::new(),
@@ -236,7 +249,12 @@ impl Engine {
             } => self.on_run_event(key, attempt, event),
             Command::AttemptDone(done) => self.on_attempt_done(*done),
             Command::CleanupSettled(server) => self.on_cleanup_settled(&server),
-            Command::Health { server, result } => self.on_health(&server, result),
+            Command::Health {
+                server,
+                result,
+                hinted,
+            } => self.on_health(&server, result, hinted),
+            Command::Capabilities { server, result } => self.on_capabilities(&server, result),
             Command::AddServer(config, reply) => {
                 let _ = reply.send(self.add_server(*config));
             }
@@ -249,6 +267,13 @@ impl Engine {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.stats());
+            }
+            Command::Fit {
+                hash,
+                requirements,
+                reply,
+            } => {
+                let _ = reply.send(self.fit(hash, &requirements));
             }
             Command::Shutdown(mode, reply) => self.begin_shutdown(mode, Some(reply)),
         }
@@ -315,7 +340,7 @@ impl Engine {
             | Timer::StartDeadline(job)
             | Timer::TotalDeadline(job)
             | Timer::ResumeDeadline(job) => job,
-            Timer::EjectionEnds(_) => return,
+            Timer::EjectionEnds(_) | Timer::CapsRefresh(_) => return,
         };
         if let Some(job) = self.jobs.get_mut(&job) {
             job.timers.retain(|k| self.timers.contains_key(k));

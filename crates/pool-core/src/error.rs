@@ -96,8 +96,13 @@ pub enum Ineligible {
     Excluded,
     /// The server lacks tags the job requires.
     MissingTags(Vec<String>),
-    /// The failover strategy blocks the workflow on this server.
+    /// The failover strategy blocks the workflow on this server (not now).
     Blocked(BlockInfo),
+    /// The server lacks what the workflow needs (not until its capabilities change).
+    Lacks {
+        /// What it lacks ("node class X", "model file F (input of Class)").
+        missing: Vec<String>,
+    },
 }
 
 impl fmt::Display for Ineligible {
@@ -107,6 +112,7 @@ impl fmt::Display for Ineligible {
             Self::Excluded => f.write_str("excluded by the job"),
             Self::MissingTags(tags) => write!(f, "lacks tags {}", tags.join(", ")),
             Self::Blocked(block) => write!(f, "blocked: {block}"),
+            Self::Lacks { missing } => write!(f, "{}", missing.join("; ")),
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn spawn(
     let interval = settings.health_interval;
     tokio::spawn(async move {
         let mut backoff = min;
+        let mut hinted = false;
         loop {
             let result = backend.health().await;
             let ok = result.is_ok();
@@ -31,6 +32,7 @@ pub(crate) fn spawn(
                 .send(Command::Health {
                     server: id.clone(),
                     result,
+                    hinted,
                 })
                 .is_err()
             {
@@ -45,16 +47,16 @@ pub(crate) fn spawn(
                         None => std::future::pending().await,
                     }
                 };
-                tokio::select! {
-                    () = periodic => {}
-                    () = nudge.notified() => {}
-                    () = backend.health_hint() => {}
-                }
+                hinted = tokio::select! {
+                    () = periodic => false,
+                    () = nudge.notified() => false,
+                    () = backend.health_hint() => true,
+                };
             } else {
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = backend.health_hint() => {}
-                }
+                hinted = tokio::select! {
+                    () = tokio::time::sleep(backoff) => false,
+                    () = backend.health_hint() => true,
+                };
                 backoff = (backoff * 2).min(max);
             }
         }

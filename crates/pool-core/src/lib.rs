@@ -57,12 +57,13 @@
 //! ```
 
 pub use backend::{
-    AttemptFailure, AttemptOutput, AttemptRequest, EventSink, EventSource, NodeTiming,
+    AttemptFailure, AttemptOutput, AttemptRequest, EventSink, EventSource, NodeTiming, Rejected,
     ServerBackend,
 };
 pub use backoff::Backoff;
 pub use blob::Blob;
 pub use builder::PoolBuilder;
+pub use capability::Fit;
 pub use cleanup::CleanupOutcome;
 pub use comfy_backend::ComfyBackend;
 pub use ejection::OutlierEjection;
@@ -94,6 +95,7 @@ mod backend;
 mod backoff;
 mod blob;
 mod builder;
+mod capability;
 mod classify;
 mod cleanup;
 mod comfy_backend;

@@ -107,6 +107,7 @@ pub struct JobOptions {
     pub(crate) inputs: Option<Arc<[InputFile]>>,
     pub(crate) outputs: OutputSelection,
     pub(crate) auto_seed: bool,
+    pub(crate) wait_for_capable: bool,
 }
 
 impl Default for JobOptions {
@@ -123,6 +124,7 @@ impl Default for JobOptions {
             inputs: None,
             outputs: OutputSelection::All,
             auto_seed: true,
+            wait_for_capable: false,
         }
     }
 }
@@ -264,6 +266,15 @@ impl JobOptions {
     #[must_use]
     pub fn auto_seed(mut self, on: bool) -> Self {
         self.auto_seed = on;
+        self
+    }
+
+    /// When every server is known to lack what the workflow needs (a node class, a model
+    /// file), wait in the queue for a capable server to join (or for one to install it)
+    /// instead of failing at once with what each server lacks (default: fail at once).
+    #[must_use]
+    pub fn wait_for_capable(mut self, wait: bool) -> Self {
+        self.wait_for_capable = wait;
         self
     }
 

@@ -77,6 +77,13 @@ impl Engine {
         job.stop = None;
         let hash = job.spec.hash;
         let duration = now.saturating_duration_since(job.attempt_started);
+        // A rejection that names what the server is known to lack is the server's lack.
+        let end = match end {
+            AttemptEnd::Finished(Err(failure)) => {
+                AttemptEnd::Finished(Err(self.reclassify(&server, &hash, failure)))
+            }
+            other => other,
+        };
         if matches!(end, AttemptEnd::Stopped(StopReason::Detach)) {
             // The prompt stays on its server; the next pool on the store follows it.
             let job = self.jobs.remove(&key);
@@ -174,7 +181,11 @@ impl Engine {
                 };
                 self.finish(key, Ok(Arc::new(result)));
             }
-            AttemptEnd::Finished(Err(failure)) => self.on_failure(key, &server, failure),
+            AttemptEnd::Finished(Err(failure)) => {
+                if !self.park(key, &server, &failure) {
+                    self.on_failure(key, &server, failure);
+                }
+            }
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
                 let reason = reason.unwrap_or_default();
                 self.on_failure(
@@ -225,7 +236,7 @@ impl Engine {
         cleanup.spawn(&self.commands, self.shared.events.clone());
     }
 
-    fn on_failure(&mut self, key: JobKey, server: &ServerId, failure: AttemptFailure) {
+    pub(crate) fn on_failure(&mut self, key: JobKey, server: &ServerId, failure: AttemptFailure) {
         let now = Instant::now();
         let Some(job) = self.jobs.get(&key) else {
             return;
@@ -318,6 +329,10 @@ impl Engine {
         };
         let state = job.state();
         self.transition(key, &Transition::CancelRequested, Vec::new());
+        if self.unpark(key) {
+            self.finish(key, Err(Error::Cancelled));
+            return;
+        }
         match state {
             JobState::Running => {
                 // Without a stop signal left, the attempt is ending already; its report
@@ -341,6 +356,10 @@ impl Engine {
         };
         let (state, expired) = job.cell.read(|r| (r.state, r.deadline_expired));
         if expired.is_some() {
+            return;
+        }
+        if self.unpark(key) {
+            self.finish(key, Err(Error::DeadlineExceeded(kind)));
             return;
         }
         if state == JobState::Running {
@@ -379,6 +398,7 @@ impl Engine {
             Timer::TotalDeadline(key) => self.deadline_expired(key, DeadlineKind::Total),
             Timer::EjectionEnds(server) => self.on_ejection_ends(server),
             Timer::ResumeDeadline(key) => self.resume_timed_out(key),
+            Timer::CapsRefresh(server) => self.on_caps_refresh(server),
         }
     }
 
@@ -395,6 +415,7 @@ impl Engine {
             return;
         };
         self.drop_timers(&job.timers);
+        self.verdicts.needs.remove(&job.spec.hash);
         match &outcome {
             Ok(_) => self.totals.completed += 1,
             Err(Error::Cancelled) => self.totals.cancelled += 1,
@@ -464,10 +485,12 @@ impl Engine {
                 self.queue.drain();
                 let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
                 for key in keys {
+                    // A job whose failure waits to be judged has no attempt left to stop.
                     let running = self
                         .jobs
                         .get(&key)
-                        .is_some_and(|j| j.state() == JobState::Running);
+                        .is_some_and(|j| j.state() == JobState::Running)
+                        && !self.unpark(key);
                     if running {
                         if let Some(stop) = self.jobs.get_mut(&key).and_then(|j| j.stop.take()) {
                             let _ = stop.send(StopReason::Detach);

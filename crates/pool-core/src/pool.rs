@@ -159,6 +159,7 @@ impl Pool {
             cell: Arc::clone(&cell),
             spec: Arc::clone(&record.spec),
             seeded,
+            requirements: Arc::new(crate::capability::requirements_of(&record.spec.workflow)),
             enqueued_at: Instant::now(),
         };
         if !self.inner.engine.enqueue(job) {
@@ -215,6 +216,22 @@ impl Pool {
         PoolEvents {
             rx: self.inner.shared.events.subscribe(),
         }
+    }
+
+    /// Which servers can run `workflow`, by what each is known to have (its node classes and
+    /// the model files its loaders offer, from `/object_info`): a server that lacks something
+    /// never receives the workflow ("lacks": not until its capabilities change), unlike a
+    /// block ("not now").
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidWorkflow`] for a workflow that is not an object of nodes;
+    /// [`Error::ShuttingDown`] once the pool has stopped.
+    pub async fn fit(&self, workflow: &Value) -> Result<Vec<(ServerId, crate::Fit)>> {
+        validate(workflow)?;
+        let hash = WorkflowHash::of(workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))?;
+        let requirements = Arc::new(crate::capability::requirements_of(workflow));
+        self.inner.engine.fit(hash, requirements).await
     }
 
     /// The failover strategy (to inspect or reset blocks).

@@ -68,6 +68,8 @@ impl Engine {
     fn adopt(&mut self, record: JobRecord, failed: Option<Error>) {
         let key = self.shared.registry.lock().next_key();
         let spec = Arc::clone(&record.spec);
+        let requirements = Arc::new(crate::capability::requirements_of(&spec.workflow));
+        self.verdicts.needs.add(spec.hash, &requirements);
         let created = record.created_at;
         let state = record.state;
         let current = record.current();

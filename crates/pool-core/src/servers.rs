@@ -32,6 +32,7 @@ pub(crate) struct Server {
     /// Whether the last health check passed.
     pub(crate) healthy: bool,
     pub(crate) outlier: Outlier,
+    pub(crate) caps: crate::capability::ServerCaps,
     pub(crate) completed: u64,
     pub(crate) failed: u64,
     pub(crate) last_error: Option<String>,
@@ -45,7 +46,7 @@ impl Server {
     }
 
     pub(crate) fn has_free_slot(&self) -> bool {
-        self.is_online() && self.in_flight + self.cleaning < self.max_concurrent
+        self.is_online() && self.caps.known && self.in_flight + self.cleaning < self.max_concurrent
     }
 
     /// Whether the server counts as a place a job could ever run (not leaving the pool).
@@ -102,6 +103,7 @@ impl Engine {
             cleaning: 0,
             healthy: false,
             outlier: Outlier::default(),
+            caps: crate::capability::ServerCaps::default(),
             completed: 0,
             failed: 0,
             last_error: None,
@@ -180,6 +182,7 @@ impl Engine {
         &mut self,
         id: &ServerId,
         result: std::result::Result<(), AttemptFailure>,
+        hinted: bool,
     ) {
         let Some(server) = self.server_mut(id) else {
             return;
@@ -191,6 +194,10 @@ impl Engine {
                 if matches!(state, ServerState::Connecting | ServerState::Offline) {
                     self.set_state(id, ServerState::Online, None);
                     self.work.push_back(Work::Fill(id.clone()));
+                    // Back online, maybe restarted with other nodes or models: read again.
+                    self.fetch_capabilities(id);
+                } else if hinted {
+                    self.fetch_capabilities(id);
                 }
             }
             Err(failure) => {
@@ -200,7 +207,9 @@ impl Engine {
                 }
             }
         }
-        if let Some(pending) = &mut self.ready_pending {
+        // A server that answers is ready once its capabilities are known too.
+        let answered = self.server(id).is_some_and(|s| !s.healthy || s.caps.known);
+        if answered && let Some(pending) = &mut self.ready_pending {
             pending.remove(id);
         }
         self.check_ready();

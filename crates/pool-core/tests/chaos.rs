@@ -1,5 +1,5 @@
-//! Chaos, seeded and bounded: four simulated servers that fail runs, lack a node, hang, drop
-//! sockets and crash, 1,200 jobs from four tenants. Every accepted job ends exactly once, no
+//! Chaos, seeded and bounded: four simulated servers that fail runs, fail one node class,
+//! hang, drop sockets and crash, 1,200 jobs from four tenants. Every accepted job ends exactly once, no
 //! job runs twice at once, no job goes to a blocked (server, workflow) pair, and a server
 //! blocked for one workflow keeps running the others.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -40,7 +40,8 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
         .unwrap();
     let s = cluster.servers();
     s[0].faults().set_error_probability(0.05);
-    s[1].faults().reject_class("ImageBlur");
+    // s1 fails ImageBlur at run time (what its /object_info cannot tell): learnt and blocked.
+    s[1].faults().fail_class("ImageBlur");
     s[2].faults().set_ws_drop_probability(0.05);
     for (i, sim) in s.iter().enumerate() {
         sim.faults()
@@ -201,8 +202,9 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
         "other workflows kept flowing on blocked servers"
     );
 
-    // s1 lacks ImageBlur: each blurred workflow reached it at most once per block it ended,
-    // and the simulator saw exactly the dispatches the events report.
+    // s1 fails ImageBlur: each blurred workflow reached it at most twice before its first
+    // block (the threshold) and once per block that ended after, and the simulator saw
+    // exactly the dispatches the events report.
     let s1 = ServerId::from("s1");
     let mut blur_dispatches = 0;
     for inverts in 0..3 {
@@ -210,7 +212,7 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
         let key = (s1.clone(), hash);
         let sent = dispatches.get(&key).copied().unwrap_or(0);
         assert!(
-            sent <= 1 + unblocks.get(&key).copied().unwrap_or(0),
+            sent <= 2 + unblocks.get(&key).copied().unwrap_or(0),
             "{sent} dispatches of a blocked pair"
         );
         blur_dispatches += sent;

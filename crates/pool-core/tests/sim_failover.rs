@@ -1,5 +1,7 @@
 //! Failure classification and failover against simulated ComfyUI servers: a server that
-//! lacks a node or a model, run-time errors, and validation errors that fail fast.
+//! lacks a node or a model, run-time errors, and validation errors that fail fast. Capability
+//! routing is off here, so lacks are learnt from the servers' rejections (see
+//! `capabilities.rs` for routing that never sends them).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -43,7 +45,10 @@ async fn a_server_without_a_node_class_is_routed_around_for_that_workflow_only()
     let cluster = SimCluster::start(2, SimConfig::default()).await.unwrap();
     let (s0, s1) = (&cluster.servers()[0], &cluster.servers()[1]);
     s0.faults().reject_class("ImageInvert");
-    let pool = sim_pool(&cluster.urls()).build().unwrap();
+    let pool = sim_pool(&cluster.urls())
+        .capability_routing(false)
+        .build()
+        .unwrap();
     let mut events = pool.subscribe();
     pool.ready().await;
     let inverted = chain(1);
@@ -93,7 +98,10 @@ async fn a_missing_model_moves_the_job_to_a_server_that_has_it() {
     cluster.servers()[0]
         .faults()
         .remove_model("sd15.safetensors");
-    let pool = sim_pool(&cluster.urls()).build().unwrap();
+    let pool = sim_pool(&cluster.urls())
+        .capability_routing(false)
+        .build()
+        .unwrap();
     pool.ready().await;
     let job = pool
         .enqueue(sd_workflow(), options().prefer_server("s0"))
