@@ -275,6 +275,13 @@ fn figure(results: &Results, name: &str) -> Option<(f64, String)> {
         .map(|(value, unit)| (*value, format!("{value:.1} {unit}").trim_end().to_owned()))
 }
 
+/// The throughput of a criterion measurement, as `N unit`.
+fn per_second(r: &Results, id: &str, unit: &str) -> Option<(f64, String)> {
+    r.time(&[id])
+        .and_then(Measurement::per_second)
+        .map(|per_s| (per_s, format!("{per_s:.0} {unit}")))
+}
+
 /// The project's figures, from the issues, against what was measured.
 fn evaluate(r: &Results) -> Vec<Row> {
     let sim = r.time(&["sim/trivial_prompts_16_clients"]).and_then(|m| {
@@ -416,6 +423,36 @@ fn evaluate(r: &Results) -> Vec<Row> {
             Target::AtMost(100.0),
             figure(r, "server_sse_1000_rss_mib"),
         ),
+        row(
+            "store: durable enqueue, SQLite file, 64 callers",
+            "≥ 5,000 jobs/s",
+            Target::AtLeast(5_000.0),
+            per_second(r, "store/sqlite_insert_64_callers", "jobs/s"),
+        ),
+        row(
+            "store: write-ahead update, SQLite file, 64 callers",
+            "report only",
+            Target::None,
+            per_second(r, "store/sqlite_update_64_callers", "updates/s"),
+        ),
+        row(
+            "store: SQLite bytes on disk per finished job (7 nodes)",
+            "report only",
+            Target::None,
+            figure(r, "store_bytes_per_finished_job"),
+        ),
+        row(
+            "store: durable enqueue, PostgreSQL, 64 callers",
+            "report only",
+            Target::None,
+            per_second(r, "store/postgres_insert_64_callers", "jobs/s"),
+        ),
+        row(
+            "store: write-ahead update, PostgreSQL, 64 callers",
+            "report only",
+            Target::None,
+            per_second(r, "store/postgres_update_64_callers", "updates/s"),
+        ),
     ]
 }
 
@@ -544,6 +581,56 @@ mod tests {
         assert_eq!(verdict(&rows, "capabilities: cached"), Verdict::Pass);
         assert_eq!(verdict(&rows, "capabilities: memory"), Verdict::Fail);
         assert_eq!(verdict(&rows, "capabilities: parse"), Verdict::Missing);
+        assert_eq!(
+            verdict(&rows, "store: durable enqueue, SQLite"),
+            Verdict::Missing
+        );
+    }
+
+    #[test]
+    fn store_throughput_is_checked_per_second() {
+        // 1,024 jobs in 250 ms = 4,096 jobs/s: below target; in 100 ms: above.
+        let slow = results(
+            &[(
+                "store/sqlite_insert_64_callers",
+                250_000_000.0,
+                Some(1_024.0),
+            )],
+            &[],
+        );
+        let fast = results(
+            &[
+                (
+                    "store/sqlite_insert_64_callers",
+                    100_000_000.0,
+                    Some(1_024.0),
+                ),
+                (
+                    "store/sqlite_update_64_callers",
+                    100_000_000.0,
+                    Some(1_024.0),
+                ),
+            ],
+            &[("store_bytes_per_finished_job", 4_000.0)],
+        );
+        let (slow, fast) = (evaluate(&slow), evaluate(&fast));
+        assert_eq!(
+            verdict(&slow, "store: durable enqueue, SQLite"),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(&fast, "store: durable enqueue, SQLite"),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict(&fast, "store: write-ahead update, SQLite"),
+            Verdict::Report
+        );
+        assert_eq!(verdict(&fast, "store: SQLite bytes"), Verdict::Report);
+        assert_eq!(
+            verdict(&fast, "store: durable enqueue, PostgreSQL"),
+            Verdict::Missing
+        );
     }
 
     #[test]

@@ -68,7 +68,8 @@ enum Task {
         benches: Vec<String>,
     },
     /// Start the HTTP service (`comfy-pool serve --demo`) on three in-process simulated
-    /// servers; prints `url:`, `admin-key:` and two `tenant-key:` lines once it listens.
+    /// servers and a fresh SQLite store (`target/comfy-pool-demo.db`); prints `url:`,
+    /// `admin-key:` and two `tenant-key:` lines once it listens.
     Serve {
         /// Options for `comfy-pool serve` (`--listen ADDR`, `--store URL`, `--config FILE`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

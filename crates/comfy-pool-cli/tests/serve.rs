@@ -32,6 +32,30 @@ fn request(base: &str, method: &str, path: &str, key: &str, body: Option<&Value>
     (status, body.to_owned())
 }
 
+/// Reads `count` lines from a child's standard output (killing it if they do not come).
+fn read_lines(child: &mut Child, count: usize) -> Vec<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while lines.len() < count {
+        match rx.recv_timeout(PATIENCE) {
+            Ok(Ok(line)) => lines.push(line),
+            other => {
+                let _ = child.kill();
+                panic!("the child printed {lines:?} then {other:?}");
+            }
+        }
+    }
+    lines
+}
+
 /// `comfy-pool serve --demo` in a child process, with the lines it printed.
 struct Served {
     child: Option<Child>,
@@ -48,25 +72,7 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        while lines.len() < 4 {
-            match rx.recv_timeout(PATIENCE) {
-                Ok(Ok(line)) => lines.push(line),
-                other => {
-                    let _ = child.kill();
-                    panic!("comfy-pool serve printed {lines:?} then {other:?}");
-                }
-            }
-        }
+        let lines = read_lines(&mut child, 4);
         let field = |i: usize, prefix: &str| {
             lines[i]
                 .strip_prefix(prefix)
@@ -202,4 +208,101 @@ fn keys_new_prints_a_key_once_with_its_hash() {
     assert_eq!(output.status.code(), Some(2));
     let output = run(&["keys", "list"]);
     assert_eq!(output.status.code(), Some(2), "a store is needed");
+}
+
+/// `comfy-pool serve --config FILE` in a child process; its base URL.
+fn serve_config(config: &str) -> (Child, String) {
+    let mut child = comfy_pool()
+        .args(["serve", "--config", config])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let line = read_lines(&mut child, 1).remove(0);
+    let url = line.strip_prefix("url: ").unwrap().to_owned();
+    (child, url)
+}
+
+fn job_state(url: &str, key: &str, id: &str) -> String {
+    let (status, body) = request(url, "GET", &format!("/v1/jobs/{id}"), key, None);
+    assert_eq!(status, 200, "{id}: {body}");
+    let job: Value = serde_json::from_str(&body).unwrap();
+    job["state"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_service_killed_mid_batch_restarts_on_its_sqlite_store_with_no_job_lost() {
+    let sims = support::Sim::start(2, &["--exec-ms", "300"]);
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-crash");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = "cpk_00000001_crash-test-tenant-key";
+    let servers: String = sims
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| format!("[[servers]]\nid = \"sim-{}\"\nurl = \"{url}\"\n", i + 1))
+        .collect();
+    let config = scratch_file(
+        "crash-serve.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nstore = \"sqlite:{}\"\n\
+             admin_key = \"crash-admin-key-0123456789\"\nhealth_check_interval = \"1s\"\n\
+             {servers}[[tenants]]\nname = \"team-a\"\nkeys = [\"{}\"]\n\
+             [limits]\nsubmissions_per_second = 1000.0\nburst = 1000\n",
+            dir.join("pool.db").display(),
+            pool_server::key_hash(key),
+        ),
+    );
+    let (mut first, url) = serve_config(&config);
+    wait_until("readiness", || {
+        request(&url, "GET", "/readyz", "", None).0 == 200
+    });
+    let ids: Vec<String> = (0..8).map(|i| format!("crash-{i}")).collect();
+    for id in &ids {
+        let (status, body) = request(
+            &url,
+            "POST",
+            "/v1/jobs",
+            key,
+            Some(&json!({"workflow": workflow(), "id": id})),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_until("a job running", || {
+        job_state(&url, key, &ids[0]) == "running"
+    });
+    first.kill().unwrap(); // SIGKILL: no shutdown, no detach.
+    first.wait().unwrap();
+
+    let (mut second, url) = serve_config(&config);
+    wait_until("readiness after the restart", || {
+        request(&url, "GET", "/readyz", "", None).0 == 200
+    });
+    for id in &ids {
+        wait_until(&format!("{id} to end"), || {
+            !matches!(
+                job_state(&url, key, id).as_str(),
+                "queued" | "running" | "retry_wait"
+            )
+        });
+        assert_eq!(job_state(&url, key, id), "completed", "{id}");
+    }
+    let (status, body) = request(&url, "GET", "/v1/jobs?limit=100", key, None);
+    assert_eq!(status, 200);
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let mut listed: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        "each job once"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
 }

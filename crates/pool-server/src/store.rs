@@ -6,42 +6,24 @@ use pool_store::ServiceStore;
 
 use crate::MemoryServiceStore;
 
-/// Why a store could not be opened. Never quotes the URL (it may hold a password).
+/// Why a store could not be opened. Never quotes the URL's password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreOpenError {
-    /// The URL's scheme is not one the service knows.
-    #[error("unknown store kind (use sqlite:PATH, postgres://… or memory:)")]
-    Unknown,
-    /// The store kind is not built into this version.
-    #[error(
-        "{kind} stores are not available in this build: pool-store does not provide them yet \
-         (use store = \"memory:\" meanwhile)"
-    )]
-    Unavailable {
-        /// `SQLite` or `PostgreSQL`.
-        kind: &'static str,
-    },
-    /// The store refused to open.
+    /// The store refused to open (an unknown kind of URL included).
     #[error(transparent)]
     Store(#[from] pool_store::StoreError),
 }
 
-/// Opens the store named by `url`: `memory:` (nothing kept), `sqlite:PATH` or
-/// `postgres://…`.
+/// Opens the store named by `url`: `memory:` (this process's memory, nothing kept),
+/// `sqlite:PATH` (created if missing), `sqlite::memory:` or `postgres://…` (`pool-store`).
 ///
 /// # Errors
 ///
 /// [`StoreOpenError`].
 pub async fn open_store(url: &str) -> Result<Arc<dyn ServiceStore>, StoreOpenError> {
-    if url == "memory:" || url.starts_with("memory:") {
+    if url == "memory:" {
         return Ok(Arc::new(MemoryServiceStore::default()));
     }
-    if url.starts_with("sqlite:") {
-        return Err(StoreOpenError::Unavailable { kind: "SQLite" });
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreOpenError::Unavailable { kind: "PostgreSQL" });
-    }
-    Err(StoreOpenError::Unknown)
+    Ok(pool_store::open(url).await?)
 }

@@ -117,7 +117,8 @@ pub trait ServiceStore: JobStore {
     /// Queues a delivery (once per job: a second one for the same job changes nothing).
     async fn enqueue_webhook(&self, delivery: &WebhookDelivery) -> Result<(), StoreError>;
 
-    /// Pending deliveries due at `now`, oldest first, at most `limit`.
+    /// Pending deliveries due at `now` (`next_at <= now`), the longest due first (by
+    /// `next_at`, then by when they were queued), at most `limit`.
     async fn due_webhooks(
         &self,
         now: Timestamp,

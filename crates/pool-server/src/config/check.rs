@@ -76,8 +76,8 @@ impl Config {
 
     fn check_store(&self) -> Checked {
         let store = self.store.expose();
-        let known = ["sqlite:", "postgres://", "postgresql://", "memory:"];
-        if !known.iter().any(|p| store.starts_with(p)) {
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if store != "memory:" && !known.iter().any(|p| store.starts_with(p)) {
             return bad(
                 "store",
                 "must start with sqlite:, postgres://, postgresql:// or memory:",

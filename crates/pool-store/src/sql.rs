@@ -1,0 +1,309 @@
+//! The two SQL dialects behind one small interface: a [`Query`] (SQL text with `$N`
+//! placeholders, which both SQLite and PostgreSQL accept, and its arguments), run on the
+//! writer's connection ([`WriteConn`]) or on the read pool ([`ReadPool`]), giving [`Row`]s read
+//! by column position. Everything above this module is written once for both databases.
+
+use std::borrow::Cow;
+
+use pool_core::StoreError;
+use sqlx::{Connection, Database, Encode, Executor, Row as _, Type};
+use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
+use sqlx::{Postgres, Sqlite};
+
+/// One argument of a query.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    /// An integer (every number and time column is a 64-bit integer).
+    Int(Option<i64>),
+    /// Text.
+    Text(Option<String>),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Self::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Self {
+        Self::Bytes(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Self::Bool(v)
+    }
+}
+
+/// A statement and its arguments, for either database.
+#[derive(Debug, Clone)]
+pub(crate) struct Query {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+impl Query {
+    /// A statement (placeholders `$1`, `$2`, …).
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// With its next argument.
+    pub(crate) fn bind(mut self, arg: impl Into<Arg>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// The statement with its arguments bound, for database `DB`.
+    fn bound<DB>(&self) -> sqlx::query::Query<'_, DB, <DB as Database>::Arguments<'_>>
+    where
+        DB: Database,
+        for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+        for<'q> bool: Encode<'q, DB> + Type<DB>,
+    {
+        let mut query = sqlx::query::<DB>(&self.sql);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_deref()),
+                Arg::Bytes(v) => query.bind(v.as_slice()),
+                Arg::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }
+}
+
+/// Which database a store is on (for the few statements that differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// One result row, read by column position.
+pub(crate) enum Row {
+    Sqlite(sqlx::sqlite::SqliteRow),
+    Postgres(sqlx::postgres::PgRow),
+}
+
+macro_rules! getter {
+    ($(#[$doc:meta])* $name:ident -> $ty:ty) => {
+        $(#[$doc])*
+        pub(crate) fn $name(&self, i: usize) -> Result<$ty, StoreError> {
+            match self {
+                Self::Sqlite(row) => row.try_get::<$ty, _>(i),
+                Self::Postgres(row) => row.try_get::<$ty, _>(i),
+            }
+            .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+        }
+    };
+}
+
+impl Row {
+    getter!(
+        /// An integer column.
+        int -> i64
+    );
+    getter!(
+        /// A nullable integer column.
+        opt_int -> Option<i64>
+    );
+    getter!(
+        /// A text column.
+        text -> String
+    );
+    getter!(
+        /// A nullable text column.
+        opt_text -> Option<String>
+    );
+    getter!(
+        /// A bytes column.
+        bytes -> Vec<u8>
+    );
+    getter!(
+        /// A boolean column.
+        boolean -> bool
+    );
+}
+
+/// The connection the writer task owns (every write goes through it).
+pub(crate) enum WriteConn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl WriteConn {
+    /// Which database it is on.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs a statement; the number of rows it changed.
+    pub(crate) async fn execute(&mut self, q: &Query) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(c) => q.bound::<Sqlite>().execute(&mut *c).await?.rows_affected(),
+            Self::Postgres(c) => q
+                .bound::<Postgres>()
+                .execute(&mut *c)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Runs a query; its first row, if any.
+    pub(crate) async fn fetch_optional(&mut self, q: &Query) -> Result<Option<Row>, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(c) => q
+                .bound::<Sqlite>()
+                .fetch_optional(&mut *c)
+                .await?
+                .map(Row::Sqlite),
+            Self::Postgres(c) => q
+                .bound::<Postgres>()
+                .fetch_optional(&mut *c)
+                .await?
+                .map(Row::Postgres),
+        })
+    }
+
+    /// Runs SQL text without arguments (transaction control, pragmas).
+    pub(crate) async fn raw(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => c.execute(sql).await.map(drop),
+            Self::Postgres(c) => c.execute(sql).await.map(drop),
+        }
+    }
+
+    /// Closes the connection cleanly (SQLite checkpoints its write-ahead log).
+    pub(crate) async fn close(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => c.close().await,
+            Self::Postgres(c) => c.close().await,
+        }
+    }
+}
+
+/// The connections reads go through (beside the writer: SQLite's WAL lets them run while it
+/// writes).
+#[derive(Debug, Clone)]
+pub(crate) enum ReadPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl ReadPool {
+    /// Runs a query; every row.
+    pub(crate) async fn fetch_all(&self, q: &Query) -> Result<Vec<Row>, StoreError> {
+        let rows = match self {
+            Self::Sqlite(p) => q
+                .bound::<Sqlite>()
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+            Self::Postgres(p) => q
+                .bound::<Postgres>()
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
+        };
+        rows.map_err(unavailable)
+    }
+
+    /// Runs a query; its first row, if any.
+    pub(crate) async fn fetch_optional(&self, q: &Query) -> Result<Option<Row>, StoreError> {
+        let row = match self {
+            Self::Sqlite(p) => q
+                .bound::<Sqlite>()
+                .fetch_optional(p)
+                .await
+                .map(|row| row.map(Row::Sqlite)),
+            Self::Postgres(p) => q
+                .bound::<Postgres>()
+                .fetch_optional(p)
+                .await
+                .map(|row| row.map(Row::Postgres)),
+        };
+        row.map_err(unavailable)
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            Self::Sqlite(p) => p.close().await,
+            Self::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// A database error as a store error. sqlx's messages quote statements and server messages,
+/// never connection strings (connecting is mapped with the URL's password removed, in
+/// `locator`). A write the database refuses for its content (a constraint, a value it cannot
+/// hold, such as a NUL character in PostgreSQL text) will not succeed on a retry: it is
+/// reported as [`StoreError::Corrupt`], not as the transient [`StoreError::Unavailable`].
+pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        sqlx::Error::Database(db) if refuses_content(&*db) => {
+            StoreError::Corrupt(format!("the database refused the write: {db}"))
+        }
+        e => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Whether the database refused a statement for the data in it (SQLSTATE class 22, data
+/// exception, or 23, integrity constraint; SQLite's constraint errors), not for its own state.
+fn refuses_content(e: &dyn sqlx::error::DatabaseError) -> bool {
+    use sqlx::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::UniqueViolation
+        | ErrorKind::ForeignKeyViolation
+        | ErrorKind::NotNullViolation
+        | ErrorKind::CheckViolation => true,
+        _ => e
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+    }
+}

@@ -1,0 +1,95 @@
+//! The conformance checks against `PostgresStore`, each on a fresh database of the run's
+//! PostgreSQL (`test_infra::pg_url`); and two stores on one database, as two pool processes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod support;
+
+use pool_core::{JobStore, StoreError, Transition};
+use pool_store::PostgresStore;
+use support::Fixture;
+use support::records::{advance, at, dispatched, job};
+
+/// A store on a new database.
+async fn pg_store() -> Fixture<PostgresStore> {
+    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
+        .await
+        .unwrap();
+    Fixture::new(PostgresStore::connect(&url).await.unwrap())
+}
+
+job_store_conformance!(pg_store().await);
+service_store_conformance!(pg_store().await);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_database_meet_at_the_version() {
+    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
+        .await
+        .unwrap();
+    // Both run the migrations: the second finds them applied.
+    let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+
+    let mut record = job("job-1", Some("acme"), at(1));
+    assert_eq!(a.insert(&record).await.unwrap(), None);
+    assert_eq!(b.insert(&record).await.unwrap(), Some(record.clone()));
+
+    // Both make version 2 from version 1: one wins, the other conflicts.
+    let mut theirs = record.clone();
+    advance(&a, &mut record, &dispatched("gpu-1", at(2)), at(2)).await;
+    theirs.apply(&Transition::CancelRequested, at(3));
+    assert_eq!(
+        b.update(&theirs, &Transition::CancelRequested).await,
+        Err(StoreError::Conflict {
+            id: "job-1".into(),
+            stored: 2,
+            expected: 1
+        })
+    );
+    assert_eq!(b.get("job-1").await.unwrap(), Some(record));
+    a.close().await;
+    b.close().await;
+}
+
+/// A write the database refuses, sent in one group with 31 good ones: the group is rolled
+/// back and each write is run again alone, so only the bad one fails.
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_the_database_refuses_fails_alone() {
+    let store = pg_store().await.store;
+    let records: Vec<_> = (0..32u64)
+        .map(|i| {
+            // PostgreSQL text cannot hold NUL.
+            let id = if i == 13 {
+                "bad\0id".to_owned()
+            } else {
+                format!("job-{i}")
+            };
+            job(&id, None, at(i))
+        })
+        .collect();
+    let mut inserts: Vec<_> = records.iter().map(|r| store.insert(r)).collect();
+    // Send all 32 before the writer task runs (one thread: it runs when this task waits), so
+    // they form one group.
+    std::future::poll_fn(|cx| {
+        for insert in &mut inserts {
+            assert!(insert.as_mut().poll(cx).is_pending());
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let results = futures_util::future::join_all(inserts).await;
+    for (record, result) in records.iter().zip(results) {
+        if record.id.as_str().contains('\0') {
+            let err = result.unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+            assert!(!err.is_transient());
+        } else {
+            assert_eq!(result.unwrap(), None, "{}", record.id);
+        }
+    }
+    assert_eq!(store.unfinished().await.unwrap().len(), 31);
+    // The group failed, then each of its writes ran alone (the bad one failing again).
+    let stats = store.write_stats();
+    assert_eq!((stats.rollbacks, stats.commits), (2, 31), "{stats:?}");
+}

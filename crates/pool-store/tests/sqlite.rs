@@ -1,0 +1,201 @@
+//! The conformance checks against `SqliteStore`: a file in a temporary directory and an
+//! in-memory database; and what only a file shows (reopening, a newer schema, a killed
+//! process).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod support;
+
+use pool_store::SqliteStore;
+use support::Fixture;
+
+/// A store in a new file.
+async fn file_store() -> Fixture<SqliteStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("pool.db")).await.unwrap();
+    Fixture {
+        store: std::sync::Arc::new(store),
+        dir: Some(dir),
+    }
+}
+
+mod file {
+    use super::*;
+
+    job_store_conformance!(file_store().await);
+    service_store_conformance!(file_store().await);
+}
+
+mod memory {
+    use super::*;
+
+    job_store_conformance!(Fixture::new(SqliteStore::open(":memory:").await.unwrap()));
+    service_store_conformance!(Fixture::new(SqliteStore::open(":memory:").await.unwrap()));
+}
+
+mod file_only {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+
+    use pool_core::{JobStore, StoreError};
+    use pool_store::SqliteStore;
+    use sqlx::{ConnectOptions, Executor};
+
+    use crate::support::records::{at, job};
+
+    #[tokio::test]
+    async fn a_reopened_file_has_every_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let records: Vec<_> = (0..3)
+            .map(|i| job(&format!("job-{i}"), None, at(i)))
+            .collect();
+        for record in &records {
+            store.insert(record).await.unwrap();
+        }
+        store.close().await;
+        // Opening again applies no migration twice and finds the jobs.
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.unfinished().await.unwrap(), records);
+    }
+
+    #[tokio::test]
+    async fn a_file_written_by_a_newer_version_is_refused_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db");
+        SqliteStore::open(&path).await.unwrap().close().await;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99999, 'from the future', TRUE, x'00', 0)",
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_cannot_be_created_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = SqliteStore::open(dir.path().join("missing/dir/pool.db"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+
+    /// 64 inserts sent before the writer runs (one thread: it runs when this task waits)
+    /// share one transaction, and each caller gets its own answer.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_inserts_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("pool.db")).await.unwrap();
+        let mut records: Vec<_> = (0..64u64)
+            .map(|i| job(&format!("job-{i}"), None, at(i)))
+            .collect();
+        records.push(records[7].clone());
+        let mut inserts: Vec<_> = records.iter().map(|r| store.insert(r)).collect();
+        std::future::poll_fn(|cx| {
+            for insert in &mut inserts {
+                assert!(insert.as_mut().poll(cx).is_pending());
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let results = futures_util::future::join_all(inserts).await;
+        for result in &results[..64] {
+            assert_eq!(result.as_ref().unwrap(), &None);
+        }
+        // The same id again, in the same transaction: the first one is returned.
+        assert_eq!(results[64].as_ref().unwrap(), &Some(records[7].clone()));
+        let stats = store.write_stats();
+        assert_eq!((stats.commits, stats.writes), (1, 65), "{stats:?}");
+        assert_eq!(store.unfinished().await.unwrap(), records[..64]);
+    }
+
+    /// Where the child of `no_acknowledged_job_is_lost_to_a_kill` keeps its store.
+    const CHILD_DB: &str = "POOL_STORE_TEST_CHILD_DB";
+
+    /// Run by the next test as a process of its own: inserts jobs from 16 tasks and prints
+    /// `acked ID` for each once `insert` returned, until it is killed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a child process of no_acknowledged_job_is_lost_to_a_kill"]
+    async fn child_inserts_until_killed() {
+        let path = std::env::var(CHILD_DB).expect("the parent names the database");
+        let store = Arc::new(SqliteStore::open(path).await.unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..16u64 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                // Bounded: the parent kills the process long before.
+                for i in 0..100_000u64 {
+                    let id = format!("job-{t}-{i}");
+                    store.insert(&job(&id, None, at(i))).await.unwrap();
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "acked {id}").unwrap();
+                    out.flush().unwrap();
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    #[tokio::test]
+    async fn no_acknowledged_job_is_lost_to_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "file_only::child_inserts_until_killed"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DB, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut acked = Vec::new();
+        for line in lines.by_ref() {
+            if let Some(id) = line.unwrap().strip_prefix("acked ") {
+                acked.push(id.to_owned());
+                if acked.len() == 500 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(acked.len(), 500, "the child stopped early");
+        // SIGKILL: no destructor, no close, no checkpoint.
+        child.kill().unwrap();
+        // Whatever it acknowledged before dying counts too.
+        for line in lines {
+            match line {
+                Ok(line) => acked.extend(line.strip_prefix("acked ").map(str::to_owned)),
+                Err(_) => break,
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the child was killed: {status:?}");
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut lost = Vec::new();
+        for id in &acked {
+            if store.get(id).await.unwrap().is_none() {
+                lost.push(id.clone());
+            }
+        }
+        assert!(
+            lost.is_empty(),
+            "{} of {} acknowledged jobs lost: {lost:?}",
+            lost.len(),
+            acked.len()
+        );
+        eprintln!("{} acknowledged jobs all found after the kill", acked.len());
+    }
+}
