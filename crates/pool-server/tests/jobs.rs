@@ -316,3 +316,30 @@ async fn previews_come_as_urls_and_websocket_images_are_kept_with_the_job() {
     assert_eq!(&file.bytes().await.unwrap()[..4], b"\x89PNG");
     svc.stop().await;
 }
+
+#[tokio::test]
+async fn copied_outputs_are_served_after_their_server_is_gone() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pool-server-copies");
+    let _ = std::fs::remove_dir_all(&dir);
+    let copies = dir.clone();
+    let svc = TestService::start(1, SimConfig::default(), move |c| {
+        c.outputs.mode = pool_server::config::OutputMode::Copy;
+        c.outputs.dir = Some(copies);
+    })
+    .await;
+    let mut feed = svc.sse("/v1/events", ADMIN_KEY, None).await;
+    let job = svc.run(&svc.key_a, json!({"workflow": workflow()})).await;
+    let id = job["id"].as_str().unwrap();
+    // The service's work on a finished job (copies, then the webhook) is done when the
+    // pool-wide stream says `finished`.
+    while feed.until("finished").await.pop().unwrap().data["job"] != id {}
+    let copied = dir.join(id).join("2");
+    let files: Vec<_> = std::fs::read_dir(&copied).unwrap().collect();
+    assert_eq!(files.len(), 1, "copied at completion");
+    svc.sims.servers()[0].stop().await;
+    let url = job["outputs"][0]["url"].as_str().unwrap();
+    let file = svc.get(url, &svc.key_a).send().await.unwrap();
+    assert_eq!(file.status().as_u16(), 200);
+    assert_eq!(&file.bytes().await.unwrap()[..4], b"\x89PNG");
+    svc.stop().await;
+}
