@@ -412,6 +412,18 @@ fn evaluate(r: &Results) -> Vec<Row> {
             time_value(r.time(&["caps/verdict_cache_hit"])),
         ),
         row(
+            "service: HTTP submit -> dispatch, p50",
+            "≤ 1 ms",
+            Target::AtMost(1_000.0),
+            figure(r, "server_submit_dispatch_p50_us"),
+        ),
+        row(
+            "service: RSS with 1,000 SSE subscribers",
+            "≤ 100 MiB",
+            Target::AtMost(100.0),
+            figure(r, "server_sse_1000_rss_mib"),
+        ),
+        row(
             "store: durable enqueue, SQLite file, 64 callers",
             "≥ 5,000 jobs/s",
             Target::AtLeast(5_000.0),

@@ -10,6 +10,7 @@ mod demo;
 mod deps;
 mod hash;
 mod pg;
+mod serve;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -63,8 +64,16 @@ enum Task {
         /// Print the table from the last results without running the benches.
         #[arg(long)]
         report_only: bool,
-        /// Only these bench targets (`hash`, `failover`, `sim`, `client`, `pool`).
+        /// Only these bench targets (`hash`, `failover`, `sim`, `client`, `pool`, `caps`, `server`).
         benches: Vec<String>,
+    },
+    /// Start the HTTP service (`comfy-pool serve --demo`) on three in-process simulated
+    /// servers and a fresh SQLite store (`target/comfy-pool-demo.db`); prints `url:`,
+    /// `admin-key:` and two `tenant-key:` lines once it listens.
+    Serve {
+        /// Options for `comfy-pool serve` (`--listen ADDR`, `--store URL`, `--config FILE`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Start simulated ComfyUI servers on consecutive ports (Ctrl-C stops them).
     Sim {
@@ -99,6 +108,7 @@ fn main() -> ExitCode {
             report_only,
             benches,
         }),
+        Task::Serve { args } => serve::run(&args),
         Task::Sim {
             count,
             listen,

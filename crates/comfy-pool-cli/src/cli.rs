@@ -10,7 +10,9 @@ use comfy_pool::sim::SimArgs;
 use crate::diff::{DiffArgs, diff_files};
 use crate::error::{Error, Result};
 use crate::hash::{HashArgs, hash_files};
+use crate::keys::{KeysArgs, keys};
 use crate::run::{RunArgs, run};
+use crate::serve::{ServeArgs, serve};
 use crate::signal::Shutdown;
 
 /// Run ComfyUI workflows across a fleet of ComfyUI servers with hash-based failover.
@@ -51,6 +53,19 @@ pub enum Command {
     /// Prints `url: http://127.0.0.1:PORT` on standard output for each server once they all
     /// listen, so another process can start them and read where they are.
     Sim(SimArgs),
+    /// Serve the pool as an HTTP service (the /v1 API, SSE, webhooks, metrics, dashboard)
+    /// until SIGINT or SIGTERM, then detach from running jobs or drain them, as configured.
+    ///
+    /// Prints `url: http://HOST:PORT` on standard output once it listens; with --demo (three
+    /// simulated servers in this process, an in-memory store unless --store) also
+    /// `admin-key: KEY` and `tenant-key: NAME KEY` for two demo tenants.
+    ///
+    /// Exit status: 0 after SIGINT / SIGTERM, 2 on a bad configuration or when it cannot
+    /// start.
+    Serve(ServeArgs),
+    /// Manage tenants' API keys in the service's store: `new --tenant NAME` prints a new
+    /// key once (only its SHA-256 is kept), `list`, `revoke ID`.
+    Keys(KeysArgs),
 }
 
 /// The exit status of `run` when some job did not reach completed or failed, of `hash`
@@ -84,6 +99,22 @@ impl Cli {
                 match served {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(error) => fail("sim", &error, EXIT_INCOMPLETE),
+                }
+            }
+            Command::Serve(args) => {
+                let served = with_runtime(|shutdown| async move {
+                    serve(&args, &mut io::stdout(), first_of_two(shutdown)).await
+                });
+                match served {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => fail("serve", &error, EXIT_TROUBLE),
+                }
+            }
+            Command::Keys(args) => {
+                let done = with_runtime(|_| async move { keys(&args, &mut io::stdout()).await });
+                match done {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => fail("keys", &error, EXIT_TROUBLE),
                 }
             }
             Command::Run(args) => {
@@ -128,7 +159,7 @@ where
 
 /// Completes at the first SIGINT / SIGTERM (so that `run` cancels its jobs and reports
 /// them); a second one ends the process at once with status 130.
-fn first_of_two(mut shutdown: Shutdown) -> impl Future<Output = ()> {
+fn first_of_two(mut shutdown: Shutdown) -> impl Future<Output = ()> + Send + 'static {
     let (first, signalled) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         shutdown.wait().await;

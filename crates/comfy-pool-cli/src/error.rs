@@ -50,6 +50,12 @@ pub enum Error {
     /// The failover strategy refused its configuration.
     #[error("failover strategy")]
     Strategy(#[from] comfy_pool::failover::Error),
+    /// The service's configuration was refused (names the file and key).
+    #[error("configuration")]
+    Config(#[from] pool_server::ConfigError),
+    /// The service could not start or serve.
+    #[error("service")]
+    Service(#[from] pool_server::ServiceError),
     /// No server of the pool came online.
     #[error("no server online ({0})")]
     NoServerOnline(String),
@@ -89,7 +95,11 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Self::Read { .. } | Self::Workflow { .. } | Self::Refused { .. } | Self::Usage(_)
+            Self::Read { .. }
+                | Self::Workflow { .. }
+                | Self::Refused { .. }
+                | Self::Usage(_)
+                | Self::Config(_)
         )
     }
 }

@@ -7,6 +7,8 @@
 //! | `comfy-pool hash [FILE...]` | structural hashes, like `sha256sum` ([`hash`]) | 1 when a file failed |
 //! | `comfy-pool diff A.json B.json [--json]` | why two workflows hash differently ([`diff`]) | 0 equal, 1 different, 2 error |
 //! | `comfy-pool sim [--count N] [--listen ADDR] [...]` | simulated ComfyUI servers, `url: URL` per server on stdout ([`sim`]) | 0 after SIGINT / SIGTERM |
+//! | `comfy-pool serve --config comfy-pool.toml [--demo] [--listen ADDR] [--store URL]` | the pool as an HTTP service, `url: URL` on stdout once listening ([`serve`]) | 0 after SIGINT / SIGTERM, 2 bad configuration |
+//! | `comfy-pool keys new --tenant NAME \| list \| revoke ID [--config FILE \| --store URL]` | tenants' API keys in the service's store ([`keys`]) | 2 on error |
 //!
 //! `run` without `--hosts` (or `COMFY_HOSTS`) starts two simulated servers in its own
 //! process, so it works with nothing installed. Its job ids are `<file stem>-<repeat>`,
@@ -50,7 +52,9 @@ pub use error::{Error, Result};
 pub mod diff;
 pub mod hash;
 pub mod hosts;
+pub mod keys;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod workflow;
 
