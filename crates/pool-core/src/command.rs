@@ -57,6 +57,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<()>>,
     },
     Stats(oneshot::Sender<PoolStats>),
+    /// Ends blocks by hand; answers how many ended.
+    ResetBlocks(crate::BlockReset, oneshot::Sender<usize>),
     /// Which servers can run a workflow (by what they are known to have).
     Fit {
         hash: workflow_hash::WorkflowHash,
@@ -110,6 +112,13 @@ impl EngineLink {
             reply,
         })?;
         rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Ends blocks by hand.
+    pub(crate) async fn reset_blocks(&self, scope: crate::BlockReset) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ResetBlocks(scope, reply))?;
+        rx.await.map_err(|_| Error::ShuttingDown)
     }
 
     /// Which servers can run a workflow.

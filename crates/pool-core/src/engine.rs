@@ -268,6 +268,22 @@ impl Engine {
             Command::Stats(reply) => {
                 let _ = reply.send(self.stats());
             }
+            Command::ResetBlocks(scope, reply) => {
+                let strategy = &self.shared.strategy;
+                let events = match scope {
+                    crate::BlockReset::Pair(server, hash) => strategy.reset_pair(&server, &hash),
+                    crate::BlockReset::Workflow(hash) => strategy.reset_workflow(&hash),
+                    crate::BlockReset::Server(server) => strategy.reset_server(&server),
+                    crate::BlockReset::All => strategy.reset_all(),
+                };
+                let ended = events
+                    .iter()
+                    .filter(|e| matches!(e, FailoverEvent::Unblocked { .. }))
+                    .count();
+                // Published, forgotten by the store, and the servers take the work again.
+                self.publish_failover(&events);
+                let _ = reply.send(ended);
+            }
             Command::Fit {
                 hash,
                 requirements,

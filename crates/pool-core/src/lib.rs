@@ -78,7 +78,7 @@ pub use memory_queue::InMemoryQueue;
 pub use memory_store::{MemoryStore, referenced_blobs};
 pub use options::{Deadlines, JobOptions, OutputSelection};
 pub use output::{AttemptOutcome, AttemptRecord, JobOutput, JobTimings, SeedAssignment, WsImage};
-pub use pool::{Pool, PoolEvents, ShutdownMode};
+pub use pool::{BlockReset, Pool, PoolEvents, ShutdownMode};
 pub use pool_failover::{FailoverEvent, FailoverStrategy, FailureClass, ServerId};
 pub use queue::{Constraint, JobQueue, QueueEntry, ServerView};
 pub use record::{CurrentAttempt, JobRecord, JobSpec, JobState};

@@ -16,6 +16,20 @@ use crate::{
     Result, ServerConfig, Timestamp, seed,
 };
 
+/// Which blocks [`Pool::reset_blocks`] ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockReset {
+    /// One (server, workflow) pair.
+    Pair(ServerId, WorkflowHash),
+    /// One workflow on every server.
+    Workflow(WorkflowHash),
+    /// Every workflow on one server.
+    Server(ServerId),
+    /// Everything.
+    All,
+}
+
 /// How [`Pool::shutdown`] treats accepted work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -234,7 +248,20 @@ impl Pool {
         self.inner.engine.fit(hash, requirements).await
     }
 
-    /// The failover strategy (to inspect or reset blocks).
+    /// Ends blocks by hand: of one (server, workflow) pair, of one workflow everywhere, of
+    /// every workflow on one server, or all. Each ended block is an `Unblocked` event with
+    /// reason `reset`, is forgotten by the store (a restart does not bring it back), and the
+    /// servers take the work again at once. Returns how many blocks ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShuttingDown`] once the pool has stopped.
+    pub async fn reset_blocks(&self, scope: crate::BlockReset) -> Result<usize> {
+        self.inner.engine.reset_blocks(scope).await
+    }
+
+    /// The failover strategy (to inspect blocks; reset them with
+    /// [`reset_blocks`](Self::reset_blocks), which goes through the pool).
     pub fn strategy(&self) -> &Arc<dyn FailoverStrategy> {
         &self.inner.shared.strategy
     }

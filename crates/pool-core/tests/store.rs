@@ -389,3 +389,43 @@ async fn blocks_survive_a_restart() {
         tokio::time::Instant::now()
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_block_reset_by_hand_is_forgotten_by_the_store() {
+    let store = Arc::new(MemoryStore::default());
+    let strategy = Arc::new(SmartStrategy::new(SmartConfig::production()).unwrap());
+    let a = Fake::scripted("a", |_| Step::Fail(FailureClass::ServerLacksResource));
+    let b = Fake::new("b");
+    let pool = pool_on(store.clone(), &[&a, &b])
+        .strategy(strategy)
+        .build()
+        .unwrap();
+    let mut events = pool.subscribe();
+    pool.ready().await;
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new().prefer_server("a"))
+        .await
+        .unwrap();
+    job.result().await.unwrap();
+    let hash = job.record().hash();
+    let ended = pool
+        .reset_blocks(pool_core::BlockReset::Pair(ServerId::from("a"), hash))
+        .await
+        .unwrap();
+    assert_eq!(ended, 1);
+    pool.shutdown(ShutdownMode::Drain).await;
+    assert!(
+        store.blocks().await.unwrap().is_empty(),
+        "a restart would not bring it back"
+    );
+    let mut reset = false;
+    while let Some(event) = events.try_recv() {
+        if let pool_core::PoolEvent::Workflow(pool_core::WorkflowEvent::Unblocked {
+            reason, ..
+        }) = event
+        {
+            reset |= reason == pool_failover::UnblockReason::Reset;
+        }
+    }
+    assert!(reset, "the reset is an event");
+}

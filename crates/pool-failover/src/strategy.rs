@@ -135,6 +135,13 @@ pub trait FailoverStrategy: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Forgets everything about one (server, workflow) pair: a block ends (`Unblocked` with
+    /// reason `Reset`).
+    fn reset_pair(&self, server: &ServerId, hash: &WorkflowHash) -> Vec<FailoverEvent> {
+        let _ = (server, hash);
+        Vec::new()
+    }
+
     /// Forgets everything about `server` for every workflow.
     fn reset_server(&self, server: &ServerId) -> Vec<FailoverEvent> {
         let _ = server;

@@ -383,3 +383,26 @@ async fn a_restored_block_holds_until_its_end_then_probation_and_escalation_go_o
     ));
     assert!(s.is_allowed(&b, &h, Instant::now()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pair_reset_ends_its_block_and_only_its_block() {
+    let s = exact().build().unwrap();
+    let (a, h, other) = (server("a"), hash(4), hash(5));
+    let now = Instant::now();
+    let _ = s.record_failure(&a, &h, FailureClass::Execution, now);
+    let _ = s.record_failure(&a, &other, FailureClass::Execution, now);
+    let events = s.reset_pair(&a, &h);
+    assert!(matches!(
+        events.as_slice(),
+        [FailoverEvent::Unblocked {
+            reason: pool_failover::UnblockReason::Reset,
+            ..
+        }]
+    ));
+    assert!(s.is_allowed(&a, &h, now));
+    assert!(
+        !s.is_allowed(&a, &other, now),
+        "the other pair stays blocked"
+    );
+    assert!(s.reset_pair(&a, &h).is_empty(), "nothing left to reset");
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pool_core::{JobEvent, JobEventKind, Pool, PoolEvent, RunEvent, WorkflowEvent};
+use pool_core::{JobEvent, JobEventKind, Pool, PoolEvent, RunEvent};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -77,13 +77,6 @@ impl Feed {
 
     fn send(&self, event: FeedEvent) {
         let _ = self.tx.send(Arc::new(event));
-    }
-
-    /// Publishes failover changes the service made (block resets).
-    pub(crate) fn workflow(&self, event: WorkflowEvent) {
-        if let Some(event) = pool_event(&PoolEvent::Workflow(event)) {
-            self.send(event);
-        }
     }
 
     /// Tells subscribers that a job's end was handled (the recent list has it).

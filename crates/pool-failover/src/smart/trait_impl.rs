@@ -155,6 +155,16 @@ impl FailoverStrategy for SmartStrategy {
         })
     }
 
+    fn reset_pair(&self, server: &ServerId, hash: &WorkflowHash) -> Vec<FailoverEvent> {
+        self.write(|_, inner| {
+            let mut events = Vec::new();
+            if let Some(entry) = inner.table.remove(server, hash) {
+                Ctx::reset_events(server, [(hash, &entry)], &mut events);
+            }
+            events
+        })
+    }
+
     fn reset_server(&self, server: &ServerId) -> Vec<FailoverEvent> {
         self.write(|_, inner| {
             let mut events = Vec::new();

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use pool_core::{ServerId, WorkflowEvent, WorkflowHash};
-use pool_failover::{FailoverEvent, PairState, UnblockReason};
+use pool_core::{BlockReset, ServerId, WorkflowHash};
+use pool_failover::PairState;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use utoipa::ToSchema;
@@ -326,7 +326,6 @@ pub(crate) async fn reset_blocks(
     _admin: AdminCaller,
     Json(request): Json<ResetBlocks>,
 ) -> Result<Json<ResetDone>, ApiError> {
-    let strategy = state.pool.strategy();
     let hash = request
         .hash
         .as_deref()
@@ -336,39 +335,20 @@ pub(crate) async fn reset_blocks(
         })
         .transpose()?;
     let server = request.server.map(ServerId::from);
-    let events = match (server, hash, request.all) {
-        (None, None, true) => strategy.reset_all(),
-        (Some(server), Some(hash), false) => {
-            // The trait resets a pair as a success would: the pair is cleared.
-            let events = strategy.record_success(&server, &hash, Instant::now());
-            events
-                .into_iter()
-                .map(|e| match e {
-                    FailoverEvent::Unblocked { server, hash, .. } => FailoverEvent::Unblocked {
-                        server,
-                        hash,
-                        reason: UnblockReason::Reset,
-                    },
-                    other => other,
-                })
-                .collect()
-        }
-        (None, Some(hash), false) => strategy.reset_workflow(&hash),
-        (Some(server), None, false) => strategy.reset_server(&server),
+    let scope = match (server, hash, request.all) {
+        (None, None, true) => BlockReset::All,
+        (Some(server), Some(hash), false) => BlockReset::Pair(server, hash),
+        (None, Some(hash), false) => BlockReset::Workflow(hash),
+        (Some(server), None, false) => BlockReset::Server(server),
         _ => {
             return Err(ApiError::BadRequest(
                 "give server and/or hash, or all: true alone".into(),
             ));
         }
     };
-    let mut unblocked = 0;
-    for event in &events {
-        let event = WorkflowEvent::from_failover(event);
-        if matches!(event, WorkflowEvent::Unblocked { .. }) {
-            unblocked += 1;
-        }
-        state.feed.workflow(event);
-    }
+    // Through the pool: the pool-wide stream reports each `Unblocked`, and the store forgets
+    // the blocks so a restart does not bring them back.
+    let unblocked = state.pool.reset_blocks(scope).await?;
     Ok(Json(ResetDone { unblocked }))
 }
 
