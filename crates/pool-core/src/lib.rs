@@ -67,6 +67,7 @@ pub use capability::Fit;
 pub use cleanup::CleanupOutcome;
 pub use comfy_backend::ComfyBackend;
 pub use ejection::OutlierEjection;
+pub use fleet::{Fleet, FleetNotice};
 pub use error::{AttemptError, BlockInfo, DeadlineKind, Error, Ineligible, Result};
 pub use events::{
     JobEvent, JobEventKind, PoolEvent, PreviewFormat, RunEvent, ServerState, WorkflowEvent,
@@ -105,6 +106,7 @@ mod ejection;
 mod engine;
 mod error;
 mod events;
+mod fleet;
 mod handle;
 mod health;
 mod ids;
