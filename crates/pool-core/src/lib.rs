@@ -67,11 +67,11 @@ pub use capability::Fit;
 pub use cleanup::CleanupOutcome;
 pub use comfy_backend::ComfyBackend;
 pub use ejection::OutlierEjection;
-pub use fleet::{Fleet, FleetNotice};
 pub use error::{AttemptError, BlockInfo, DeadlineKind, Error, Ineligible, Result};
 pub use events::{
     JobEvent, JobEventKind, PoolEvent, PreviewFormat, RunEvent, ServerState, WorkflowEvent,
 };
+pub use fleet::{Fleet, FleetNotice};
 pub use handle::{JobHandle, JobStatus};
 pub use ids::{JobId, JobKey};
 pub use input::InputFile;
