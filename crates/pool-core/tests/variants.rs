@@ -11,13 +11,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use comfy_sim::{SimConfig, SimServer};
 use parking_lot::Mutex;
 use pool_core::{
     Backoff, Error, FailoverEvent, FailoverStrategy, FailureClass, Ineligible, JobEventKind,
     JobOptions, MemoryStore, Pool, PoolEvent, PoolEvents, RunEvent, ServerConfig, ServerId,
     ShutdownMode, WorkflowHash,
 };
-use comfy_sim::{SimConfig, SimServer};
 use serde_json::{Value, json};
 use support::chain;
 use tokio::time::Instant;
@@ -150,7 +150,10 @@ async fn the_first_variant_runs_where_it_can_and_the_second_on_a_server_free_now
     full.faults().set_hang(true);
     let mut events = pool.subscribe();
     let busy = pool
-        .enqueue(chain(3), JobOptions::new().job_id("busy").require_server("s1"))
+        .enqueue(
+            chain(3),
+            JobOptions::new().job_id("busy").require_server("s1"),
+        )
         .await
         .unwrap();
     wait_accepted(&mut events, "busy").await;
@@ -162,7 +165,11 @@ async fn the_first_variant_runs_where_it_can_and_the_second_on_a_server_free_now
     assert_eq!((output.variant, output.hash), (1, Some(h1)));
     assert_eq!(output.server.as_str(), "s0");
     assert_eq!(job.record().attempts.len(), 1);
-    assert_eq!(received_with(&no_blur, "ImageBlur"), 0, "s0 lacks ImageBlur");
+    assert_eq!(
+        received_with(&no_blur, "ImageBlur"),
+        0,
+        "s0 lacks ImageBlur"
+    );
     full.faults().set_hang(false);
     busy.result().await.unwrap();
 }
