@@ -75,7 +75,7 @@ pub struct Submitted {
     /// Where it stands (`queued`, `running`, `retry_wait`, `completed`, `failed`,
     /// `cancelled`).
     pub state: String,
-    /// The workflow's structural hash.
+    /// The workflow's structural hash (the first variant's, for a job of several).
     pub hash: String,
     /// Whether this request made the job (false: the id or key named an existing job).
     pub created: bool,
