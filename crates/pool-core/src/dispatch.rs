@@ -388,7 +388,6 @@ impl Engine {
             server: id.clone(),
             attempt,
             probe,
-            variant,
         };
         // Write-ahead: the attempt's prompt id is durable before the prompt is submitted.
         let durable = self.transition_with(

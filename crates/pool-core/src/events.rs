@@ -152,9 +152,6 @@ pub enum JobEventKind {
         attempt: u32,
         /// Whether this attempt is the probation probe of a (server, workflow) pair.
         probe: bool,
-        /// Which of the job's workflow variants it runs (0 for a job of one workflow).
-        #[serde(default)]
-        variant: usize,
     },
     /// An attempt failed and the job will be retried after `delay`.
     Retrying {

@@ -395,14 +395,13 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
 fn job_event_kind() -> impl Strategy<Value = JobEventKind> {
     prop_oneof![
         any::<i32>().prop_map(|priority| JobEventKind::Queued { priority }),
-        (server(), 1u32..9, any::<bool>(), 0usize..4).prop_map(
-            |(server, attempt, probe, variant)| JobEventKind::Started {
+        (server(), 1u32..9, any::<bool>()).prop_map(|(server, attempt, probe)| {
+            JobEventKind::Started {
                 server,
                 attempt,
                 probe,
-                variant,
             }
-        ),
+        }),
         (1u32..9, duration(), attempt_error()).prop_map(|(attempt, delay, cause)| {
             JobEventKind::Retrying {
                 attempt,

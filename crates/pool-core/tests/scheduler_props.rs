@@ -111,8 +111,12 @@ proptest! {
                         blocked.remove(&(server, hash));
                     }
                     PoolEvent::Job(e) => match e.kind {
-                        JobEventKind::Started { server, probe, variant, .. } => {
-                            let hash = hashes_of[&e.job][variant];
+                        JobEventKind::Started { server, probe, attempt, .. } => {
+                            // The variant this attempt ran, from the job's record.
+                            let record = pool.record(e.job.as_str()).unwrap();
+                            let ran = &record.attempts[attempt as usize - 1];
+                            let hash = hashes_of[&e.job][ran.variant];
+                            assert_eq!(ran.hash, Some(hash));
                             assert!(probe || !blocked.contains(&(server.clone(), hash)), "dispatched {} to blocked {server}", e.job);
                             assert!(running.insert(e.job.clone()), "{} runs twice at once", e.job);
                         }
