@@ -60,7 +60,7 @@ pub use pool_core::{
     JobQueue, JobRecord, JobSpec, JobState, JobStatus, JobTimings, NodeTiming, OutlierEjection,
     OutputSelection, Pool, PoolBuilder, PoolEvent, PoolEvents, PoolStats, PreviewFormat,
     QueueEntry, Result, RunEvent, SeedAssignment, ServerBackend, ServerConfig, ServerState,
-    ServerStats, ServerView, ShutdownMode, Timestamp, Transition, WorkflowEvent, WsImage,
+    ServerStats, ServerView, ShutdownMode, Timestamp, Transition, Variant, WorkflowEvent, WsImage,
 };
 pub use pool_failover::{
     AllBlocked, AllBlockedDecision, AllBlockedPolicy, Claim, ClaimKind, FailoverEvent,

@@ -25,6 +25,14 @@ pub(crate) fn requirements_of(workflow: &serde_json::Value) -> Requirements {
     Requirements::of(workflow).unwrap_or_default()
 }
 
+/// What each variant of a job needs of a server, in order.
+pub(crate) fn requirements_of_spec(spec: &crate::JobSpec) -> Vec<Arc<Requirements>> {
+    spec.variants()
+        .iter()
+        .map(|v| Arc::new(requirements_of(&v.workflow)))
+        .collect()
+}
+
 /// What the engine knows of a server's capabilities.
 #[derive(Debug, Default)]
 pub(crate) struct ServerCaps {
@@ -45,6 +53,20 @@ pub(crate) struct Needs {
 }
 
 impl Needs {
+    /// Counts one more live job for each variant of `spec` (`reqs`: theirs, in order).
+    pub(crate) fn add_spec(&mut self, spec: &crate::JobSpec, reqs: &[Arc<Requirements>]) {
+        for (hash, reqs) in spec.hashes().zip(reqs) {
+            self.add(hash, reqs);
+        }
+    }
+
+    /// Counts one live job less for each variant of `spec`.
+    pub(crate) fn remove_spec(&mut self, spec: &crate::JobSpec) {
+        for hash in spec.hashes() {
+            self.remove(&hash);
+        }
+    }
+
     /// Counts one more live job of `hash`.
     pub(crate) fn add(&mut self, hash: WorkflowHash, reqs: &Arc<Requirements>) {
         self.by_hash
@@ -205,7 +227,7 @@ impl Engine {
             .partition(|(s, _, _)| s == server);
         self.parked = others;
         for (server, key, failure) in mine {
-            let Some(hash) = self.jobs.get(&key).map(|j| j.spec.hash) else {
+            let Some(hash) = self.jobs.get(&key).map(|j| j.ran_hash()) else {
                 continue;
             };
             let mut failure = self.reclassify(&server, &hash, failure);
@@ -237,27 +259,29 @@ impl Engine {
     /// Queued jobs that every remaining server is known to lack something for end at once
     /// (unless they wait for a capable server).
     pub(crate) fn fail_jobs_nobody_can_run(&mut self) {
-        let queued: Vec<(JobKey, WorkflowHash)> = self
+        let queued: Vec<JobKey> = self
             .jobs
             .iter()
             .filter(|(_, job)| {
                 !job.spec.options.wait_for_capable && job.state() == JobState::Queued
             })
-            .map(|(key, job)| (*key, job.spec.hash))
+            .map(|(key, _)| *key)
             .collect();
-        for (key, hash) in queued {
-            if self.nobody_can_run(key, &hash) && self.queue.remove(key).is_some() {
+        for key in queued {
+            if self.nobody_can_run(key) && self.queue.remove(key).is_some() {
                 self.place(key);
             }
         }
     }
 
-    /// Whether every member server the job's filters admit is known to lack something.
-    fn nobody_can_run(&mut self, key: JobKey, hash: &WorkflowHash) -> bool {
+    /// Whether every member server the job's filters admit is known to lack something for
+    /// every variant of the job.
+    fn nobody_can_run(&mut self, key: JobKey) -> bool {
         let Some(job) = self.jobs.get(&key) else {
             return false;
         };
         let constraint = Arc::clone(&job.constraint);
+        let spec = Arc::clone(&job.spec);
         let Self {
             servers, verdicts, ..
         } = self;
@@ -266,23 +290,10 @@ impl Engine {
             .filter(|s| s.is_member() && constraint.admits(&s.view()))
             .peekable();
         admitted.peek().is_some()
-            && admitted.all(|s| verdicts.lacks(s.key, &s.caps, hash).is_some())
-    }
-
-    /// Why `server` cannot run the job's workflow, if it is known to lack something.
-    pub(crate) fn lack_reason(
-        &mut self,
-        server: &ServerId,
-        hash: &WorkflowHash,
-    ) -> Option<Ineligible> {
-        let Self {
-            servers, verdicts, ..
-        } = self;
-        let server = servers.iter().find(|s| s.id == *server)?;
-        let verdict = verdicts.lacks(server.key, &server.caps, hash)?;
-        Some(Ineligible::Lacks {
-            missing: verdict.missing().iter().map(ToString::to_string).collect(),
-        })
+            && admitted.all(|s| {
+                spec.hashes()
+                    .all(|hash| verdicts.lacks(s.key, &s.caps, &hash).is_some())
+            })
     }
 
     /// A workflow-invalid failure that names a class or file the server is known to lack is
@@ -361,14 +372,15 @@ impl Engine {
         fits
     }
 
-    /// The error of a job no server can run: per server, why (what it lacks, or its block).
+    /// The error of a job no server can run: per server, why (what it lacks for each
+    /// variant, or its block).
     pub(crate) fn lacking_error(&mut self, key: JobKey) -> Error {
-        let hash = self.jobs.get(&key).map(|j| j.spec.hash);
+        let spec = self.jobs.get(&key).map(|j| Arc::clone(&j.spec));
         let mut per_server = self.ineligible(key, None);
-        if let Some(hash) = hash {
+        if let Some(spec) = spec {
             for (server, why) in &mut per_server {
                 if matches!(why, Ineligible::Blocked(_))
-                    && let Some(lack) = self.lack_reason(server, &hash)
+                    && let Some(lack) = self.lack_reason(server, &spec)
                 {
                     *why = lack;
                 }

@@ -18,9 +18,10 @@ use crate::{
 pub(crate) struct NewJob {
     pub(crate) cell: Arc<JobCell>,
     pub(crate) spec: Arc<JobSpec>,
-    pub(crate) seeded: bool,
-    /// What its workflow needs of a server.
-    pub(crate) requirements: Arc<comfy_caps::Requirements>,
+    /// Per variant, whether it has inputs to auto-seed.
+    pub(crate) seeded: Vec<bool>,
+    /// Per variant, what its workflow needs of a server.
+    pub(crate) requirements: Vec<Arc<comfy_caps::Requirements>>,
     pub(crate) enqueued_at: Instant,
 }
 

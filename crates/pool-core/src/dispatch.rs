@@ -11,6 +11,7 @@ use crate::attempt::{self, AttemptMode, AttemptTask};
 use crate::command::NewJob;
 use crate::engine::{Engine, Timer};
 use crate::job::Job;
+use crate::variants::{self, Reach};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRequest, Constraint, Error, Ineligible, JobEventKind,
     JobKey, JobState, QueueEntry, Timestamp, Transition, seed,
@@ -19,7 +20,9 @@ use crate::{
 impl Engine {
     pub(crate) fn on_enqueue(&mut self, new: NewJob) {
         let key = new.cell.key;
-        self.verdicts.needs.add(new.spec.hash, &new.requirements);
+        self.verdicts.needs.add_spec(&new.spec, &new.requirements);
+        let route = variants::route_key(&new.spec);
+        self.variant_sets.add(route, &new.spec);
         let constraint = self.constraint_for(&new.spec.options, &[]);
         let priority = new.spec.options.priority;
         // Acceptance is the record's first version; its first event says so.
@@ -31,6 +34,8 @@ impl Engine {
             cell: new.cell,
             spec: new.spec,
             seeded: new.seeded,
+            route,
+            variant: 0,
             constraint,
             enqueued_at,
             first_dispatch: None,
@@ -80,7 +85,7 @@ impl Engine {
             self.finish(key, Err(error));
             return;
         }
-        let (hash, constraint) = (job.spec.hash, Arc::clone(&job.constraint));
+        let (spec, constraint) = (Arc::clone(&job.spec), Arc::clone(&job.constraint));
         let wait_for_capable = job.spec.options.wait_for_capable;
         let preferred: &[ServerId] = job.spec.options.placement().map_or(&[], |p| &p.preferred);
         let strategy = &self.shared.strategy;
@@ -88,28 +93,35 @@ impl Engine {
         let mut candidates = Vec::new();
         let mut lacking = false;
         let mut any_allowed = false;
-        let mut best: Option<(u8, f64, usize)> = None;
+        // (variant, not preferred, load, server): the first variant wins, then placement.
+        let mut best: Option<(usize, u8, f64, usize)> = None;
         for (i, server) in self.servers.iter().enumerate() {
             if !server.is_member() || !constraint.admits(&server.view()) {
                 continue;
             }
-            if !verdicts.admits(server.key, &server.caps, &hash) {
-                // Lacks what the workflow needs: never a candidate.
-                lacking = true;
-                continue;
-            }
+            let variant = match variants::reach(verdicts, strategy.as_ref(), server, &spec, now) {
+                // Lacks what every variant needs: never a candidate.
+                Reach::Lacks => {
+                    lacking = true;
+                    continue;
+                }
+                Reach::Blocked => {
+                    candidates.push(server.id.clone());
+                    continue;
+                }
+                Reach::Runs(variant) => variant,
+            };
             candidates.push(server.id.clone());
-            if !strategy.is_allowed(&server.id, &hash, now) {
-                continue;
-            }
             any_allowed = true;
             if !server.has_free_slot() {
                 continue;
             }
             #[allow(clippy::cast_precision_loss)]
             let load = (server.in_flight as f64 + 1.0) / f64::from(server.weight);
-            let rank = (u8::from(!preferred.contains(&server.id)), load, i);
-            if best.is_none_or(|b| rank.0 < b.0 || (rank.0 == b.0 && rank.1 < b.1)) {
+            let rank = (variant, u8::from(!preferred.contains(&server.id)), load, i);
+            if best.is_none_or(|b| {
+                (rank.0, rank.1) < (b.0, b.1) || ((rank.0, rank.1) == (b.0, b.1) && rank.2 < b.2)
+            }) {
                 best = Some(rank);
             }
         }
@@ -136,17 +148,25 @@ impl Engine {
             }
             return;
         }
-        if let Some((_, _, at)) = best
+        if let Some((variant, _, _, at)) = best
             && let Some(id) = self.servers.get(at).map(|s| s.id.clone())
         {
+            let hash = spec
+                .variant(variant)
+                .map_or_else(|| spec.hash(), |v| v.hash);
             let claim = self.shared.strategy.claim(&id, &hash, now);
             self.publish_failover(&claim.events);
             if claim.is_granted() {
-                self.start(key, &id, claim.is_probe());
+                self.start(key, &id, claim.is_probe(), variant);
                 return;
             }
         }
         if !any_allowed {
+            // The policy decides for the first variant some candidate does not lack.
+            let Some((variant, hash, candidates)) = self.blocked_variant(&spec, &constraint) else {
+                self.enqueue_entry(key);
+                return;
+            };
             let decision = self.shared.strategy.on_all_blocked(&candidates, &hash, now);
             self.publish_failover(&decision.events);
             match decision.decision {
@@ -154,12 +174,12 @@ impl Engine {
                     let claim = self.shared.strategy.claim(&server, &hash, now);
                     self.publish_failover(&claim.events);
                     if claim.is_granted() {
-                        self.start(key, &server, claim.is_probe());
+                        self.start(key, &server, claim.is_probe(), variant);
                         return;
                     }
                 }
                 AllBlockedDecision::Probe { server } if self.has_free_slot(&server) => {
-                    self.start(key, &server, true);
+                    self.start(key, &server, true, variant);
                     return;
                 }
                 AllBlockedDecision::Fail(error) => {
@@ -211,7 +231,7 @@ impl Engine {
             key,
             job.spec.options.priority,
             job.spec.options.tenant.clone(),
-            job.spec.hash,
+            job.route,
             Arc::clone(&job.constraint),
         ));
     }
@@ -267,6 +287,7 @@ impl Engine {
                 queue,
                 verdicts,
                 shared,
+                variant_sets,
                 ..
             } = self;
             let Some(server) = servers.iter().find(|s| s.id == *id) else {
@@ -277,23 +298,37 @@ impl Engine {
             }
             let strategy = &shared.strategy;
             let (key, caps) = (server.key, &server.caps);
-            let Some(entry) = queue.pop_for(server.view(), &mut |h| {
-                strategy.is_allowed(id, h, now) && verdicts.admits(key, caps, h)
+            let Some(entry) = queue.pop_for(server.view(), &mut |route| {
+                variant_sets
+                    .hashes(route)
+                    .iter()
+                    .any(|h| strategy.is_allowed(id, h, now) && verdicts.admits(key, caps, h))
             }) else {
                 return;
             };
-            let claim = self.shared.strategy.claim(id, &entry.hash, now);
+            let chosen = self
+                .runnable_variant(entry.key, id, now)
+                .and_then(|variant| {
+                    let hash = self.jobs.get(&entry.key)?.spec.variant(variant)?.hash;
+                    Some((variant, hash))
+                });
+            let Some((variant, hash)) = chosen else {
+                self.queue.push(entry);
+                return;
+            };
+            let claim = self.shared.strategy.claim(id, &hash, now);
             self.publish_failover(&claim.events);
             if !claim.is_granted() {
                 self.queue.push(entry);
                 return;
             }
-            self.start(entry.key, id, claim.is_probe());
+            self.start(entry.key, id, claim.is_probe(), variant);
         }
     }
 
-    /// Dispatches a job to a server whose slot the caller checked and claimed.
-    pub(crate) fn start(&mut self, key: JobKey, id: &ServerId, probe: bool) {
+    /// Dispatches a job's `variant` to a server whose slot the caller checked and claimed
+    /// (for that variant's hash).
+    pub(crate) fn start(&mut self, key: JobKey, id: &ServerId, probe: bool, variant: usize) {
         let now = Instant::now();
         let Some(server) = self.servers.iter_mut().find(|s| s.id == *id) else {
             return;
@@ -309,18 +344,27 @@ impl Engine {
         job.first_dispatch.get_or_insert(now);
         job.attempt_started = now;
         let prompt_id = uuid::Uuid::new_v4().to_string();
-        let (workflow, seeds) = if job.seeded && job.spec.options.auto_seed {
-            let (workflow, seeds) = seed::apply(&job.spec.workflow);
+        job.variant = variant;
+        let ran = job
+            .spec
+            .variant(variant)
+            .unwrap_or_else(|| job.spec.first());
+        let seeded = job.seeded.get(variant).copied().unwrap_or(false);
+        let (workflow, seeds) = if seeded && job.spec.options.auto_seed {
+            let (workflow, seeds) = seed::apply(&ran.workflow);
             (Arc::new(workflow), seeds)
         } else {
-            (Arc::clone(&job.spec.workflow), Vec::new())
+            (Arc::clone(&ran.workflow), Vec::new())
         };
+        let hash = Some(ran.hash);
         let (stop_tx, stop_rx) = oneshot::channel();
         job.stop = Some(stop_tx);
         let record = AttemptRecord {
             attempt,
             server: id.clone(),
             prompt_id: prompt_id.clone(),
+            variant,
+            hash,
             probe,
             seeds,
             started_at: Timestamp::now(),
@@ -371,7 +415,9 @@ impl Engine {
     /// After a hash got blocked somewhere: its queued jobs may now be blocked everywhere, and
     /// the all-blocked policy must decide for them (wait, probe or fail).
     pub(crate) fn recheck_blocked_hash(&mut self, hash: &workflow_hash::WorkflowHash) {
-        for key in self.queue.keys_with_hash(hash) {
+        let routes = self.variant_sets.routes_with(hash);
+        let keys = routes.iter().flat_map(|r| self.queue.keys_with_hash(r));
+        for key in keys.collect::<Vec<_>>() {
             let now = Instant::now();
             let Some(job) = self.jobs.get(&key) else {
                 continue;
@@ -381,7 +427,11 @@ impl Engine {
                 .servers
                 .iter()
                 .filter(|s| s.is_member() && job.constraint.admits(&s.view()))
-                .all(|s| !strategy.is_allowed(&s.id, hash, now));
+                .all(|s| {
+                    job.spec
+                        .hashes()
+                        .all(|h| !strategy.is_allowed(&s.id, &h, now))
+                });
             if all_blocked && self.queue.remove(key).is_some() {
                 self.place(key);
             }

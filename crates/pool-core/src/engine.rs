@@ -132,6 +132,8 @@ pub(crate) struct Engine {
     pub(crate) resumes: HashMap<ServerId, Vec<JobKey>>,
     /// Which servers lack what workflows need.
     pub(crate) verdicts: crate::capability::Verdicts,
+    /// The variant hashes behind the queue's routing keys of jobs of several variants.
+    pub(crate) variant_sets: crate::variants::VariantSets,
     /// Failures judged once the server's capabilities are read again: rejections that name
     /// something the last read did not show missing.
     pub(crate) parked: Vec<(ServerId, JobKey, crate::AttemptFailure)>,
@@ -163,6 +165,7 @@ impl Engine {
             persister: None,
             resumes: HashMap::new(),
             verdicts: crate::capability::Verdicts::default(),
+            variant_sets: crate::variants::VariantSets::default(),
             parked: Vec::new(),
             ready_pending: Some(HashSet::new()),
             shutdown: None,

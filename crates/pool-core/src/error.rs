@@ -152,6 +152,18 @@ pub enum Error {
     /// The workflow is not an object of nodes (refused by `enqueue`).
     #[error("invalid workflow: {0}")]
     InvalidWorkflow(String),
+    /// One of a job's workflow variants is not an object of nodes (refused by
+    /// [`Pool::enqueue_variants`](crate::Pool::enqueue_variants) for a job of several).
+    #[error("invalid workflow variant {index}: {reason}")]
+    InvalidVariant {
+        /// The variant's index (from 0, in the order given).
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A job was given no workflow variant at all.
+    #[error("a job needs at least one workflow variant")]
+    NoVariants,
     /// A builder or server setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -216,6 +228,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidWorkflow(_) => "invalid_workflow",
+            Self::InvalidVariant { .. } => "invalid_variant",
+            Self::NoVariants => "no_variants",
             Self::Config(_) => "config",
             Self::WorkflowRejected { .. } => "workflow_rejected",
             Self::NoEligibleServer { .. } => "no_eligible_server",
@@ -241,7 +255,10 @@ impl Error {
     pub fn is_workflow_invalid(&self) -> bool {
         matches!(
             self,
-            Self::InvalidWorkflow(_) | Self::WorkflowRejected { .. }
+            Self::InvalidWorkflow(_)
+                | Self::InvalidVariant { .. }
+                | Self::NoVariants
+                | Self::WorkflowRejected { .. }
         )
     }
 

@@ -261,7 +261,12 @@ pub(crate) struct Job {
     pub(crate) cell: Arc<JobCell>,
     /// The cell's spec (fixed at acceptance), at hand without the lock.
     pub(crate) spec: Arc<JobSpec>,
-    pub(crate) seeded: bool,
+    /// Per variant, whether it has inputs to auto-seed.
+    pub(crate) seeded: Vec<bool>,
+    /// The key the queue holds it under ([`route_key`](crate::variants::route_key)).
+    pub(crate) route: workflow_hash::WorkflowHash,
+    /// The variant of its running (or last) attempt.
+    pub(crate) variant: usize,
     pub(crate) constraint: Arc<Constraint>,
     pub(crate) enqueued_at: Instant,
     pub(crate) first_dispatch: Option<Instant>,
@@ -276,6 +281,14 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// The hash of the variant its running (or last) attempt runs: failures and successes
+    /// are recorded against it.
+    pub(crate) fn ran_hash(&self) -> workflow_hash::WorkflowHash {
+        self.spec
+            .variant(self.variant)
+            .map_or_else(|| self.spec.hash(), |v| v.hash)
+    }
+
     /// The job's state, from its record.
     pub(crate) fn state(&self) -> crate::JobState {
         self.cell.read(|r| r.state)

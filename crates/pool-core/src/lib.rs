@@ -82,7 +82,7 @@ pub use output::{AttemptOutcome, AttemptRecord, JobOutput, JobTimings, SeedAssig
 pub use pool::{BlockReset, Pool, PoolEvents, ShutdownMode};
 pub use pool_failover::{FailoverEvent, FailoverStrategy, FailureClass, ServerId};
 pub use queue::{Constraint, JobQueue, QueueEntry, ServerView};
-pub use record::{CurrentAttempt, JobRecord, JobSpec, JobState};
+pub use record::{CurrentAttempt, JobRecord, JobSpec, JobState, Variant};
 pub use server::ServerConfig;
 pub use stats::{PoolStats, ServerStats};
 pub use store::{JobPage, JobQuery, JobStore, StoreError, StoredBlock};
@@ -133,3 +133,4 @@ mod store;
 mod stream;
 mod time;
 mod transition;
+mod variants;

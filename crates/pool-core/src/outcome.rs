@@ -75,7 +75,8 @@ impl Engine {
             return;
         };
         job.stop = None;
-        let hash = job.spec.hash;
+        // Blocks are per (server, hash of the variant that ran).
+        let hash = job.ran_hash();
         let duration = now.saturating_duration_since(job.attempt_started);
         // A rejection that names what the server is known to lack is the server's lack.
         let end = match end {
@@ -173,6 +174,8 @@ impl Engine {
                     job: job.cell.id.clone(),
                     server: server.clone(),
                     prompt_id,
+                    variant: job.variant,
+                    hash: Some(job.ran_hash()),
                     outputs,
                     ws_images,
                     seeds,
@@ -241,7 +244,7 @@ impl Engine {
         let Some(job) = self.jobs.get(&key) else {
             return;
         };
-        let hash = job.spec.hash;
+        let hash = job.ran_hash();
         let (attempt, counted, errors) = job.cell.read(|r| {
             (
                 u32::try_from(r.attempts.len()).unwrap_or(u32::MAX),
@@ -415,7 +418,8 @@ impl Engine {
             return;
         };
         self.drop_timers(&job.timers);
-        self.verdicts.needs.remove(&job.spec.hash);
+        self.verdicts.needs.remove_spec(&job.spec);
+        self.variant_sets.remove(&job.route);
         match &outcome {
             Ok(_) => self.totals.completed += 1,
             Err(Error::Cancelled) => self.totals.cancelled += 1,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use pool_failover::{FailureClass, ServerId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use workflow_hash::WorkflowHash;
 
 use crate::{Blob, JobId, NodeTiming, PreviewFormat, Timestamp};
 
@@ -58,6 +59,14 @@ pub struct AttemptRecord {
     /// The prompt id it was submitted under (chosen before the submission, so that the pool
     /// can always ask the server what became of it).
     pub prompt_id: String,
+    /// Which of the job's workflow variants it ran (its index; 0 for a job of one
+    /// workflow).
+    #[serde(default)]
+    pub variant: usize,
+    /// The structural hash of the variant it ran (`None` only in records written before
+    /// variants existed, whose one workflow is the spec's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<WorkflowHash>,
     /// Whether it was the probation probe of its (server, workflow) pair.
     #[serde(default)]
     pub probe: bool,
@@ -135,6 +144,13 @@ pub struct JobOutput {
     pub server: ServerId,
     /// Its prompt id there.
     pub prompt_id: String,
+    /// Which of the job's workflow variants ran (its index; 0 for a job of one workflow).
+    #[serde(default)]
+    pub variant: usize,
+    /// The structural hash of the variant that ran (`None` only in results written before
+    /// variants existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<WorkflowHash>,
     /// Outputs per node id, from the server's history.
     pub outputs: Map<String, Value>,
     /// Images sent only over the websocket (`SaveImageWebsocket` nodes), in arrival order.

@@ -13,7 +13,7 @@ use crate::engine::Shared;
 use crate::job::JobCell;
 use crate::{
     Error, JobHandle, JobId, JobOptions, JobRecord, JobSpec, PoolBuilder, PoolEvent, PoolStats,
-    Result, ServerConfig, Timestamp, seed,
+    Result, ServerConfig, Timestamp, Variant, seed,
 };
 
 /// Which blocks [`Pool::reset_blocks`] ends.
@@ -104,28 +104,54 @@ impl Pool {
         workflow: impl Into<Arc<Value>>,
         options: JobOptions,
     ) -> Result<JobHandle> {
-        let workflow = workflow.into();
-        let checked = validate(&workflow).and_then(|()| {
-            WorkflowHash::of(&workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
-        });
-        let hash = match checked {
-            Ok(hash) => hash,
-            Err(error) => {
-                // A refused workflow may be nested deeper than a recursive drop can go.
-                crate::input::drop_deep(workflow);
-                return Err(error);
-            }
-        };
+        self.enqueue_variants([workflow], options).await
+    }
+
+    /// Accepts a job of several workflow variants (per GPU class, per model quantisation…),
+    /// in order of preference, and returns its handle. Each is validated and hashed here,
+    /// once. At each dispatch the job runs the first variant that a server can run now: one
+    /// that does not lack what the variant needs and on which the variant is not blocked;
+    /// its attempts and result say which variant ran ([`JobOutput::variant`](crate::JobOutput)).
+    /// A job of one variant is exactly [`enqueue`](Self::enqueue).
+    ///
+    /// With a caller job id that the pool still knows, returns a handle to that job instead,
+    /// if it has the same variants (by hash).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVariants`] for no variant; [`Error::InvalidVariant`] naming the first
+    /// variant that is not an object of nodes with a `class_type` each
+    /// ([`Error::InvalidWorkflow`] for a job of one); [`Error::ShuttingDown`] after
+    /// [`shutdown`](Self::shutdown).
+    pub async fn enqueue_variants<W: Into<Arc<Value>>>(
+        &self,
+        variants: impl IntoIterator<Item = W>,
+        options: JobOptions,
+    ) -> Result<JobHandle> {
+        let workflows: Vec<Arc<Value>> = variants.into_iter().map(Into::into).collect();
+        let variants = checked_variants(workflows)?;
         let mut options = options;
-        let workflow = match options.inputs.as_deref().filter(|files| !files.is_empty()) {
+        let variants: Vec<Variant> = match options.inputs.clone().filter(|f| !f.is_empty()) {
             Some(files) => {
-                let mut copy = (*workflow).clone();
-                options.inputs = Some(crate::input::content_addressed(files, &mut copy).into());
-                Arc::new(copy)
+                let mut renamed = Vec::new();
+                let variants = variants
+                    .into_iter()
+                    .map(|v| {
+                        let mut copy = (*v.workflow).clone();
+                        renamed = crate::input::content_addressed(&files, &mut copy);
+                        Variant::new(Arc::new(copy), v.hash)
+                    })
+                    .collect();
+                options.inputs = Some(renamed.into());
+                variants
             }
-            None => workflow,
+            None => variants,
         };
-        let seeded = seed::needs_seeding(&workflow);
+        let hashes: Vec<WorkflowHash> = variants.iter().map(|v| v.hash).collect();
+        let seeded = variants
+            .iter()
+            .map(|v| seed::needs_seeding(&v.workflow))
+            .collect();
         let shared = &self.inner.shared;
         if shared.store.is_some() {
             // Recovered jobs keep their place ahead of new ones, and their ids are known.
@@ -140,11 +166,11 @@ impl Pool {
             if let Some(id) = &options.job_id
                 && let Some(existing) = registry.get(id.as_str())
             {
-                return self.existing(Arc::clone(existing), &hash);
+                return self.existing(Arc::clone(existing), &hashes);
             }
             let key = registry.next_key();
             let id = options.job_id.clone().unwrap_or_else(JobId::random);
-            let spec = Arc::new(JobSpec::new(workflow, hash, options));
+            let spec = Arc::new(JobSpec::with_variants(variants, options)?);
             let record = JobRecord::new(id, spec, Timestamp::now());
             let cell = Arc::new(JobCell::new(key, record.clone()));
             // Known at once, so a concurrent enqueue of the same id gets this job.
@@ -159,7 +185,7 @@ impl Pool {
                     cell.detach();
                     // Stored before (by an earlier run, or another process): that job.
                     let key = cell.key;
-                    return self.existing(Arc::new(JobCell::new(key, stored)), &hash);
+                    return self.existing(Arc::new(JobCell::new(key, stored)), &hashes);
                 }
                 Err(error) => {
                     shared.registry.lock().remove(&record.id);
@@ -173,7 +199,7 @@ impl Pool {
             cell: Arc::clone(&cell),
             spec: Arc::clone(&record.spec),
             seeded,
-            requirements: Arc::new(crate::capability::requirements_of(&record.spec.workflow)),
+            requirements: crate::capability::requirements_of_spec(&record.spec),
             enqueued_at: Instant::now(),
         };
         if !self.inner.engine.enqueue(job) {
@@ -184,9 +210,10 @@ impl Pool {
         Ok(JobHandle::new(cell, self.inner.engine.clone()))
     }
 
-    /// The handle of a job enqueued before under the same id, if it runs the same workflow.
-    fn existing(&self, cell: Arc<JobCell>, hash: &WorkflowHash) -> Result<JobHandle> {
-        if cell.read(|r| r.spec.hash) != *hash {
+    /// The handle of a job enqueued before under the same id, if it runs the same
+    /// workflow variants.
+    fn existing(&self, cell: Arc<JobCell>, hashes: &[WorkflowHash]) -> Result<JobHandle> {
+        if !cell.read(|r| r.spec.hashes().eq(hashes.iter().copied())) {
             return Err(Error::JobIdConflict {
                 id: cell.id.to_string(),
             });
@@ -388,5 +415,47 @@ impl PoolEvents {
             }
             Err(_) => None,
         }
+    }
+}
+
+/// Validates and hashes each workflow of a job: the variants, or the error naming the first
+/// bad one (every workflow is dropped without recursion then).
+fn checked_variants(workflows: Vec<Arc<Value>>) -> Result<Vec<Variant>> {
+    let count = workflows.len();
+    if count == 0 {
+        return Err(Error::NoVariants);
+    }
+    let mut variants = Vec::with_capacity(count);
+    let mut failure = None;
+    for (index, workflow) in workflows.into_iter().enumerate() {
+        if failure.is_some() {
+            crate::input::drop_deep(workflow);
+            continue;
+        }
+        let checked = validate(&workflow).and_then(|()| {
+            WorkflowHash::of(&workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
+        });
+        match checked {
+            Ok(hash) => variants.push(Variant::new(workflow, hash)),
+            Err(error) => {
+                // A refused workflow may be nested deeper than a recursive drop can go.
+                crate::input::drop_deep(workflow);
+                failure = Some(match error {
+                    Error::InvalidWorkflow(reason) if count > 1 => {
+                        Error::InvalidVariant { index, reason }
+                    }
+                    other => other,
+                });
+            }
+        }
+    }
+    match failure {
+        Some(error) => {
+            for variant in variants {
+                crate::input::drop_deep(variant.workflow);
+            }
+            Err(error)
+        }
+        None => Ok(variants),
     }
 }

@@ -76,7 +76,9 @@ pub struct QueueEntry {
     pub priority: i32,
     /// Tenants of one priority are served round-robin.
     pub tenant: Option<Arc<str>>,
-    /// The workflow's structural hash (blocks are per server and hash).
+    /// The job's routing key: its workflow's structural hash (blocks are per server and
+    /// hash), or for a job of several workflow variants a key standing for their set (the
+    /// pool's `allowed` test in [`JobQueue::pop_for`] accepts it if it accepts any of them).
     pub hash: WorkflowHash,
     /// The hard server filters.
     pub constraint: Arc<Constraint>,

@@ -14,28 +14,139 @@ use crate::{
     JobStatus, Timestamp,
 };
 
-/// What was asked of a job; fixed at acceptance.
+/// One workflow of a job: the API-format workflow and its structural hash.
+///
+/// A job carries one or more of them, in order of preference ([`JobSpec::variants`]); it
+/// runs the first one that a capable, unblocked server can run when it is dispatched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct JobSpec {
+pub struct Variant {
     /// The API-format workflow (input-file references already pointing at the uploaded
     /// names).
     pub workflow: Arc<Value>,
-    /// Its structural hash.
+    /// Its structural hash (failover blocks and capability verdicts are per server and
+    /// this hash).
     pub hash: WorkflowHash,
+}
+
+impl Variant {
+    /// A variant.
+    pub fn new(workflow: Arc<Value>, hash: WorkflowHash) -> Self {
+        Self { workflow, hash }
+    }
+}
+
+/// What was asked of a job; fixed at acceptance.
+///
+/// Its workflow variants are never empty. Serialized as the first variant's `workflow` and
+/// `hash`, the others (if any) under `alternatives`, and `options`: a spec of one variant
+/// reads and writes exactly as before variants existed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "SpecWire")]
+#[non_exhaustive]
+pub struct JobSpec {
+    /// The workflow variants, in order of preference (at least one).
+    variants: Vec<Variant>,
     /// How the job is scheduled, retried and bounded (tenant, priority and metadata
     /// included; input-file bytes by reference).
     pub options: JobOptions,
 }
 
 impl JobSpec {
-    /// A spec.
+    /// The spec of a job with one workflow.
     pub fn new(workflow: Arc<Value>, hash: WorkflowHash, options: JobOptions) -> Self {
         Self {
-            workflow,
-            hash,
+            variants: vec![Variant::new(workflow, hash)],
             options,
         }
+    }
+
+    /// The spec of a job with these workflow variants, in order of preference.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVariants`] if `variants` is empty.
+    pub fn with_variants(variants: Vec<Variant>, options: JobOptions) -> crate::Result<Self> {
+        if variants.is_empty() {
+            return Err(Error::NoVariants);
+        }
+        Ok(Self { variants, options })
+    }
+
+    /// The workflow variants, in order of preference (never empty).
+    pub fn variants(&self) -> &[Variant] {
+        &self.variants
+    }
+
+    /// The variant at `index`, if there is one.
+    pub fn variant(&self, index: usize) -> Option<&Variant> {
+        self.variants.get(index)
+    }
+
+    /// The first (preferred) variant.
+    pub fn first(&self) -> &Variant {
+        // Never empty: every constructor (and the serde form) holds a first variant.
+        &self.variants[0]
+    }
+
+    /// The first variant's workflow.
+    pub fn workflow(&self) -> &Arc<Value> {
+        &self.first().workflow
+    }
+
+    /// The first variant's structural hash.
+    pub fn hash(&self) -> WorkflowHash {
+        self.first().hash
+    }
+
+    /// The hashes of all variants, in order.
+    pub fn hashes(&self) -> impl Iterator<Item = WorkflowHash> + '_ {
+        self.variants.iter().map(|v| v.hash)
+    }
+}
+
+/// The serde form of a [`JobSpec`], as read.
+#[derive(Deserialize)]
+struct SpecWire {
+    workflow: Arc<Value>,
+    hash: WorkflowHash,
+    #[serde(default)]
+    alternatives: Vec<Variant>,
+    options: JobOptions,
+}
+
+/// The serde form of a [`JobSpec`], as written.
+#[derive(Serialize)]
+struct SpecWireRef<'a> {
+    workflow: &'a Arc<Value>,
+    hash: WorkflowHash,
+    #[serde(skip_serializing_if = "<[Variant]>::is_empty")]
+    alternatives: &'a [Variant],
+    options: &'a JobOptions,
+}
+
+impl From<SpecWire> for JobSpec {
+    fn from(wire: SpecWire) -> Self {
+        let mut variants = Vec::with_capacity(1 + wire.alternatives.len());
+        variants.push(Variant::new(wire.workflow, wire.hash));
+        variants.extend(wire.alternatives);
+        Self {
+            variants,
+            options: wire.options,
+        }
+    }
+}
+
+impl Serialize for JobSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let first = self.first();
+        SpecWireRef {
+            workflow: &first.workflow,
+            hash: first.hash,
+            alternatives: self.variants.get(1..).unwrap_or_default(),
+            options: &self.options,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -160,9 +271,18 @@ impl JobRecord {
         self.spec.options.priority
     }
 
-    /// The workflow's structural hash.
+    /// The structural hash of the job's first (preferred) workflow variant.
     pub fn hash(&self) -> WorkflowHash {
-        self.spec.hash
+        self.spec.hash()
+    }
+
+    /// The variant the last attempt ran (index and hash), once the job was dispatched.
+    pub fn variant_ran(&self) -> Option<(usize, WorkflowHash)> {
+        let attempt = self.attempts.last()?;
+        let hash = attempt
+            .hash
+            .or_else(|| self.spec.variant(attempt.variant).map(|v| v.hash))?;
+        Some((attempt.variant, hash))
     }
 
     /// The running attempt, while the job runs.

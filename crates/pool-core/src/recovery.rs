@@ -68,8 +68,11 @@ impl Engine {
     fn adopt(&mut self, record: JobRecord, failed: Option<Error>) {
         let key = self.shared.registry.lock().next_key();
         let spec = Arc::clone(&record.spec);
-        let requirements = Arc::new(crate::capability::requirements_of(&spec.workflow));
-        self.verdicts.needs.add(spec.hash, &requirements);
+        let requirements = crate::capability::requirements_of_spec(&spec);
+        self.verdicts.needs.add_spec(&spec, &requirements);
+        let route = crate::variants::route_key(&spec);
+        self.variant_sets.add(route, &spec);
+        let variant = record.attempts.last().map_or(0, |a| a.variant);
         let created = record.created_at;
         let state = record.state;
         let current = record.current();
@@ -82,7 +85,13 @@ impl Engine {
         let deadlines = spec.options.deadlines;
         let job = Job {
             cell,
-            seeded: seed::needs_seeding(&spec.workflow),
+            seeded: spec
+                .variants()
+                .iter()
+                .map(|v| seed::needs_seeding(&v.workflow))
+                .collect(),
+            route,
+            variant,
             spec,
             constraint,
             enqueued_at,
@@ -159,7 +168,12 @@ impl Engine {
             job: job.cell.id.clone(),
             attempt: current.attempt,
             prompt_id: current.prompt_id,
-            workflow: Arc::clone(&job.spec.workflow),
+            workflow: Arc::clone(
+                &job.spec
+                    .variant(job.variant)
+                    .unwrap_or_else(|| job.spec.first())
+                    .workflow,
+            ),
             outputs: job.spec.options.outputs.clone(),
         };
         let task = AttemptTask {

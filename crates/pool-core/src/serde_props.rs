@@ -14,8 +14,8 @@ use crate::{
     AttemptError, AttemptOutcome, AttemptRecord, Backoff, Blob, BlockInfo, CleanupOutcome,
     DeadlineKind, Deadlines, Error, Ineligible, InputFile, JobEvent, JobEventKind, JobId,
     JobOptions, JobOutput, JobRecord, JobSpec, JobTimings, NodeTiming, OutputSelection, PoolEvent,
-    PreviewFormat, RunEvent, SeedAssignment, ServerState, Timestamp, Transition, WorkflowEvent,
-    WsImage,
+    PreviewFormat, RunEvent, SeedAssignment, ServerState, Timestamp, Transition, Variant,
+    WorkflowEvent, WsImage,
 };
 
 fn round_trip<T>(value: &T) -> T
@@ -102,7 +102,7 @@ fn attempt() -> impl Strategy<Value = AttemptRecord> {
         1u32..20,
         server(),
         text(),
-        any::<bool>(),
+        (any::<bool>(), 0usize..4, prop::option::of(hash())),
         seeds(),
         timestamp(),
         prop::option::of(timestamp()),
@@ -117,7 +117,7 @@ fn attempt() -> impl Strategy<Value = AttemptRecord> {
                 attempt,
                 server,
                 prompt_id,
-                probe,
+                (probe, variant, hash),
                 seeds,
                 started_at,
                 submitted_at,
@@ -131,6 +131,8 @@ fn attempt() -> impl Strategy<Value = AttemptRecord> {
                     attempt,
                     server,
                     prompt_id,
+                    variant,
+                    hash,
                     probe,
                     seeds,
                     started_at,
@@ -193,6 +195,8 @@ fn error() -> impl Strategy<Value = Error> {
             .prop_map(Error::DeadlineExceeded),
         Just(Error::ShuttingDown),
         Just(Error::Detached),
+        Just(Error::NoVariants),
+        (0usize..4, text()).prop_map(|(index, reason)| Error::InvalidVariant { index, reason }),
         server().prop_map(Error::UnknownServer),
         server().prop_map(Error::DuplicateServer),
     ]
@@ -209,7 +213,11 @@ fn output() -> impl Strategy<Value = Arc<JobOutput>> {
         prop::option::of(map()),
         duration(),
         duration(),
-        prop::collection::vec(attempt(), 0..3),
+        (
+            prop::collection::vec(attempt(), 0..3),
+            0usize..4,
+            prop::option::of(hash()),
+        ),
     )
         .prop_map(
             |(
@@ -222,13 +230,15 @@ fn output() -> impl Strategy<Value = Arc<JobOutput>> {
                 metadata,
                 queue_wait,
                 total,
-                attempts,
+                (attempts, variant, hash),
             )| {
                 let nodes = vec![NodeTiming::new("3", queue_wait, false)];
                 Arc::new(JobOutput {
                     job: JobId::from(job),
                     server,
                     prompt_id,
+                    variant,
+                    hash,
                     outputs,
                     ws_images: vec![WsImage::new("9", PreviewFormat::Png, Blob::new(image))],
                     seeds,
@@ -330,18 +340,20 @@ fn transition() -> impl Strategy<Value = Transition> {
 fn record() -> impl Strategy<Value = JobRecord> {
     (
         text(),
-        map(),
-        hash(),
+        prop::collection::vec((map(), hash()), 1..4),
         options(),
         timestamp(),
         prop::collection::vec((transition(), timestamp()), 0..12),
     )
-        .prop_map(|(id, workflow, hash, options, created, transitions)| {
-            let spec = Arc::new(JobSpec::new(
-                Arc::new(Value::Object(workflow)),
-                hash,
-                options,
-            ));
+        .prop_map(|(id, variants, options, created, transitions)| {
+            let variants = variants
+                .into_iter()
+                .map(|(workflow, hash)| Variant::new(Arc::new(Value::Object(workflow)), hash))
+                .collect();
+            let spec = match JobSpec::with_variants(variants, options) {
+                Ok(spec) => Arc::new(spec),
+                Err(error) => panic!("{error}"),
+            };
             let mut record = JobRecord::new(JobId::from(id), spec, created);
             for (transition, at) in &transitions {
                 record.apply(transition, *at);
@@ -559,4 +571,50 @@ fn events_read_like_their_documentation() {
             json!({"type": "failed", "error": {"code": "deadline_exceeded", "detail": "total"}, "will_retry": false})
         )
     );
+}
+
+#[test]
+fn a_spec_of_one_variant_reads_and_writes_as_before_variants() {
+    let workflow = json!({"1": {"class_type": "EmptyImage", "inputs": {"width": 8}}});
+    let hash = WorkflowHash::from_bytes([7; 32]);
+    let old = json!({"workflow": workflow, "hash": hash.to_string(), "options": JobOptions::new()});
+    let spec: JobSpec = serde_json::from_value(old.clone()).unwrap();
+    assert_eq!(spec.variants().len(), 1);
+    assert_eq!(spec.hash(), hash);
+    assert_eq!(
+        serde_json::to_value(&spec).unwrap(),
+        old,
+        "no `alternatives` key"
+    );
+
+    let other = json!({"1": {"class_type": "EmptyLatentImage", "inputs": {}}});
+    let two = JobSpec::with_variants(
+        vec![
+            Variant::new(Arc::new(workflow), hash),
+            Variant::new(Arc::new(other), WorkflowHash::from_bytes([8; 32])),
+        ],
+        JobOptions::new(),
+    )
+    .unwrap();
+    let text = serde_json::to_value(&two).unwrap();
+    assert_eq!(text["hash"], hash.to_string(), "the first variant leads");
+    assert_eq!(
+        text["alternatives"][0]["workflow"]["1"]["class_type"],
+        "EmptyLatentImage"
+    );
+    assert_eq!(round_trip(&two), two);
+    assert!(matches!(
+        JobSpec::with_variants(Vec::new(), JobOptions::new()),
+        Err(Error::NoVariants)
+    ));
+}
+
+#[test]
+fn an_attempt_written_before_variants_ran_the_first() {
+    let old = json!({
+        "attempt": 1, "server": "a", "prompt_id": "p", "started_at": "2025-12-02T16:11:28.123Z",
+        "duration_ms": 5, "outcome": {"status": "succeeded"}
+    });
+    let attempt: AttemptRecord = serde_json::from_value(old).unwrap();
+    assert_eq!((attempt.variant, attempt.hash), (0, None));
 }

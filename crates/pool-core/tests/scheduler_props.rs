@@ -1,5 +1,6 @@
 //! Property tests of the scheduler over fake servers (paused time): no job is lost, priority
-//! order holds, and a blocked (server, workflow) pair is never dispatched to.
+//! order holds, and a blocked (server, workflow) pair is never dispatched to — also by jobs of
+//! several workflow variants, whose variants fail and block independently.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -26,15 +27,18 @@ fn runtime() -> tokio::runtime::Runtime {
 struct JobSpec {
     priority: i32,
     tenant: u8,
-    variant: u8,
+    /// The job's workflow variants (workflows `0` to `3`), in order of preference.
+    variants: Vec<u8>,
 }
 
 fn job_spec() -> impl Strategy<Value = JobSpec> {
-    (0i32..3, 0u8..3, 0u8..4).prop_map(|(priority, tenant, variant)| JobSpec {
-        priority,
-        tenant,
-        variant,
-    })
+    (0i32..3, 0u8..3, proptest::collection::vec(0u8..4, 1..3)).prop_map(
+        |(priority, tenant, variants)| JobSpec {
+            priority,
+            tenant,
+            variants,
+        },
+    )
 }
 
 /// Per server, per variant: what a run does.
@@ -82,17 +86,17 @@ proptest! {
                 .unwrap();
             let mut events = pool.subscribe();
             pool.ready().await;
-            let mut hash_of = HashMap::new();
+            let mut hashes_of = HashMap::new();
             for (i, spec) in jobs.iter().enumerate() {
-                let wf = workflow(&spec.variant.to_string());
-                let hash = pool_core::WorkflowHash::of(&wf).unwrap();
+                let wfs: Vec<_> = spec.variants.iter().map(|v| workflow(&v.to_string())).collect();
+                let hashes: Vec<_> = wfs.iter().map(|wf| pool_core::WorkflowHash::of(wf).unwrap()).collect();
                 let options = JobOptions::new()
                     .priority(spec.priority)
                     .tenant(spec.tenant.to_string())
                     .backoff(Backoff::none())
                     .job_id(format!("j{i}"));
-                let handle = pool.enqueue(wf, options).await.unwrap();
-                hash_of.insert(handle.id().clone(), hash);
+                let handle = pool.enqueue_variants(wfs, options).await.unwrap();
+                hashes_of.insert(handle.id().clone(), hashes);
             }
             pool.shutdown(ShutdownMode::Drain).await;
             let mut blocked = HashSet::new();
@@ -107,8 +111,12 @@ proptest! {
                         blocked.remove(&(server, hash));
                     }
                     PoolEvent::Job(e) => match e.kind {
-                        JobEventKind::Started { server, probe, .. } => {
-                            let hash = hash_of[&e.job];
+                        JobEventKind::Started { server, probe, attempt, .. } => {
+                            // The variant this attempt ran, from the job's record.
+                            let record = pool.record(e.job.as_str()).unwrap();
+                            let ran = &record.attempts[attempt as usize - 1];
+                            let hash = hashes_of[&e.job][ran.variant];
+                            assert_eq!(ran.hash, Some(hash));
                             assert!(probe || !blocked.contains(&(server.clone(), hash)), "dispatched {} to blocked {server}", e.job);
                             assert!(running.insert(e.job.clone()), "{} runs twice at once", e.job);
                         }
@@ -141,7 +149,8 @@ proptest! {
             starts.recv().await.unwrap();
             for (i, spec) in jobs.iter().enumerate() {
                 let options = JobOptions::new().priority(spec.priority).tenant(spec.tenant.to_string()).job_id(format!("{i}"));
-                pool.enqueue(workflow(&spec.variant.to_string()), options).await.unwrap();
+                let wfs = spec.variants.iter().map(|v| workflow(&v.to_string()));
+                pool.enqueue_variants(wfs, options).await.unwrap();
             }
             pool.stats().await.unwrap();
             fake.open(1000);

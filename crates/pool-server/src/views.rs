@@ -10,13 +10,20 @@ use pool_core::{AttemptOutcome, Deadlines, Error, JobOutput, JobRecord, JobState
 /// restarted service still knows it). Not shown in the job's `metadata`.
 pub const WEBHOOK_METADATA_KEY: &str = "comfy_pool.webhook";
 
-/// `POST /v1/jobs`: a workflow and how to run it.
+/// `POST /v1/jobs`: a workflow (or several variants of one) and how to run it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
-    /// The API-format workflow (an object of nodes).
-    #[schema(value_type = Object)]
-    pub workflow: Value,
+    /// The API-format workflow (an object of nodes). Give this or `variants`, not both.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub workflow: Option<Value>,
+    /// Workflow variants in order of preference (per GPU class, per model quantisation…):
+    /// the job runs the first one that a capable, unblocked server can run when it is
+    /// dispatched; its view says which ran. Give this or `workflow`, not both.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub variants: Option<Vec<Value>>,
     /// The job's id (global: choose unique ones). Submitting an id again returns the job
     /// it names. Alternatively send an `Idempotency-Key` header (scoped to the tenant).
     #[serde(default)]
@@ -68,7 +75,7 @@ pub struct Submitted {
     /// Where it stands (`queued`, `running`, `retry_wait`, `completed`, `failed`,
     /// `cancelled`).
     pub state: String,
-    /// The workflow's structural hash.
+    /// The workflow's structural hash (the first variant's, for a job of several).
     pub hash: String,
     /// Whether this request made the job (false: the id or key named an existing job).
     pub created: bool,
@@ -92,6 +99,8 @@ pub struct AttemptView {
     pub class: Option<String>,
     /// Why it failed.
     pub reason: Option<String>,
+    /// Which workflow variant it ran (its index in `variants`; 0 for a single workflow).
+    pub variant: usize,
     /// When it was dispatched (RFC 3339).
     pub started_at: String,
     /// When it ended.
@@ -146,8 +155,14 @@ pub struct JobView {
     pub id: String,
     /// `queued`, `running`, `retry_wait`, `completed`, `failed` or `cancelled`.
     pub state: String,
-    /// The workflow's structural hash.
+    /// The workflow's structural hash (the first variant's, for a job of several).
     pub hash: String,
+    /// How many workflow variants the job has (1 for a single workflow).
+    pub variants: usize,
+    /// The workflow variant the last attempt ran (its index; once dispatched).
+    pub variant: Option<usize>,
+    /// That variant's structural hash.
+    pub variant_hash: Option<String>,
     /// The tenant.
     pub tenant: Option<String>,
     /// The priority.
@@ -316,6 +331,7 @@ impl JobView {
                     outcome,
                     class,
                     reason: a.reason.clone(),
+                    variant: a.variant,
                     started_at: a.started_at.to_string(),
                     ended_at: a.ended_at.map(|t| t.to_string()),
                     duration_ms: u64::try_from(a.duration.as_millis()).unwrap_or(u64::MAX),
@@ -334,6 +350,9 @@ impl JobView {
         Self {
             state: state_name(record.state),
             hash: record.hash().to_string(),
+            variants: record.spec.variants().len(),
+            variant: record.variant_ran().map(|(index, _)| index),
+            variant_hash: record.variant_ran().map(|(_, hash)| hash.to_string()),
             tenant: record.tenant().map(str::to_owned),
             priority: record.priority(),
             server: record.attempts.last().map(|a| a.server.to_string()),

@@ -87,6 +87,68 @@ async fn a_submission_answers_202_with_id_state_and_hash_at_once() {
 }
 
 #[tokio::test]
+async fn a_job_of_variants_runs_the_first_one_a_server_can_run_and_says_which() {
+    // No server has ImageBlur: the second variant runs.
+    let svc = TestService::start(1, SimConfig::default().without_node("ImageBlur"), |_| {}).await;
+    let blurred = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "b"}}
+    });
+    let job = svc
+        .run(&svc.key_a, json!({"variants": [blurred, workflow()]}))
+        .await;
+    assert_eq!(job["state"], "completed");
+    assert_eq!(job["variants"], 2);
+    assert_eq!(job["variant"], 1);
+    assert_eq!(
+        job["variant_hash"].as_str(),
+        Some(
+            pool_core::WorkflowHash::of(&workflow())
+                .unwrap()
+                .to_string()
+                .as_str()
+        )
+    );
+    assert_eq!(job["attempts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(job["attempts"][0]["variant"], 1);
+    let single = svc.run(&svc.key_a, json!({"workflow": workflow()})).await;
+    assert_eq!(
+        (&single["variants"], &single["variant"]),
+        (&json!(1), &json!(0))
+    );
+
+    // Exactly one of `workflow` and `variants`; a bad variant is named by its index.
+    for (body, code, words) in [
+        (
+            json!({"workflow": workflow(), "variants": [workflow()]}),
+            "invalid_request",
+            "not both",
+        ),
+        (json!({"priority": 1}), "invalid_request", "`variants`"),
+        (json!({"variants": []}), "invalid_request", "at least one"),
+        (
+            json!({"variants": [workflow(), {"1": {"inputs": {}}}]}),
+            "invalid_variant",
+            "variant 1",
+        ),
+    ] {
+        let response = svc
+            .post("/v1/jobs", &svc.key_a)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{body}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{body}: {message}");
+    }
+    svc.stop().await;
+}
+
+#[tokio::test]
 async fn a_running_job_is_cancelled_and_its_stream_ends_with_it() {
     let sim = SimConfig::default().exec_time(Duration::from_secs(30));
     let svc = TestService::start(1, sim, |_| {}).await;

@@ -216,7 +216,7 @@ impl<S: SerializeStruct> SerializeStruct for Fields<S> {
 mod tests {
     use std::sync::Arc;
 
-    use pool_core::{JobOptions, JobSpec, Transition, WorkflowHash};
+    use pool_core::{JobOptions, JobSpec, Transition, Variant, WorkflowHash};
     use serde_json::{Value, json};
 
     use super::*;
@@ -258,6 +258,25 @@ mod tests {
             record_from("{", &rest_json(&record()).unwrap()),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_spec_of_several_variants_survives_the_two_columns() {
+        let variants: Vec<Variant> = ["EmptyImage", "EmptyLatentImage"]
+            .into_iter()
+            .map(|class| {
+                let workflow = json!({"1": {"class_type": class, "inputs": {}}});
+                let hash = WorkflowHash::of(&workflow).unwrap();
+                Variant::new(Arc::new(workflow), hash)
+            })
+            .collect();
+        let spec = JobSpec::with_variants(variants, JobOptions::new()).unwrap();
+        let record = JobRecord::new("job-2".into(), Arc::new(spec), Timestamp::from_millis(5));
+        let (spec, rest) = (spec_json(&record).unwrap(), rest_json(&record).unwrap());
+        assert!(spec.contains("EmptyLatentImage"), "{spec}");
+        let back = record_from(&spec, &rest).unwrap();
+        assert_eq!(back.spec.variants().len(), 2);
+        assert_eq!(back, record);
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn submitted(record: &JobRecord, created: bool, job: Option<JobView>) -> Respons
     response
 }
 
-/// Submits a workflow.
+/// Submits a workflow, or several variants of one (`variants`, in order of preference).
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
     request_body = SubmitRequest,
@@ -157,7 +157,7 @@ fn submitted(record: &JobRecord, created: bool, job: Option<JobView>) -> Respons
     responses(
         (status = 202, description = "Accepted (or the job the id or key names)", body = Submitted),
         (status = 200, description = "`?wait=` saw the job end; `job` holds it", body = Submitted),
-        (status = 400, description = "Invalid request or workflow", body = ErrorBody),
+        (status = 400, description = "Invalid request or workflow (a bad variant is named by its index; `workflow` and `variants` are exclusive)", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
     ),
@@ -170,12 +170,31 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.map_err(|r| match bad_json(&r) {
+    let Json(mut request) = body.map_err(|r| match bad_json(&r) {
         ApiError::TooLarge { .. } => ApiError::TooLarge {
             limit: state.config.limits.body_bytes,
         },
         other => other,
     })?;
+    let workflows = match (request.workflow.take(), request.variants.take()) {
+        (Some(workflow), None) => vec![workflow],
+        (None, Some(variants)) if !variants.is_empty() => variants,
+        (None, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "`variants` needs at least one workflow".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "give a `workflow` or `variants`".into(),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give a `workflow` or `variants`, not both".into(),
+            ));
+        }
+    };
     if let Some(tenant) = caller.tenant() {
         state.limits.take(tenant)?;
     }
@@ -226,7 +245,7 @@ pub(crate) async fn submit(
     }
     let accepted = Instant::now();
     let priority = request.priority;
-    let handle = match state.pool.enqueue(request.workflow, options).await {
+    let handle = match state.pool.enqueue_variants(workflows, options).await {
         Ok(handle) => handle,
         Err(error) => {
             if counted {
