@@ -83,9 +83,12 @@ pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
     fn process(&self) -> &str;
 
     /// Renews this process's presence and the leases it holds, takes free or expired leases
-    /// up to its fair share of `servers` (`ceil(servers / live processes)`), gives up leases
-    /// beyond it (and those of servers no longer in `servers`), and returns the leases it
-    /// holds now, ordered by server. Called every heartbeat.
+    /// up to its fair share of `servers`, gives up leases beyond it (and those of servers no
+    /// longer in `servers`), and returns the leases it holds now, ordered by server. Called
+    /// every heartbeat. The fair share is `servers / live processes`, rounded up for some
+    /// processes and down for the others so that the shares add up to the servers (8 servers,
+    /// 3 processes: 3/3/2; 4 servers: 2/1/1, where `ceil` for all would leave one process
+    /// with nothing).
     ///
     /// Each lease lasts `ttl` from the store's clock at the call, unless renewed; a holder
     /// should count it as valid for `ttl` from just *before* its call, on its own monotonic

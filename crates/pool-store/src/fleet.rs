@@ -24,9 +24,11 @@ const MAX_PROCESS_ID: usize = 40;
 ///
 /// - [`lease`](Fleet::lease) is one statement (one transaction, one round trip): it renews
 ///   this process's presence and leases, counts the live processes, gives up leases beyond
-///   the fair share `ceil(servers / live)` (the last ones by name) and takes free or expired
-///   ones up to it (the first ones by name, skipping rows another heartbeat has locked), all
-///   with expiries in the database's clock. Each take of a server raises its epoch.
+///   its fair share (the last ones by name) and takes free or expired ones up to it (the
+///   first ones by name, skipping rows another heartbeat has locked), all with expiries in
+///   the database's clock. The share is `servers / live`, rounded up for the first
+///   `servers % live` live processes in id order and down for the rest. Each take of a
+///   server raises its epoch.
 /// - [`leave`](Fleet::leave) frees this process's leases at once.
 /// - [`notify`](Fleet::notify) is `pg_notify` on one channel with the notice as JSON and the
 ///   sender's id; a notice whose JSON would reach 8,000 bytes (PostgreSQL's limit) is refused

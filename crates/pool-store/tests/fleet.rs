@@ -99,6 +99,22 @@ async fn three_processes_share_eight_servers_three_three_two() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_add_up_to_the_servers() {
+    let url = database().await;
+    let fleet = members(&url, 3).await;
+    let all = servers(4);
+    // Not ceil(4 / 3) = 2 each, which would leave the last process with nothing: 2/1/1.
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        sizes.clear();
+        for member in &fleet {
+            sizes.push(member.lease(&all, LONG).await.unwrap().len());
+        }
+    }
+    assert_eq!(sizes, [2, 1, 1]);
+}
+
 /// Rounds of concurrent heartbeats, processes leaving and joining again on a fixed schedule:
 /// after every round, no server is held by two processes, and a server that changed hands has
 /// a greater epoch.

@@ -21,15 +21,18 @@ CREATE INDEX fleet_leases_by_owner ON fleet_leases (owner) WHERE owner IS NOT NU
 
 -- One heartbeat of process `me` over the configured `servers`, as one statement (one
 -- transaction, one round trip): renew its presence and leases, give up leases beyond its fair
--- share ceil(servers / live processes) (the last by name) and those of servers no longer
--- configured, take free or expired ones up to the share (the first by name; rows another
--- heartbeat has locked are skipped, never waited for), and return what it holds.
+-- share (the last by name) and those of servers no longer configured, take free or expired
+-- ones up to the share (the first by name; rows another heartbeat has locked are skipped,
+-- never waited for), and return what it holds. The fair share is servers / live processes,
+-- rounded up for the first (servers % live) processes in id order and down for the others:
+-- the shares add up to the servers (8 servers, 3 processes: 3/3/2; 4 servers: 2/1/1).
 CREATE FUNCTION fleet_lease(me TEXT, servers TEXT[], ttl_ms BIGINT)
 RETURNS TABLE (held_server TEXT, held_epoch BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
     expires TIMESTAMPTZ := now() + ttl_ms * INTERVAL '1 millisecond';
     live    BIGINT;
+    rank    BIGINT;
     fair    BIGINT;
     held    BIGINT;
 BEGIN
@@ -39,8 +42,11 @@ BEGIN
     DELETE FROM fleet_processes
         WHERE process IN (SELECT p.process FROM fleet_processes p
                           WHERE p.heartbeat_until <= now() FOR UPDATE SKIP LOCKED);
-    SELECT count(*) INTO live FROM fleet_processes p WHERE p.heartbeat_until > now();
-    fair := (cardinality(servers) + live - 1) / live;
+    SELECT count(*), count(*) FILTER (WHERE p.process < me COLLATE "C")
+        INTO live, rank
+        FROM fleet_processes p WHERE p.heartbeat_until > now();
+    fair := cardinality(servers) / live
+        + CASE WHEN rank < cardinality(servers) % live THEN 1 ELSE 0 END;
 
     -- Rows for servers seen for the first time, in name order (so two heartbeats adding the
     -- same servers wait on each other in one order, never in a cycle).
