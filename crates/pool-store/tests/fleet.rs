@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pool_core::{Fleet, FleetNotice, JobId, JobState, Lease, ServerId, StoreError};
 use pool_store::PgFleet;
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
@@ -222,13 +224,25 @@ async fn a_silent_process_loses_its_servers_after_the_ttl() {
         let now = held.iter().find(|l| l.server == lease.server).unwrap();
         assert!(now.epoch > lease.epoch, "{now:?} after {lease:?}");
     }
+    // And `a` is forgotten.
+    let present: Vec<String> = sqlx::query_scalar("SELECT process FROM fleet_processes")
+        .fetch_all(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(present, ["p1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_frees_the_leases_at_once() {
     let url = database().await;
-    let fleet = members(&url, 2).await;
-    let (a, b) = (&fleet[0], &fleet[1]);
+    // Behind the trait object the engine will hold; one on a pool of the caller's.
+    let a: Arc<dyn Fleet> = Arc::new(
+        PgFleet::join(PgPool::connect_lazy(&url).unwrap(), "p0")
+            .await
+            .unwrap(),
+    );
+    let b: Arc<dyn Fleet> = Arc::new(PgFleet::connect(&url, "p1").await.unwrap());
+    assert_eq!((a.process(), b.process()), ("p0", "p1"));
     let all = servers(4);
     a.lease(&all, LONG).await.unwrap();
     b.lease(&all, LONG).await.unwrap();
