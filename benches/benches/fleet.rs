@@ -4,15 +4,13 @@
 //! Three members, each on a connection pool of its own, share 64 servers (settled at
 //! 22/21/21 before measuring):
 //! - `fleet/lease_round_trip`: one heartbeat (`Fleet::lease`: renew, count, rebalance, return
-//!   the leases), the members taking turns. Its mean is recorded as
-//!   `fleet_lease_round_trip_ms`.
+//!   the leases), the members taking turns.
 //! - `fleet/three_heartbeats_at_once`: the three members' heartbeats concurrently.
 //! - `fleet/notice_to_another_process`: `Fleet::notify` from one member until the next
 //!   member's feed yields it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use benches::record_figure;
 use criterion::{Criterion, criterion_group};
 use pool_core::{Fleet, FleetNotice, ServerId};
 use pool_store::PgFleet;
@@ -61,34 +59,16 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("fleet");
 
     let mut turn = 0usize;
-    let mut round_trip = Duration::ZERO;
-    let mut calls = 0u32;
     group.bench_function("lease_round_trip", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let member = &members[turn % MEMBERS];
-                turn += 1;
-                let held = rt
-                    .block_on(member.lease(&servers, TTL))
-                    .unwrap_or_else(|e| panic!("lease: {e}"));
-                assert!(held.len() >= SERVERS / MEMBERS, "{}", held.len());
-            }
-            let took = start.elapsed();
-            round_trip += took;
-            calls += u32::try_from(iters).unwrap_or(u32::MAX);
-            took
+        b.iter(|| {
+            let member = &members[turn % MEMBERS];
+            turn += 1;
+            let held = rt
+                .block_on(member.lease(&servers, TTL))
+                .unwrap_or_else(|e| panic!("lease: {e}"));
+            assert!(held.len() >= SERVERS / MEMBERS, "{}", held.len());
         });
     });
-    if calls > 0 {
-        let ms = round_trip.as_secs_f64() * 1e3 / f64::from(calls);
-        record_figure(
-            "fleet_lease_round_trip_ms",
-            "fleet: lease round trip, 3 processes, 64 servers",
-            ms,
-            "ms",
-        );
-    }
 
     group.bench_function("three_heartbeats_at_once", |b| {
         b.iter(|| {
