@@ -93,7 +93,8 @@ pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
     /// Each lease lasts `ttl` from the store's clock at the call, unless renewed; a holder
     /// should count it as valid for `ttl` from just *before* its call, on its own monotonic
     /// clock, and stop dispatching to a server whose lease it could not renew by then.
-    /// [`Lease::epoch`] is a fencing token: it grows each time the server changes hands.
+    /// [`Lease::epoch`] is a fencing token: it grows each time the server is taken (by
+    /// another process, or again by this one after it gave the server up).
     ///
     /// # Errors
     ///
