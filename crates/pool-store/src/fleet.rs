@@ -17,6 +17,11 @@ use crate::{fleet_listen, fleet_sql, migrations};
 /// Connections a fleet opened by [`PgFleet::connect`] keeps for heartbeats and notices.
 const CONNECTIONS: u32 = 2;
 
+/// How long a call of a fleet opened by [`PgFleet::connect`] waits for a connection before
+/// failing (well under any sensible lease ttl, so a heartbeat against an unreachable database
+/// fails rather than hangs).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The longest process id (PostgreSQL names connections after it, in 63 bytes).
 const MAX_PROCESS_ID: usize = 40;
 
@@ -71,7 +76,8 @@ impl PgFleet {
     }
 
     /// [`join`](Self::join) on a pool of its own for `url`
-    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`).
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`): two connections, a call waiting at most
+    /// 5 s for one.
     ///
     /// # Errors
     ///
@@ -94,6 +100,7 @@ impl PgFleet {
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Self::join(pool, process).await.map_err(|e| match e {
             StoreError::Unavailable(m) => StoreError::Unavailable(scrub(&m, url)),

@@ -325,6 +325,23 @@ async fn bad_arguments_are_typed_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable_and_keeps_its_password() {
+    // Nothing listens on a port that was just free.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://pool:hunter2@127.0.0.1:{port}/fleet");
+    let err = timeout(PATIENCE, PgFleet::connect(&url, "p0"))
+        .await
+        .expect("an answer in time")
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_reach_the_others_and_not_the_sender() {
     let url = database().await;
     let fleet = members(&url, 3).await;
