@@ -453,6 +453,18 @@ fn evaluate(r: &Results) -> Vec<Row> {
             Target::None,
             per_second(r, "store/postgres_update_64_callers", "updates/s"),
         ),
+        row(
+            "fleet: lease round trip (heartbeat), 3 processes, 64 servers",
+            "report only",
+            Target::None,
+            time_value(r.time(&["fleet/lease_round_trip"])),
+        ),
+        row(
+            "fleet: notice to another process (NOTIFY to LISTEN)",
+            "report only",
+            Target::None,
+            time_value(r.time(&["fleet/notice_to_another_process"])),
+        ),
     ]
 }
 

@@ -57,6 +57,25 @@ pub enum FleetNotice {
     },
 }
 
+/// A server leased to this process, as [`Fleet::lease`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The server.
+    pub server: ServerId,
+    /// The fencing token of this holding: greater than that of every earlier holder of the
+    /// server, unchanged while this process keeps renewing it. A write made on behalf of the
+    /// lease can carry it, so that the store refuses writes of a holder that was replaced.
+    pub epoch: u64,
+}
+
+impl Lease {
+    /// A lease of `server` at `epoch`.
+    pub fn new(server: ServerId, epoch: u64) -> Self {
+        Self { server, epoch }
+    }
+}
+
 /// The coordination of several pool processes (see the module docs).
 #[async_trait]
 pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
@@ -64,19 +83,40 @@ pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
     fn process(&self) -> &str;
 
     /// Renews this process's presence and the leases it holds, takes free or expired leases
-    /// up to its fair share of `servers` (`ceil(servers / live processes)`), gives up leases
-    /// beyond it, and returns the servers it holds now (each until `ttl` from now, unless
-    /// renewed). Called every heartbeat.
-    async fn lease(&self, servers: &[ServerId], ttl: Duration)
-    -> Result<Vec<ServerId>, StoreError>;
+    /// up to its fair share of `servers`, gives up leases beyond it (and those of servers no
+    /// longer in `servers`), and returns the leases it holds now, ordered by server. Called
+    /// every heartbeat. The fair share is `servers / live processes`, rounded up for some
+    /// processes and down for the others so that the shares add up to the servers (8 servers,
+    /// 3 processes: 3/3/2; 4 servers: 2/1/1, where `ceil` for all would leave one process
+    /// with nothing).
+    ///
+    /// Each lease lasts `ttl` from the store's clock at the call, unless renewed; a holder
+    /// should count it as valid for `ttl` from just *before* its call, on its own monotonic
+    /// clock, and stop dispatching to a server whose lease it could not renew by then.
+    /// [`Lease::epoch`] is a fencing token: it grows each time the server is taken (by
+    /// another process, or again by this one after it gave the server up).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for a `ttl` under a millisecond; those of the store otherwise
+    /// (then the caller holds nothing once its last leases run out).
+    async fn lease(&self, servers: &[ServerId], ttl: Duration) -> Result<Vec<Lease>, StoreError>;
 
     /// Gives up every lease and leaves the fleet (a clean shutdown).
     async fn leave(&self) -> Result<(), StoreError>;
 
     /// Tells every other process (best effort: a notice may be lost; the periodic resync is
-    /// the safety net).
+    /// the safety net). The sender does not get its own notice back.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Rejected`] for a notice too large for the transport (nothing is sent:
+    /// send a smaller one, such as [`FleetNotice::Changed`], instead); those of the store
+    /// otherwise.
     async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError>;
 
-    /// The notices of the other processes, from now on.
+    /// The notices of the other processes, from now on (once this returns), in the order
+    /// they were sent. Best effort: notices sent while the transport reconnects, or while the
+    /// receiver is full, are lost. The feed ends when the receiver is dropped.
     async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError>;
 }

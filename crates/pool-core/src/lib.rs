@@ -71,7 +71,7 @@ pub use error::{AttemptError, BlockInfo, DeadlineKind, Error, Ineligible, Result
 pub use events::{
     JobEvent, JobEventKind, PoolEvent, PreviewFormat, RunEvent, ServerState, WorkflowEvent,
 };
-pub use fleet::{Fleet, FleetNotice};
+pub use fleet::{Fleet, FleetNotice, Lease};
 pub use handle::{JobHandle, JobStatus};
 pub use ids::{JobId, JobKey};
 pub use input::InputFile;

@@ -35,18 +35,25 @@
 //!   rewrites it. An update is a compare-and-set on `version`.
 //! - Writes go through one writer task that commits everything queued in one transaction
 //!   (group commit): concurrent enqueues share one fsync. Reads run beside it.
+//! - Several pool processes on one PostgreSQL database coordinate through [`PgFleet`] (the
+//!   `Fleet` of `pool-core`): server leases with fencing epochs, notices over
+//!   `LISTEN/NOTIFY`.
 //! - Schema migrations are embedded and applied at open (`migrations/sqlite`,
 //!   `migrations/postgres`).
 
 use std::sync::Arc;
 
-pub use pool_core::{JobStore, StoreError};
+pub use fleet::PgFleet;
+pub use pool_core::{Fleet, FleetNotice, JobStore, Lease, StoreError};
 pub use service::{ApiKey, ServiceStore, WebhookDelivery, WebhookState};
 pub use store::{Postgres, PostgresStore, SqlStore, Sqlite, SqliteStore};
 pub use writer::WriteStats;
 
 mod blocks;
 mod codec;
+mod fleet;
+mod fleet_listen;
+mod fleet_sql;
 mod jobs;
 mod locator;
 mod migrations;
