@@ -66,6 +66,8 @@ enum Kill {
 struct Running {
     child: Child,
     lines: Receiver<String>,
+    /// Its standard error, read to the end by a thread.
+    stderr: std::thread::JoinHandle<String>,
 }
 
 impl Running {
@@ -132,9 +134,15 @@ impl Batch {
                 &workflow("txt2img-checkpoint"),
             ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -145,7 +153,11 @@ impl Batch {
                 }
             }
         });
-        Running { child, lines }
+        Running {
+            child,
+            lines,
+            stderr,
+        }
     }
 
     /// Jobs in the store: (accepted, unfinished).
@@ -193,11 +205,12 @@ impl Batch {
         let mut run = self.start();
         let lines: Vec<String> = std::iter::from_fn(|| run.next_line()).collect();
         let status = run.child.wait().unwrap();
+        let stderr = run.stderr.join().unwrap();
         let summary = lines
             .last()
             .and_then(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|value| value.get("summary").is_some())
-            .unwrap_or_else(|| panic!("no summary line: {lines:?}"));
+            .unwrap_or_else(|| panic!("no summary line ({status}): {lines:?}; stderr: {stderr}"));
         self.keep(&lines);
         (status.code(), summary["summary"].clone())
     }

@@ -190,11 +190,12 @@ pub struct ScratchDir {
 }
 
 impl ScratchDir {
-    /// `name` must be unique among the tests (they run in parallel).
+    /// `name` must be unique among the tests (they run in parallel); the directory is named
+    /// for it and this process.
     pub fn new(name: &str) -> Self {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join("comfy-pool-cli")
-            .join(name);
+            .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Self { path }
