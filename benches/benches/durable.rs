@@ -5,9 +5,10 @@
 //!   each enqueue returns once its record is committed, concurrent ones sharing a commit.
 //!   The one server never finishes a prompt, so acceptance alone is measured. Jobs/s.
 //! - `durable/pool_memory_4x1`, `durable/pool_sqlite_4x1`: 200 trivial prompts on 4 simulated
-//!   servers with zero execution time, one prompt in flight per server, through a pool
-//!   without a store and through one keeping every transition in an SQLite file (the
-//!   write-ahead of each prompt id before its POST, the terminal state before its event).
+//!   servers with zero execution time, one prompt in flight per server, all enqueued at once,
+//!   through a pool without a store and through one keeping every transition in an SQLite
+//!   file (the write-ahead of each prompt id before its POST, the terminal state before its
+//!   event).
 //!   Their throughput ratio over interleaved runs is recorded as
 //!   `pool_sqlite_vs_memory_ratio`.
 
@@ -139,15 +140,15 @@ fn bench_enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::pat
     rt.block_on(pool.shutdown(ShutdownMode::Detach));
 }
 
-/// `BATCH` prompts through the pool (one slot per server).
+/// `BATCH` prompts through the pool (one slot per server), enqueued at once as a batch is
+/// (`comfy-pool run` has 64 enqueues in flight): one after the other, each enqueue would
+/// wait for its own commit on the durable pool.
 async fn pooled(pool: &Pool) -> Duration {
     let start = Instant::now();
-    let mut handles = Vec::with_capacity(BATCH);
-    for i in 0..BATCH {
-        let job = pool.enqueue(trivial(i), JobOptions::new()).await;
-        handles.push(job.unwrap_or_else(|e| panic!("enqueue: {e}")));
-    }
+    let enqueues = (0..BATCH).map(|i| pool.enqueue(trivial(i), JobOptions::new()));
+    let handles = futures_util::future::join_all(enqueues).await;
     for h in handles {
+        let h = h.unwrap_or_else(|e| panic!("enqueue: {e}"));
         h.result().await.unwrap_or_else(|e| panic!("job: {e}"));
     }
     start.elapsed()

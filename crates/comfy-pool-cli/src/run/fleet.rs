@@ -115,7 +115,14 @@ pub struct PoolSettings {
     pub max_concurrent: usize,
     /// What a job does when its workflow is blocked on every server.
     pub all_blocked: AllBlockedPolicy,
+    /// How many finished jobs the pool keeps known, in memory and in its store (at least
+    /// every job of a run, so that a re-run finds each one finished rather than runs it
+    /// again).
+    pub retain_finished: usize,
 }
+
+/// The pool's own default of [`PoolSettings::retain_finished`].
+pub const RETAIN_FINISHED: usize = 10_000;
 
 /// Builds the pool of a run over `fleet`: the smart strategy (production preset, the given
 /// all-blocked policy), the pool's default health checks and in-memory queue, and the jobs
@@ -133,7 +140,8 @@ pub fn build_pool(fleet: &Fleet, settings: &PoolSettings, store: &RunStore) -> R
         .build()?;
     let mut builder = Pool::builder()
         .servers(fleet.server_configs(settings.max_concurrent))
-        .strategy(Arc::new(strategy));
+        .strategy(Arc::new(strategy))
+        .retain_finished(settings.retain_finished);
     if let Some(store) = store.durable() {
         builder = builder.store(Arc::clone(store));
     }

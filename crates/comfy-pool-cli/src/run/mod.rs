@@ -19,7 +19,7 @@ use comfy_pool::{
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 
-pub use fleet::{Fleet, PoolSettings, SIMULATED_SERVERS, build_pool};
+pub use fleet::{Fleet, PoolSettings, RETAIN_FINISHED, SIMULATED_SERVERS, build_pool};
 pub use plan::{JobSpec, Plan, SEED_INPUTS, vary_seeds};
 pub use report::{Block, JobReport, Outcome, RunSummary};
 pub use store::{DEFAULT_STORE, MEMORY_STORE, RunStore};
@@ -105,6 +105,7 @@ impl RunArgs {
         PoolSettings {
             max_concurrent: usize::try_from(self.max_concurrent).unwrap_or(usize::MAX),
             all_blocked: self.on_all_blocked.into(),
+            retain_finished: RETAIN_FINISHED,
         }
     }
 }
@@ -144,7 +145,11 @@ pub async fn run(
     let store = RunStore::open(&args.store).await?;
     store.check_ids(&plan).await?;
     let fleet = Fleet::from_hosts(hosts).await?;
-    let pool = build_pool(&fleet, &args.pool_settings(), &store)?;
+    let settings = PoolSettings {
+        retain_finished: plan.jobs.len().max(RETAIN_FINISHED),
+        ..args.pool_settings()
+    };
+    let pool = build_pool(&fleet, &settings, &store)?;
     let events = pool.subscribe();
     if !args.json {
         line(out, &fleet.describe())?;
