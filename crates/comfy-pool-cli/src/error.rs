@@ -57,7 +57,7 @@ pub enum Error {
     #[error("service")]
     Service(#[from] pool_server::ServiceError),
     /// The job store (`--store`) could not be opened, read or written.
-    #[error("job store")]
+    #[error("--store")]
     Store(#[source] pool_store::StoreError),
     /// A job id of the command line is stored with another workflow (the file changed since
     /// the run that stored it, seeds included).
