@@ -63,7 +63,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
 
-async fn sqlite(path: std::path::PathBuf) -> Arc<dyn JobStore> {
+async fn sqlite(path: std::path::PathBuf) -> Arc<SqliteStore> {
     let store = SqliteStore::open(path)
         .await
         .unwrap_or_else(|e| panic!("open: {e}"));
@@ -114,7 +114,7 @@ fn bench_enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::pat
     let pool = rt.block_on(async {
         let pool = Pool::builder()
             .server(ServerConfig::with_backend("never", Arc::new(Never)))
-            .store(sqlite(dir.join("enqueue.db")).await)
+            .store(sqlite(dir.join("enqueue.db")).await as Arc<dyn JobStore>)
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
         pool.ready().await;
@@ -155,7 +155,7 @@ async fn pooled(pool: &Pool) -> Duration {
 }
 
 fn bench_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
-    let (cluster, memory, durable) = rt.block_on(async {
+    let (cluster, memory, durable, store) = rt.block_on(async {
         let cluster = SimCluster::start(SERVERS, SimConfig::default())
             .await
             .unwrap_or_else(|e| panic!("sim: {e}"));
@@ -170,22 +170,31 @@ fn bench_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::
             .servers(servers())
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
+        let store = sqlite(dir.join("throughput.db")).await;
         let durable = Pool::builder()
             .servers(servers())
-            .store(sqlite(dir.join("throughput.db")).await)
+            .store(Arc::clone(&store) as Arc<dyn JobStore>)
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
         // Warm up: connections, websockets, the store's pages.
         pooled(&memory).await;
         pooled(&durable).await;
-        (cluster, memory, durable)
+        (cluster, memory, durable, store)
     });
+    let before = store.write_stats();
     let (mut m, mut d) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..INTERLEAVED {
         m += rt.block_on(pooled(&memory));
         d += rt.block_on(pooled(&durable));
     }
     let per_s = |t: Duration| (INTERLEAVED * BATCH) as f64 / t.as_secs_f64();
+    let after = store.write_stats();
+    let jobs = (INTERLEAVED * BATCH) as f64;
+    println!(
+        "SQLite pool: {:.1} writes and {:.2} commits per job",
+        (after.writes - before.writes) as f64 / jobs,
+        (after.commits - before.commits) as f64 / jobs
+    );
     println!(
         "throughput on {SERVERS} sims x1 slot: in-memory pool {:.0} jobs/s, SQLite pool {:.0} jobs/s, SQLite/memory = {:.1} %",
         per_s(m),
