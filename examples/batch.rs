@@ -1,4 +1,4 @@
-//! `cargo run -q -p examples --example batch -- [--hosts URL,URL] [--repeat N] [--json]
+//! `cargo run -q -p examples --example batch -- [--hosts URL,URL] [--store URL] [--repeat N] [--json]
 //! WORKFLOW.json...`: run workflow files through a pool (see `examples/src/batch.rs`).
 //! Without `--hosts` (or `COMFY_HOSTS`) it starts two simulated servers.
 

@@ -2,7 +2,7 @@
 //! and say what it claims.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use comfy_pool_cli::run::RunArgs;
+use comfy_pool_cli::run::{MEMORY_STORE, RunArgs};
 use examples::Console;
 use examples::advanced::AdvancedArgs;
 use examples::basic::BasicArgs;
@@ -116,6 +116,7 @@ async fn batch_prints_one_json_line_per_job_and_a_summary() {
         run: RunArgs {
             repeat: 3,
             json: true,
+            store: MEMORY_STORE.to_owned(),
             workflows: vec![
                 format!("{dir}/invert-save.json").into(),
                 format!("{dir}/emptyimage-scale-preview.json").into(),
@@ -149,6 +150,7 @@ async fn batch_refuses_a_file_that_is_not_a_workflow() {
     let args = BatchArgs {
         run: RunArgs {
             workflows: vec![concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into()],
+            store: MEMORY_STORE.to_owned(),
             ..RunArgs::default()
         },
     };

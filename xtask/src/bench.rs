@@ -305,6 +305,21 @@ fn evaluate(r: &Results) -> Vec<Row> {
                 format!("{ratio:.0}% ({pooled:.0} vs {direct:.0} jobs/s)"),
             ))
         });
+    let sqlite_ratio = figure(r, "pool_sqlite_vs_memory_ratio")
+        .map(|(ratio, _)| (ratio, format!("{:.1}% (interleaved runs)", ratio * 100.0)))
+        .or_else(|| {
+            let memory = r
+                .time(&["durable/pool_memory_4x1"])
+                .and_then(Measurement::per_second)?;
+            let sqlite = r
+                .time(&["durable/pool_sqlite_4x1"])
+                .and_then(Measurement::per_second)?;
+            let ratio = sqlite / memory;
+            Some((
+                ratio,
+                format!("{:.0}% ({sqlite:.0} vs {memory:.0} jobs/s)", ratio * 100.0),
+            ))
+        });
     let scheduling = figure(r, "schedule_ns_per_job")
         .map(|(ns, _)| (ns, time_text(ns)))
         .or_else(|| time_value(r.time(&["scheduler/dispatch_100k_queued_64_servers"])));
@@ -440,6 +455,18 @@ fn evaluate(r: &Results) -> Vec<Row> {
             "report only",
             Target::None,
             figure(r, "store_bytes_per_finished_job"),
+        ),
+        row(
+            "pool: durable enqueue through Pool::enqueue, SQLite file, 64 callers",
+            "≥ 5,000 jobs/s",
+            Target::AtLeast(5_000.0),
+            per_second(r, "durable/pool_enqueue_sqlite_64_callers", "jobs/s"),
+        ),
+        row(
+            "pool throughput with the SQLite store vs in-memory (4 zero-time sims)",
+            "≥ 95%",
+            Target::AtLeast(0.95),
+            sqlite_ratio,
         ),
         row(
             "store: durable enqueue, PostgreSQL, 64 callers",

@@ -36,8 +36,16 @@ pub enum Command {
     /// are `<file stem>-<repeat>` (e.g. txt2img-1 .. txt2img-N), the same on every run of
     /// the same command line.
     ///
-    /// Exit status: 0 when every job completed or failed, 1 when some were cancelled
-    /// (SIGINT, SIGTERM), 2 on bad input or when no server is online.
+    /// Jobs are kept in --store (default: comfy-pool.db in the current directory). Running
+    /// the same command again after a crash or an interrupt reports the jobs that finished
+    /// from the store, follows the prompts that were running and runs only what is left; a
+    /// job id stored with a different workflow is an error. SIGINT / SIGTERM leave unfinished
+    /// jobs in a durable store (reported `interrupted`); with `--store memory` they are
+    /// cancelled.
+    ///
+    /// Exit status: 0 when every job completed or failed, 1 when some were cancelled or
+    /// interrupted (SIGINT, SIGTERM), 2 on bad input, a store that cannot be used, or when no
+    /// server is online.
     Run(RunArgs),
     /// Print the structural hash of each workflow file, like sha256sum.
     ///

@@ -56,6 +56,20 @@ pub enum Error {
     /// The service could not start or serve.
     #[error("service")]
     Service(#[from] pool_server::ServiceError),
+    /// The job store (`--store`) could not be opened, read or written.
+    #[error("--store")]
+    Store(#[source] pool_store::StoreError),
+    /// A job id of the command line is stored with another workflow (the file changed since
+    /// the run that stored it, seeds included).
+    #[error(
+        "{file}: job id {id} is stored with a different workflow (another --store, or rename the file)"
+    )]
+    JobIdConflict {
+        /// The job id.
+        id: String,
+        /// The workflow file that gives the id now.
+        file: String,
+    },
     /// No server of the pool came online.
     #[error("no server online ({0})")]
     NoServerOnline(String),
@@ -100,6 +114,7 @@ impl Error {
                 | Self::Refused { .. }
                 | Self::Usage(_)
                 | Self::Config(_)
+                | Self::JobIdConflict { .. }
         )
     }
 }

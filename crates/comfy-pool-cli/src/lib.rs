@@ -3,7 +3,7 @@
 //!
 //! | command | what it does | exit status |
 //! |---|---|---|
-//! | `comfy-pool run [--hosts URL,URL] [--max-concurrent N] [--repeat N] [--vary-seed] [--json] WORKFLOW.json...` | every file × repeat as a job on a pool ([`run`]) | 0 every job completed or failed, 1 some cancelled, 2 bad input / no server |
+//! | `comfy-pool run [--hosts URL,URL] [--store URL] [--max-concurrent N] [--repeat N] [--vary-seed] [--json] WORKFLOW.json...` | every file × repeat as a job on a pool, kept in a store ([`run`]) | 0 every job completed or failed, 1 some cancelled or interrupted, 2 bad input / store / no server |
 //! | `comfy-pool hash [FILE...]` | structural hashes, like `sha256sum` ([`hash`]) | 1 when a file failed |
 //! | `comfy-pool diff A.json B.json [--json]` | why two workflows hash differently ([`diff`]) | 0 equal, 1 different, 2 error |
 //! | `comfy-pool sim [--count N] [--listen ADDR] [...]` | simulated ComfyUI servers, `url: URL` per server on stdout ([`sim`]) | 0 after SIGINT / SIGTERM |
@@ -14,7 +14,8 @@
 //! process, so it works with nothing installed. Its job ids are `<file stem>-<repeat>`,
 //! stable across runs of the same command line, and `--vary-seed` derives each repeat's
 //! seeds from its number ([`run::Plan::new`]); [`run::build_pool`] is the one place a pool
-//! is built.
+//! is built. Its jobs live in `--store` ([`run::RunStore`]; an SQLite file by default), so
+//! the same command run again after a crash reports each job once and runs nothing twice.
 //!
 //! Every command is a function over its parsed arguments and a writer, so it can be called
 //! without spawning a process:

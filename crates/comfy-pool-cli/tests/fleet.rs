@@ -9,9 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use support::{Sim, get, run, scratch_file, text, workflow};
 
-/// Runs `comfy-pool run --json ARGS` and returns its exit code, job lines and summary.
+/// Runs `comfy-pool run --json ARGS` (with `--store memory` unless ARGS name a store) and
+/// returns its exit code, job lines and summary.
 fn run_json(args: &[&str]) -> (Option<i32>, Vec<Value>, Value) {
     let mut full = vec!["run", "--json"];
+    if !args.contains(&"--store") {
+        full.extend(["--store", "memory"]);
+    }
     full.extend_from_slice(args);
     let output = run(&full);
     let (stdout, stderr) = text(&output);
@@ -211,7 +215,8 @@ fn sigint_cancels_the_jobs_reports_them_and_exits_1() {
     let hosts = sim.hosts();
     let invert = workflow("invert-save");
     let child = support::comfy_pool()
-        .args(["run", "--json", "--hosts", &hosts, "--repeat", "2", &invert])
+        .args(["run", "--json", "--store", "memory", "--hosts", &hosts])
+        .args(["--repeat", "2", &invert])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,6 +6,7 @@ use comfy_pool::{AllBlockedPolicy, Pool, ServerConfig, SmartStrategy};
 
 use crate::error::Result;
 use crate::hosts::server_name;
+use crate::run::RunStore;
 
 /// How many simulated servers a run starts when no host is given.
 pub const SIMULATED_SERVERS: usize = 2;
@@ -114,24 +115,35 @@ pub struct PoolSettings {
     pub max_concurrent: usize,
     /// What a job does when its workflow is blocked on every server.
     pub all_blocked: AllBlockedPolicy,
+    /// How many finished jobs the pool keeps known, in memory and in its store (at least
+    /// every job of a run, so that a re-run finds each one finished rather than runs it
+    /// again).
+    pub retain_finished: usize,
 }
 
+/// The pool's own default of [`PoolSettings::retain_finished`].
+pub const RETAIN_FINISHED: usize = 10_000;
+
 /// Builds the pool of a run over `fleet`: the smart strategy (production preset, the given
-/// all-blocked policy) and the pool's default health checks and in-memory queue.
+/// all-blocked policy), the pool's default health checks and in-memory queue, and the jobs
+/// kept in `store` when it is durable (its unfinished jobs taken up again).
 ///
-/// This is the one place a command builds a pool: a durable job store (a later `--store`)
-/// plugs in here.
+/// This is the one place a command builds a pool.
 ///
 /// # Errors
 ///
 /// [`Error::Strategy`](crate::Error::Strategy) or [`Error::Pool`](crate::Error::Pool) when
 /// the configuration is refused (say, two hosts with the same `host:port`).
-pub fn build_pool(fleet: &Fleet, settings: &PoolSettings) -> Result<Pool> {
+pub fn build_pool(fleet: &Fleet, settings: &PoolSettings, store: &RunStore) -> Result<Pool> {
     let strategy = SmartStrategy::builder()
         .all_blocked(settings.all_blocked)
         .build()?;
-    Ok(Pool::builder()
+    let mut builder = Pool::builder()
         .servers(fleet.server_configs(settings.max_concurrent))
         .strategy(Arc::new(strategy))
-        .build()?)
+        .retain_finished(settings.retain_finished);
+    if let Some(store) = store.durable() {
+        builder = builder.store(Arc::clone(store));
+    }
+    Ok(builder.build()?)
 }

@@ -5,6 +5,7 @@ mod fleet;
 mod plan;
 mod progress;
 mod report;
+mod store;
 
 use std::future::Future;
 use std::io::Write;
@@ -12,14 +13,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use comfy_pool::{
-    AllBlockedPolicy, AttemptError, JobEventKind, JobHandle, JobOptions, JobOutput, Pool,
-    PoolEvent, ServerState, ShutdownMode, WorkflowEvent,
+    AllBlockedPolicy, AttemptError, JobEventKind, JobHandle, JobOptions, JobOutput, JobRecord,
+    Pool, PoolEvent, ServerState, ShutdownMode, WorkflowEvent,
 };
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 
-pub use fleet::{Fleet, PoolSettings, SIMULATED_SERVERS, build_pool};
+pub use fleet::{Fleet, PoolSettings, RETAIN_FINISHED, SIMULATED_SERVERS, build_pool};
 pub use plan::{JobSpec, Plan, SEED_INPUTS, vary_seeds};
 pub use report::{Block, JobReport, Outcome, RunSummary};
+pub use store::{DEFAULT_STORE, MEMORY_STORE, RunStore};
 
 use crate::error::{Error, Result};
 use crate::hosts::HostsArg;
@@ -69,6 +72,12 @@ pub struct RunArgs {
     /// Print one JSON object per finished job, then a `{"summary": ...}` line.
     #[arg(long)]
     pub json: bool,
+    /// Where jobs are kept: `sqlite:PATH`, `postgres://USER@HOST/DB`, or `memory` (nothing
+    /// survives the process). With a durable store, running the same command again after a
+    /// crash or an interrupt reports the jobs that finished, follows those that were running
+    /// and runs the rest; nothing runs twice.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
+    pub store: String,
     /// API-format workflow files.
     #[arg(required = true, value_name = "WORKFLOW.json")]
     pub workflows: Vec<PathBuf>,
@@ -84,6 +93,7 @@ impl Default for RunArgs {
             vary_seed: false,
             on_all_blocked: OnAllBlocked::Fail,
             json: false,
+            store: DEFAULT_STORE.to_owned(),
             workflows: Vec::new(),
         }
     }
@@ -95,6 +105,7 @@ impl RunArgs {
         PoolSettings {
             max_concurrent: usize::try_from(self.max_concurrent).unwrap_or(usize::MAX),
             all_blocked: self.on_all_blocked.into(),
+            retain_finished: RETAIN_FINISHED,
         }
     }
 }
@@ -104,24 +115,41 @@ impl RunArgs {
 /// with `--json`; otherwise text, with a progress bar on standard error when it is a
 /// terminal), and returns the summary.
 ///
-/// When `interrupt` completes (the binary passes SIGINT / SIGTERM), every job still queued or
-/// running is cancelled; the run then ends normally with those jobs `cancelled`.
+/// Jobs live in the store `--store` names ([`RunStore`]). Job ids are stable (`<file
+/// stem>-<repeat>`), so on a durable store a second run of the same command line reports each
+/// job once: a job that finished before is reported from its stored record (not run again), a
+/// job that was queued or running when the earlier process ended is taken up by the pool's
+/// recovery (its prompt followed where it runs), and a job never accepted is enqueued.
+///
+/// When `interrupt` completes (the binary passes SIGINT / SIGTERM): with the `memory` store,
+/// every job still queued or running is cancelled and reported `cancelled`; with a durable
+/// store, the pool detaches from them (they stay in the store, prompts keep running) and they
+/// are reported `interrupted`, for the same command to take up again.
 ///
 /// # Errors
 ///
 /// Before any job is enqueued: [`Error::Read`], [`Error::Workflow`] (naming the file),
-/// [`Error::Usage`] (a bad host list), [`Error::Sim`], [`Error::Pool`] (the pool's
+/// [`Error::Usage`] (a bad host list), [`Error::Store`], [`Error::JobIdConflict`] (a job id
+/// stored with another workflow), [`Error::Sim`], [`Error::Pool`] (the pool's
 /// configuration), [`Error::NoServerOnline`]; [`Error::Refused`] when the pool refuses a
-/// file's job (the jobs already enqueued are cancelled); [`Error::Io`] when writing fails.
-/// A job that fails is not an error: it is reported and counted.
+/// file's job (the jobs already enqueued are cancelled, or left in a durable store);
+/// [`Error::Io`] when writing fails. A job that fails is not an error: it is reported and
+/// counted.
 pub async fn run(
     args: &RunArgs,
     out: &mut (dyn Write + Send),
     interrupt: impl Future<Output = ()>,
 ) -> Result<RunSummary> {
     let plan = Plan::new(&args.workflows, args.repeat, args.vary_seed)?;
-    let fleet = Fleet::from_hosts(args.hosts.urls()?).await?;
-    let pool = build_pool(&fleet, &args.pool_settings())?;
+    let hosts = args.hosts.urls()?;
+    let store = RunStore::open(&args.store).await?;
+    store.check_ids(&plan).await?;
+    let fleet = Fleet::from_hosts(hosts).await?;
+    let settings = PoolSettings {
+        retain_finished: plan.jobs.len().max(RETAIN_FINISHED),
+        ..args.pool_settings()
+    };
+    let pool = build_pool(&fleet, &settings, &store)?;
     let events = pool.subscribe();
     if !args.json {
         line(out, &fleet.describe())?;
@@ -133,18 +161,37 @@ pub async fn run(
     };
     let summary = match ready {
         Some(Ok(())) => match enqueue(&pool, &plan).await {
-            Ok(handles) => collect(args, out, &plan, &handles, events, interrupt).await,
+            Ok(handles) => {
+                let stop = Stop {
+                    pool: &pool,
+                    durable: store.durable().is_some(),
+                };
+                collect(args, out, &plan, &handles, events, interrupt, stop).await
+            }
             Err(error) => Err(error),
         },
         Some(Err(error)) => Err(error),
-        // Interrupted before anything was enqueued: every job counts as cancelled.
+        // Interrupted before anything was enqueued: every job counts as cancelled, or as
+        // interrupted when a durable store keeps those an earlier run accepted.
+        None if store.durable().is_some() => Ok(RunSummary {
+            submitted: plan.jobs.len(),
+            interrupted: plan.jobs.len(),
+            ..RunSummary::default()
+        }),
         None => Ok(RunSummary {
             submitted: plan.jobs.len(),
             cancelled: plan.jobs.len(),
             ..RunSummary::default()
         }),
     };
-    pool.shutdown(ShutdownMode::Cancel).await;
+    // The plan's jobs have ended; with a durable store, the jobs of other command lines that
+    // the pool took up stay there for their own re-run (and so do this one's after an error).
+    let mode = if store.durable().is_some() {
+        ShutdownMode::Detach
+    } else {
+        ShutdownMode::Cancel
+    };
+    pool.shutdown(mode).await;
     drop(fleet);
     let summary = summary?;
     if args.json {
@@ -176,21 +223,40 @@ async fn wait_online(pool: &Pool) -> Result<()> {
     Err(Error::NoServerOnline(why.join("; ")))
 }
 
-/// Enqueues every job of the plan, in order.
+/// How many enqueues are in flight at once: with a durable store, each returns once its
+/// record is committed, and concurrent ones share a commit.
+const ENQUEUES_AT_ONCE: usize = 64;
+
+/// Enqueues every job of the plan (started in plan order, a few at a time); the handles in
+/// plan order. A job already in the store gives a handle to the stored job.
 async fn enqueue(pool: &Pool, plan: &Plan) -> Result<Vec<JobHandle>> {
-    let mut handles = Vec::with_capacity(plan.jobs.len());
-    for spec in &plan.jobs {
-        let options = JobOptions::new().job_id(spec.id.as_str());
-        let handle = pool
-            .enqueue(Arc::clone(&spec.workflow), options)
-            .await
-            .map_err(|source| Error::Refused {
-                file: spec.file.clone(),
-                source,
-            })?;
-        handles.push(handle);
-    }
-    Ok(handles)
+    futures_util::stream::iter(&plan.jobs)
+        .map(|spec| async move {
+            let options = JobOptions::new().job_id(spec.id.as_str());
+            pool.enqueue(Arc::clone(&spec.workflow), options)
+                .await
+                .map_err(|source| match source {
+                    comfy_pool::Error::JobIdConflict { id } => Error::JobIdConflict {
+                        id,
+                        file: spec.file.clone(),
+                    },
+                    source => Error::Refused {
+                        file: spec.file.clone(),
+                        source,
+                    },
+                })
+        })
+        .buffered(ENQUEUES_AT_ONCE)
+        .try_collect()
+        .await
+}
+
+/// What an interrupt does to the jobs of a run.
+#[derive(Debug, Clone, Copy)]
+struct Stop<'a> {
+    pool: &'a Pool,
+    /// Detach (the jobs stay in a durable store) rather than cancel them.
+    durable: bool,
 }
 
 /// What one job's watcher saw.
@@ -206,6 +272,8 @@ struct Watched {
     retried: Vec<AttemptError>,
     /// How the job ended.
     result: comfy_pool::Result<Arc<JobOutput>>,
+    /// Its record at the end (for a job that ended in an earlier run, all there is).
+    record: JobRecord,
 }
 
 /// Waits for every job, reporting each as it ends; cancels them all on `interrupt`.
@@ -216,6 +284,7 @@ async fn collect(
     handles: &[JobHandle],
     mut events: comfy_pool::PoolEvents,
     interrupt: std::pin::Pin<&mut impl Future<Output = ()>>,
+    stop: Stop<'_>,
 ) -> Result<RunSummary> {
     let mut running = JoinSet::new();
     for (index, job) in handles.iter().enumerate() {
@@ -232,7 +301,11 @@ async fn collect(
         tokio::select! {
             () = &mut interrupt, if !interrupted => {
                 interrupted = true;
-                handles.iter().for_each(JobHandle::cancel);
+                if stop.durable {
+                    stop.pool.shutdown(ShutdownMode::Detach).await;
+                } else {
+                    handles.iter().for_each(JobHandle::cancel);
+                }
             }
             event = events.recv(), if events_open => match event {
                 Some(PoolEvent::Workflow(WorkflowEvent::Blocked { server, hash, class, .. })) => {
@@ -293,12 +366,14 @@ async fn watch(index: usize, job: JobHandle) -> Watched {
             _ => {}
         }
     }
+    let result = job.result().await;
     Watched {
         index,
         attempts,
         server,
         retried,
-        result: job.result().await,
+        result,
+        record: job.record(),
     }
 }
 
@@ -306,7 +381,12 @@ async fn watch(index: usize, job: JobHandle) -> Watched {
 /// the failures of its earlier attempts when that error does not list them (say, no server
 /// was left after a failure).
 fn report(spec: &JobSpec, watched: Watched) -> JobReport {
-    let attempts = watched.attempts;
+    // A job that ended in an earlier run sent no event here: its record tells.
+    let last = watched.record.attempts.last();
+    let attempts = watched.attempts.max(last.map_or(0, |a| a.attempt));
+    let watched_server = watched
+        .server
+        .or_else(|| last.map(|a| a.server.to_string()));
     let count = |n: usize| attempts.max(u32::try_from(n).unwrap_or(u32::MAX));
     let (status, server, attempts, error) = match watched.result {
         Ok(output) => (
@@ -317,9 +397,15 @@ fn report(spec: &JobSpec, watched: Watched) -> JobReport {
         ),
         Err(error) if error.is_cancelled() => (
             Outcome::Cancelled,
-            watched.server,
+            watched_server,
             attempts,
             Some(error.to_string()),
+        ),
+        Err(comfy_pool::Error::Detached) => (
+            Outcome::Interrupted,
+            watched_server,
+            attempts,
+            Some(INTERRUPTED.to_owned()),
         ),
         Err(error) => {
             let mut text = error.to_string();
@@ -330,7 +416,7 @@ fn report(spec: &JobSpec, watched: Watched) -> JobReport {
             }
             (
                 Outcome::Failed,
-                watched.server,
+                watched_server,
                 count(error.attempts().len()),
                 Some(text),
             )
@@ -346,6 +432,10 @@ fn report(spec: &JobSpec, watched: Watched) -> JobReport {
         error,
     }
 }
+
+/// The error of a job left in a durable store by an interrupt.
+const INTERRUPTED: &str =
+    "interrupted; the job stays in the store: run the same command again to take it up";
 
 fn line(out: &mut (dyn Write + Send), text: &dyn std::fmt::Display) -> Result<()> {
     writeln!(out, "{text}").map_err(Error::output)

@@ -14,8 +14,11 @@ pub enum Outcome {
     /// It failed for good (every attempt failed, ComfyUI rejected it, or no server could take
     /// it).
     Failed,
-    /// It was cancelled (the run was interrupted).
+    /// It was cancelled (the run was interrupted, with the `memory` store).
     Cancelled,
+    /// The run was interrupted and left it unfinished in a durable store, for the same
+    /// command to take up again.
+    Interrupted,
 }
 
 impl Outcome {
@@ -25,6 +28,7 @@ impl Outcome {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct RunSummary {
     pub failed: usize,
     /// Jobs cancelled.
     pub cancelled: usize,
+    /// Jobs left unfinished in a durable store by an interrupt.
+    pub interrupted: usize,
     /// Every block set during the run, in order.
     pub blocks: Vec<Block>,
     /// Every job, in the order they finished.
@@ -116,17 +122,19 @@ impl RunSummary {
             Outcome::Completed => self.completed += 1,
             Outcome::Failed => self.failed += 1,
             Outcome::Cancelled => self.cancelled += 1,
+            Outcome::Interrupted => self.interrupted += 1,
         }
         self.jobs.push(job);
     }
 
-    /// Whether every job ran to a verdict: completed or failed, none cancelled or left over.
+    /// Whether every job ran to a verdict: completed or failed, none cancelled, interrupted or
+    /// left over.
     pub fn all_done(&self) -> bool {
         self.completed + self.failed == self.submitted
     }
 
     /// The last line of `--json`: `{"summary": {"submitted", "completed", "failed",
-    /// "cancelled", "blocks": [{"server", "hash", "class"}]}}`.
+    /// "cancelled", "interrupted", "blocks": [{"server", "hash", "class"}]}}`.
     pub fn to_json(&self) -> Value {
         let blocks: Vec<Value> = self
             .blocks
@@ -138,6 +146,7 @@ impl RunSummary {
             "completed": self.completed,
             "failed": self.failed,
             "cancelled": self.cancelled,
+            "interrupted": self.interrupted,
             "blocks": blocks,
         }})
     }
@@ -145,8 +154,13 @@ impl RunSummary {
     /// The text summary: the counts, then one line per block, naming the workflow files
     /// `files` gives for a hash.
     pub fn lines<'a>(&self, files: impl Fn(&WorkflowHash) -> Vec<&'a str>) -> Vec<String> {
+        let interrupted = if self.interrupted > 0 {
+            format!(", {} interrupted (kept in the store)", self.interrupted)
+        } else {
+            String::new()
+        };
         let mut lines = vec![format!(
-            "{} submitted, {} completed, {} failed, {} cancelled, {} blocks",
+            "{} submitted, {} completed, {} failed, {} cancelled{interrupted}, {} blocks",
             self.submitted,
             self.completed,
             self.failed,
@@ -230,5 +244,13 @@ mod tests {
         summary.record(job(Outcome::Cancelled));
         assert!(!summary.all_done());
         assert_eq!(summary.to_json()["summary"]["cancelled"], 1);
+        let mut interrupted = RunSummary {
+            submitted: 1,
+            ..RunSummary::default()
+        };
+        interrupted.record(job(Outcome::Interrupted));
+        assert!(!interrupted.all_done());
+        assert_eq!(interrupted.to_json()["summary"]["interrupted"], 1);
+        assert!(interrupted.lines(|_| Vec::new())[0].contains("1 interrupted"));
     }
 }

@@ -181,3 +181,47 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A fresh directory under this crate's test scratch directory (emptied if a killed earlier
+/// run left it), removed when dropped.
+pub struct ScratchDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl ScratchDir {
+    /// `name` must be unique among the tests (they run in parallel); the directory is named
+    /// for it and this process.
+    pub fn new(name: &str) -> Self {
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("comfy-pool-cli")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self { path }
+    }
+
+    /// The `--store` URL of an SQLite file `file` in this directory.
+    pub fn sqlite(&self, file: &str) -> String {
+        format!("sqlite:{}", self.path.join(file).display())
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The seed node `3` of `txt2img-checkpoint` ran with, in each entry of a server's
+/// `/history`.
+pub fn seeds_in_history(base: &str) -> Vec<u64> {
+    let (status, body) = get(base, "/history");
+    assert_eq!(status, 200, "{body}");
+    let history: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&body).unwrap();
+    history
+        .values()
+        .map(|entry| entry["prompt"][2]["3"]["inputs"]["seed"].as_u64().unwrap())
+        .collect()
+}
