@@ -2,6 +2,9 @@
 //!
 //! - `pool_throughput`: trivial prompts on 4 simulated servers with zero execution time, one
 //!   prompt in flight per server, driven directly by `comfy-client` and through the pool.
+//!   Before it, side by side in interleaved rounds (figures, not criterion groups): the
+//!   pool/direct throughput ratio and the p50 latency difference at equal concurrency on 4
+//!   zero-time servers, on 4 servers taking 4 ms per prompt, and on 64 zero-time servers.
 //! - `scheduler`: one dispatch (`pop_for` of the freed server, then a push to keep the depth)
 //!   in an [`InMemoryQueue`] holding 100,000 jobs for 64 servers; and the whole engine
 //!   (enqueue → queue → dispatch → attempt → completion) for 100,000 jobs on 64 instant
@@ -49,31 +52,38 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
 
-/// `BATCH` prompts, one in flight per server, each server driven by its own client.
-async fn direct(clients: &[Client]) -> Duration {
+/// `jobs` prompts, one in flight per server, each server driven by its own client; the
+/// time of the whole batch and each prompt's latency (`run` to its result).
+async fn direct(clients: &[Client], jobs: usize) -> (Duration, Vec<Duration>) {
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
+    let servers = clients.len();
     for (s, client) in clients.iter().enumerate() {
         let client = client.clone();
         set.spawn(async move {
-            for i in (s..BATCH).step_by(SERVERS) {
+            let mut latencies = Vec::new();
+            for i in (s..jobs).step_by(servers) {
+                let began = Instant::now();
                 let exec = client.run(trivial(i), RunOptions::default()).await;
                 let exec = exec.unwrap_or_else(|e| panic!("submit: {e}"));
                 exec.wait().await.unwrap_or_else(|e| panic!("run: {e}"));
+                latencies.push(began.elapsed());
             }
+            latencies
         });
     }
+    let mut latencies = Vec::with_capacity(jobs);
     while let Some(done) = set.join_next().await {
-        done.unwrap_or_else(|e| panic!("task: {e}"));
+        latencies.extend(done.unwrap_or_else(|e| panic!("task: {e}")));
     }
-    start.elapsed()
+    (start.elapsed(), latencies)
 }
 
-/// `BATCH` prompts through the pool (one slot per server).
-async fn pooled(pool: &Pool) -> Duration {
+/// `jobs` prompts through the pool (one slot per server), all enqueued at once.
+async fn pooled(pool: &Pool, jobs: usize) -> Duration {
     let start = Instant::now();
-    let mut handles = Vec::with_capacity(BATCH);
-    for i in 0..BATCH {
+    let mut handles = Vec::with_capacity(jobs);
+    for i in 0..jobs {
         let job = pool.enqueue(trivial(i), JobOptions::new()).await;
         handles.push(job.unwrap_or_else(|e| panic!("enqueue: {e}")));
     }
@@ -83,10 +93,49 @@ async fn pooled(pool: &Pool) -> Duration {
     start.elapsed()
 }
 
-fn bench_throughput(c: &mut Criterion) {
-    let rt = runtime();
-    let (cluster, clients, pool) = rt.block_on(async {
-        let cluster = SimCluster::start(SERVERS, SimConfig::default())
+/// `jobs` prompts through the pool by `callers` callers, each enqueueing its next job when
+/// the last one ended (the concurrency of [`direct`]); each job's latency (enqueue to result).
+async fn pooled_closed_loop(pool: &Pool, callers: usize, jobs: usize) -> Vec<Duration> {
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..callers {
+        let pool = pool.clone();
+        set.spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (c..jobs).step_by(callers) {
+                let began = Instant::now();
+                let job = pool.enqueue(trivial(i), JobOptions::new()).await;
+                let job = job.unwrap_or_else(|e| panic!("enqueue: {e}"));
+                job.result().await.unwrap_or_else(|e| panic!("job: {e}"));
+                latencies.push(began.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::with_capacity(jobs);
+    while let Some(done) = set.join_next().await {
+        latencies.extend(done.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    latencies
+}
+
+/// The median of some values.
+fn median<T: PartialOrd + Copy>(values: &mut [T]) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+/// Simulated servers, one client each (socket open), and a pool over the same servers.
+struct Rig {
+    cluster: SimCluster,
+    clients: Vec<Client>,
+    pool: Pool,
+}
+
+impl Rig {
+    async fn start(servers: usize, exec_time: Duration) -> Self {
+        // The per-prompt time on the one node that takes time.
+        let config = SimConfig::default().node_exec_time("ImageInvert", exec_time);
+        let cluster = SimCluster::start(servers, config)
             .await
             .unwrap_or_else(|e| panic!("sim: {e}"));
         let mut clients = Vec::new();
@@ -97,70 +146,120 @@ fn bench_throughput(c: &mut Criterion) {
             assert!(client.wait_connected(Duration::from_secs(5)).await);
             clients.push(client);
         }
-        let servers = cluster
+        let configs = cluster
             .urls()
             .into_iter()
             .enumerate()
             .map(|(i, url)| ServerConfig::new(url).id(format!("s{i}")));
         let pool = Pool::builder()
-            .servers(servers)
+            .servers(configs)
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
+        let rig = Self {
+            cluster,
+            clients,
+            pool,
+        };
         // Warm up: connections and websockets.
-        pooled(&pool).await;
-        direct(&clients).await;
-        (cluster, clients, pool)
-    });
-    // A quick side-by-side for the report.
-    let (mut d, mut p) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..5 {
-        d += rt.block_on(direct(&clients));
-        p += rt.block_on(pooled(&pool));
+        pooled(&rig.pool, 4 * servers).await;
+        direct(&rig.clients, 4 * servers).await;
+        rig
     }
-    let per_s = |t: Duration| (5 * BATCH) as f64 / t.as_secs_f64();
+
+    async fn stop(self) {
+        self.pool.shutdown(ShutdownMode::Drain).await;
+        drop(self.clients);
+        drop(self.cluster);
+    }
+}
+
+/// Interleaved rounds of the direct client and the pool on the same servers: the median
+/// ratio of their throughputs (batch of `jobs`, all queued at once in the pool), and the
+/// median latencies at equal concurrency (one job per server, closed loop), recorded as
+/// figures named after `tag`.
+fn side_by_side(rt: &tokio::runtime::Runtime, rig: &Rig, tag: &str, what: &str, jobs: usize) {
+    const ROUNDS: usize = 7;
+    let servers = rig.clients.len();
+    let mut ratios = Vec::new();
+    let (mut direct_lat, mut pool_lat) = (Vec::new(), Vec::new());
+    let (mut direct_per_s, mut pool_per_s) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (d, lat) = rt.block_on(direct(&rig.clients, jobs));
+        direct_lat.extend(lat);
+        let p = rt.block_on(pooled(&rig.pool, jobs));
+        pool_lat.extend(rt.block_on(pooled_closed_loop(&rig.pool, servers, jobs)));
+        ratios.push(d.as_secs_f64() / p.as_secs_f64());
+        direct_per_s.push(jobs as f64 / d.as_secs_f64());
+        pool_per_s.push(jobs as f64 / p.as_secs_f64());
+    }
+    let ratio = median(&mut ratios);
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let (direct_p50, pool_p50) = (us(median(&mut direct_lat)), us(median(&mut pool_lat)));
     println!(
-        "throughput on {SERVERS} sims x1 slot: direct {:.0} jobs/s, pool {:.0} jobs/s, pool/direct = {:.1} %",
-        per_s(d),
-        per_s(p),
-        100.0 * per_s(p) / per_s(d)
+        "{what}: direct {:.0} jobs/s, pool {:.0} jobs/s (medians of {ROUNDS}); p50 direct {direct_p50:.0} µs, pool {pool_p50:.0} µs",
+        median(&mut direct_per_s),
+        median(&mut pool_per_s),
     );
+    let name = |figure: &str| format!("{figure}{tag}");
     record_figure(
-        "pool_vs_direct_ratio",
-        "pool throughput / direct client throughput (interleaved runs)",
-        per_s(p) / per_s(d),
+        &name("pool_vs_direct_ratio"),
+        &format!("pool throughput / direct client throughput, {what} (median of interleaved runs)"),
+        ratio,
         "",
     );
+    record_figure(
+        &name("pool_p50_minus_direct_us"),
+        &format!("pool p50 latency minus direct p50 latency, {what}"),
+        pool_p50 - direct_p50,
+        "µs",
+    );
+}
 
-    let mut group = c.benchmark_group("pool_throughput");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("direct_client_4x1", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let clients = clients.clone();
-            async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += direct(&clients).await;
+fn bench_throughput(c: &mut Criterion) {
+    let rt = runtime();
+    // The side-by-side figures for the report: zero-time and 4 ms servers, and many servers.
+    for (servers, exec_ms, tag, jobs) in [
+        (64, 0, "_64", 640),
+        (SERVERS, 4, "_4ms", BATCH),
+        (SERVERS, 0, "", BATCH),
+    ] {
+        let rig = rt.block_on(Rig::start(servers, Duration::from_millis(exec_ms)));
+        let what = format!("{servers} sims x1 slot, {exec_ms} ms per prompt");
+        side_by_side(&rt, &rig, tag, &what, jobs);
+        if servers != SERVERS || exec_ms != 0 {
+            rt.block_on(rig.stop());
+            continue;
+        }
+        let mut group = c.benchmark_group("pool_throughput");
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function("direct_client_4x1", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let clients = rig.clients.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += direct(&clients, BATCH).await.0;
+                    }
+                    total
                 }
-                total
-            }
+            });
         });
-    });
-    group.bench_function("pool_4x1", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let pool = pool.clone();
-            async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += pooled(&pool).await;
+        group.bench_function("pool_4x1", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let pool = rig.pool.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += pooled(&pool, BATCH).await;
+                    }
+                    total
                 }
-                total
-            }
+            });
         });
-    });
-    group.finish();
-    rt.block_on(pool.shutdown(ShutdownMode::Drain));
-    drop(cluster);
+        group.finish();
+        rt.block_on(rig.stop());
+    }
 }
 
 /// 100,000 queued jobs over 64 servers: 4 priorities, 8 tenants, 512 workflows, one job in

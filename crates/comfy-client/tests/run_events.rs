@@ -165,7 +165,10 @@ async fn a_full_event_buffer_drops_progress_first_and_keeps_the_result() {
     let mut exec = c
         .run(
             json!({"9": {"class_type": "SaveImage", "inputs": {}}}),
-            RunOptions::default().event_buffer(capacity),
+            // The history request tells when every event is in the buffer.
+            RunOptions::default()
+                .event_buffer(capacity)
+                .fetch_history(true),
         )
         .await
         .unwrap();

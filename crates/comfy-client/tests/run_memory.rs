@@ -98,7 +98,9 @@ async fn a_flooded_run_keeps_within_its_memory_limit_and_counts_what_it_dropped(
         "7": {"class_type": "SaveImageWebsocket", "inputs": {}},
         "9": {"class_type": "SaveImage", "inputs": {}}
     });
+    // The history request tells when the flood is over.
     let options = RunOptions::default()
+        .fetch_history(true)
         .memory_limit(LIMIT)
         .collect_previews(true)
         .collect_texts(true);

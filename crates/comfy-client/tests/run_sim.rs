@@ -76,7 +76,8 @@ async fn a_run_streams_only_its_events_and_resolves_to_history_outputs() {
     );
     assert!(matches!(events.last(), Some(Event::Executing(e)) if e.node.is_none()));
     let out = exec.wait().await.unwrap();
-    assert!(out.history.as_ref().unwrap().is_success());
+    // The socket delivered every output: the history was not read.
+    assert!(out.history.is_none());
     let images = out.images();
     assert_eq!(images.len(), 1, "{:?}", out.outputs);
     let (node, image) = &images[0];
@@ -282,6 +283,78 @@ async fn a_socket_dropped_mid_run_resumes_and_the_run_completes() {
     until(&mut exec, |e| matches!(e, Event::Connected)).await;
     let out = finish(exec).await.unwrap();
     assert_eq!(out.images().len(), 1);
+    // Outputs may have been missed while the socket was down: they come from the history.
+    assert!(out.history.as_ref().unwrap().is_success());
+    assert!(sim.stats().requests(HISTORY_ONE) >= 1);
+}
+
+/// The route a run asks for its history entry.
+const HISTORY_ONE: &str = "GET /history/{prompt_id}";
+
+#[tokio::test]
+async fn outputs_from_an_unbroken_socket_equal_the_history_and_history_is_not_asked() {
+    let sim = sim().await;
+    let c = client(&sim);
+    // A fresh run and its cached rerun, two output nodes, websocket-only images.
+    let runs = [
+        "invert-save.json",
+        "invert-save.json",
+        "emptyimage-scale-preview.json",
+        "getimagesize-savews-binary.json",
+    ];
+    let mut outputs = Vec::new();
+    for name in runs {
+        let exec = c
+            .run(common::workflow(name), RunOptions::default())
+            .await
+            .unwrap();
+        let id = exec.prompt_id().to_owned();
+        let out = finish(exec).await.unwrap();
+        assert!(out.history.is_none(), "{name}");
+        outputs.push((id, out));
+    }
+    assert_eq!(sim.stats().requests(HISTORY_ONE), 0);
+    assert_eq!(outputs[1].1.cached_nodes.len(), 3);
+    for (id, out) in &outputs {
+        let entry = c.history(id).await.unwrap().unwrap();
+        assert_eq!(out.outputs, entry.outputs, "{id}");
+    }
+    assert!(!outputs[1].1.outputs.is_empty());
+    assert!(!outputs[2].1.outputs.is_empty());
+    assert!(!outputs[3].1.ws_outputs.is_empty());
+
+    // Asked for, the history is read and its outputs are the same.
+    let before = sim.stats().requests(HISTORY_ONE);
+    let exec = c
+        .run(
+            common::workflow("emptyimage-scale-preview.json"),
+            RunOptions::default().fetch_history(true),
+        )
+        .await
+        .unwrap();
+    let out = finish(exec).await.unwrap();
+    let entry = out.history.as_ref().unwrap();
+    assert!(entry.is_success());
+    assert_eq!(out.outputs, entry.outputs);
+    assert!(sim.stats().requests(HISTORY_ONE) > before);
+}
+
+#[tokio::test]
+async fn outputs_dropped_for_the_memory_limit_are_read_from_the_history() {
+    let sim = sim().await;
+    let c = client(&sim);
+    let exec = c
+        .run(
+            common::workflow("invert-save.json"),
+            RunOptions::default().memory_limit(64),
+        )
+        .await
+        .unwrap();
+    let out = finish(exec).await.unwrap();
+    assert!(out.dropped.outputs > 0, "{:?}", out.dropped);
+    assert!(out.history.is_some());
+    assert_eq!(out.images().len(), 1);
+    assert!(sim.stats().requests(HISTORY_ONE) >= 1);
 }
 
 #[tokio::test]

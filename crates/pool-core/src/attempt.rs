@@ -53,6 +53,8 @@ pub(crate) struct AttemptDone {
     /// Whether anything reached the server (false: stopped before the write-ahead settled,
     /// so there is no prompt to clean up).
     pub(crate) submitted: bool,
+    /// The attempt freed its server's slot before it ended (`Command::SlotFreed`).
+    pub(crate) slot_freed: bool,
 }
 
 /// What an attempt does on its server.
@@ -113,6 +115,7 @@ pub(crate) async fn run(task: AttemptTask) {
                 prompt_id,
                 end: AttemptEnd::Stopped(reason),
                 submitted: false,
+                slot_freed: false,
             };
             let _ = done.send(Command::AttemptDone(Box::new(report)));
             return;
@@ -138,11 +141,19 @@ pub(crate) async fn run(task: AttemptTask) {
     let idle = tokio::time::sleep_until(far);
     tokio::pin!(idle);
     let mut executing = false;
+    let mut slot_freed = false;
+    let prompt_done = rx.done_signal();
     let end = loop {
         tokio::select! {
             biased;
             reason = &mut stop => {
                 break AttemptEnd::Stopped(reason.unwrap_or(StopReason::Cancel));
+            }
+            // The server is done with the prompt: its slot takes the next one before the
+            // events still on their way and the result are handled.
+            () = prompt_done.notified(), if !slot_freed => {
+                slot_freed = true;
+                let _ = done.send(Command::SlotFreed(server.clone()));
             }
             Some(event) = rx.recv() => {
                 if !executing && !matches!(event, RunEvent::Accepted { .. }) {
@@ -179,6 +190,7 @@ pub(crate) async fn run(task: AttemptTask) {
         prompt_id,
         end,
         submitted: true,
+        slot_freed,
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pool_failover::FailureClass;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::{InputFile, JobId, OutputSelection, RunEvent, WsImage};
 
@@ -37,6 +37,7 @@ pub struct AttemptRequest {
 pub struct EventSink {
     tx: mpsc::UnboundedSender<RunEvent>,
     backlog: Arc<AtomicUsize>,
+    done: Arc<Notify>,
 }
 
 /// Unread events of one attempt beyond which expendable ones are dropped.
@@ -47,6 +48,7 @@ const SINK_BACKLOG: usize = 4096;
 pub struct EventSource {
     rx: mpsc::UnboundedReceiver<RunEvent>,
     backlog: Arc<AtomicUsize>,
+    done: Arc<Notify>,
 }
 
 impl EventSource {
@@ -67,6 +69,17 @@ impl EventSource {
         }
         event
     }
+
+    /// Resolves once a sink said [`prompt_done`](EventSink::prompt_done) (at once if it
+    /// did already).
+    pub async fn prompt_done(&self) {
+        self.done.notified().await;
+    }
+
+    /// The signal behind [`prompt_done`](Self::prompt_done), to wait on beside `recv`.
+    pub(crate) fn done_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.done)
+    }
 }
 
 impl EventSink {
@@ -74,13 +87,24 @@ impl EventSink {
     pub fn channel() -> (Self, EventSource) {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(Notify::new());
         (
             Self {
                 tx,
                 backlog: Arc::clone(&backlog),
+                done: Arc::clone(&done),
             },
-            EventSource { rx, backlog },
+            EventSource { rx, backlog, done },
         )
+    }
+
+    /// Tells the pool that the server is done executing the attempt's prompt (ComfyUI's
+    /// `execution_success`) while the backend still wraps up (reads outputs, reports): the
+    /// server's slot takes its next prompt at once, so the server does not idle for the
+    /// rest of this attempt. Call it only once the server executes nothing more of the
+    /// prompt; the attempt's result still decides the job.
+    pub fn prompt_done(&self) {
+        self.done.notify_one();
     }
 
     /// Reports one event.

@@ -136,6 +136,10 @@ async fn follow_to_end(
     events: &EventSink,
 ) -> std::result::Result<AttemptOutput, AttemptFailure> {
     while let Some(event) = execution.next_event().await {
+        if matches!(event, Event::ExecutionSuccess(_)) {
+            // The server executes nothing more of the prompt: its slot may take the next.
+            events.prompt_done();
+        }
         if let Some(event) = translate(event) {
             events.emit(event);
         }

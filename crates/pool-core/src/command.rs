@@ -37,6 +37,9 @@ pub(crate) enum Command {
         event: RunEvent,
     },
     AttemptDone(Box<AttemptDone>),
+    /// A running attempt's prompt is done executing on its server: the slot is free
+    /// before the attempt ends (its `AttemptDone` then says `slot_freed`).
+    SlotFreed(ServerId),
     /// The first try of a server-side clean-up ended (the slot it held is free again).
     CleanupSettled(ServerId),
     Health {

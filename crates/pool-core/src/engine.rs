@@ -253,6 +253,7 @@ impl Engine {
                 event,
             } => self.on_run_event(key, attempt, event),
             Command::AttemptDone(done) => self.on_attempt_done(*done),
+            Command::SlotFreed(server) => self.on_slot_freed(&server),
             Command::CleanupSettled(server) => self.on_cleanup_settled(&server),
             Command::Health {
                 server,

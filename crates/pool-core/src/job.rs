@@ -114,7 +114,7 @@ impl JobCell {
     pub(crate) fn publish_terminal(&self, pool: &broadcast::Sender<PoolEvent>) {
         let mut inner = self.inner.lock();
         for event in std::mem::take(&mut inner.pending) {
-            let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
+            to_pool(pool, &event);
             inner.log.push(event, true);
         }
         inner.log.close();
@@ -141,7 +141,7 @@ impl JobCell {
         // The acceptance is rebuilt from the record when replayed (see `view`), so it is
         // not kept in the log.
         let keep = event.seq > 1;
-        let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
+        to_pool(pool, &event);
         inner.log.push(event, keep);
     }
 
@@ -247,6 +247,14 @@ impl JobCell {
 
 /// The pool-wide copy of a job event: previews without their bytes (the job's own stream has
 /// them), so the pool's channel never holds images.
+/// Sends a copy of a job's event to the pool's subscribers, if there are any (without
+/// them, the copy would be made only to be dropped).
+fn to_pool(pool: &broadcast::Sender<PoolEvent>, event: &JobEvent) {
+    if pool.receiver_count() > 0 {
+        let _ = pool.send(PoolEvent::Job(for_pool(event.clone())));
+    }
+}
+
 fn for_pool(mut event: JobEvent) -> JobEvent {
     if let JobEventKind::Run(RunEvent::Preview { image, .. }) = &mut event.kind {
         *image = bytes::Bytes::new();

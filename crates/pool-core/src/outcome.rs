@@ -54,10 +54,13 @@ impl Engine {
             prompt_id,
             end,
             submitted,
+            slot_freed,
         } = done;
         let cleanup = submitted && end.may_leave_prompt();
         if let Some(s) = self.server_mut(&server) {
-            s.in_flight = s.in_flight.saturating_sub(1);
+            if !slot_freed {
+                s.in_flight = s.in_flight.saturating_sub(1);
+            }
             match &end {
                 AttemptEnd::Finished(Ok(_)) => s.completed += 1,
                 AttemptEnd::Finished(Err(_)) | AttemptEnd::Stopped(StopReason::ServerOffline) => {
@@ -215,6 +218,15 @@ impl Engine {
             }
         }
         self.after_slot_freed(&server);
+    }
+
+    /// A running attempt's prompt is done executing on `server`: its slot is free for the
+    /// next job while the attempt wraps up.
+    pub(crate) fn on_slot_freed(&mut self, server: &ServerId) {
+        if let Some(s) = self.server_mut(server) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        self.after_slot_freed(server);
     }
 
     fn after_slot_freed(&mut self, server: &ServerId) {

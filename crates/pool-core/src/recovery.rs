@@ -226,6 +226,7 @@ impl Engine {
             prompt_id: current.prompt_id,
             end: AttemptEnd::Finished(Err(failure)),
             submitted: true,
+            slot_freed: false,
         });
     }
 

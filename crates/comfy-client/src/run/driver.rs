@@ -19,6 +19,10 @@
 //! the first failing one, the run ends with [`Error::Unreachable`], whatever the socket
 //! says. The run unsubscribes from the socket before its last HTTP calls (history,
 //! cancel on a deadline), so it holds no events while it waits for them.
+//!
+//! A successful run whose socket was up from before the submission to its last message,
+//! with no event missed and every output kept, takes its outputs from the socket and does
+//! not read `/history` (ComfyUI sends every `executed` before `execution_success`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +75,9 @@ pub(crate) struct Driver {
     pub(crate) events: buffer::Sender,
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) ws_up: bool,
+    /// The socket has been up since before the prompt was submitted, without a drop or a
+    /// missed event: it delivered every `executed` output of the prompt (see `finish`).
+    pub(crate) unbroken: bool,
     pub(crate) origin: Origin,
     pub(crate) submitted_at: Instant,
     pub(crate) accepted_at: Instant,
@@ -192,7 +199,9 @@ impl Driver {
                 && now >= at + grace
             {
                 // `executing(null)` did not follow `execution_success`: finish anyway, with
-                // whatever else the socket delivered meanwhile.
+                // whatever else the socket delivered meanwhile, and the history's outputs
+                // (a socket that stopped delivering is not trusted with them).
+                self.unbroken = false;
                 self.drain();
                 let entry = take_verdict(&mut settled);
                 return Ok(self.finish(entry).await);
@@ -287,6 +296,7 @@ impl Driver {
                     Err(RecvError::Lagged(skipped)) => {
                         // Events of the prompt may be among the missed ones: poll, but at
                         // most once per poll interval however often the subscription lags.
+                        self.unbroken = false;
                         self.events.note_missed(skipped);
                         let at = (polls.last_started + poll_interval).max(Instant::now());
                         polls.next_at = polls.next_at.min(at);
@@ -294,6 +304,7 @@ impl Driver {
                     Err(RecvError::Closed) => {
                         // The websocket gave up: follow the prompt by polling only.
                         self.ws_up = false;
+                        self.unbroken = false;
                         self.unsubscribe();
                         polls.asap = true;
                     }
@@ -352,6 +363,7 @@ impl Driver {
         match &event {
             Event::Connected => {
                 let was_up = std::mem::replace(&mut self.ws_up, true);
+                self.unbroken &= was_up;
                 *last_event = now;
                 self.forward(event);
                 // Events may have been missed while disconnected: resynchronise.
@@ -363,6 +375,7 @@ impl Driver {
             }
             Event::Disconnected { .. } | Event::Reconnecting { .. } => {
                 self.ws_up = false;
+                self.unbroken = false;
                 self.forward(event);
                 return Step::Continue;
             }
@@ -479,9 +492,25 @@ impl Driver {
         })
     }
 
-    /// Success was announced: read the authoritative outputs from the history.
+    /// Whether the socket delivered every output of the prompt, so that its history entry
+    /// need not be read: ComfyUI sends `executed` for each output before
+    /// `execution_success` (and writes the history only after it), the socket was up from
+    /// before the submission to the end with no event missed, and every output was kept.
+    fn socket_has_all_outputs(&self) -> bool {
+        self.unbroken
+            && self.ws_up
+            && !self.options.fetch_history
+            && self.seen.success_at.is_some()
+            && self.seen.dropped.outputs == 0
+    }
+
+    /// Success was announced: read the authoritative outputs from the history, unless
+    /// the socket delivered all of them.
     async fn finish(&mut self, entry: Option<HistoryEntry>) -> RunOutput {
         self.unsubscribe();
+        if entry.is_none() && self.socket_has_all_outputs() {
+            return self.build(None);
+        }
         let mut entry = entry;
         let pause = self.client.inner.config.poll_interval / 4;
         for attempt in 0..HISTORY_TRIES {

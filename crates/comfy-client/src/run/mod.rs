@@ -210,6 +210,7 @@ impl Client {
             events: events_tx,
             cancel: Arc::clone(&flag),
             ws_up: subscription.up,
+            unbroken: subscription.up && origin == Origin::Submitted,
             origin,
             submitted_at,
             accepted_at,

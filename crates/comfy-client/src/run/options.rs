@@ -82,6 +82,12 @@ pub struct RunOptions {
     /// events and previews go first; the run's last message and its result are never
     /// lost. See [`Execution`](crate::Execution).
     pub event_buffer: usize,
+    /// Read the prompt's history entry at the end of a successful run even when the
+    /// websocket delivered every output (default false: see
+    /// [Outputs without `/history`](Self#outputs-without-history)); with it,
+    /// [`RunOutput::history`](crate::RunOutput::history) is always filled when the server
+    /// has the entry.
+    pub fetch_history: bool,
 }
 
 impl Default for RunOptions {
@@ -101,6 +107,7 @@ impl Default for RunOptions {
             collect_texts: false,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            fetch_history: false,
         }
     }
 }
@@ -163,6 +170,13 @@ impl RunOptions {
     /// How many unread events the [`Execution`](crate::Execution) buffers (at least one).
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events;
+        self
+    }
+
+    /// Whether a successful run reads its history entry even when the websocket delivered
+    /// every output.
+    pub fn fetch_history(mut self, yes: bool) -> Self {
+        self.fetch_history = yes;
         self
     }
 }

@@ -15,8 +15,10 @@ use crate::types::{HistoryEntry, ImageRef, NodeOutput};
 pub struct RunOutput {
     /// The prompt id.
     pub prompt_id: String,
-    /// UI outputs per node: the history's (authoritative), completed with outputs that
-    /// only arrived over the websocket (`executed` messages).
+    /// UI outputs per node: the history's when it was read (authoritative), completed with
+    /// outputs that only arrived over the websocket (`executed` messages); the websocket's
+    /// alone when it delivered all of them (see
+    /// [`RunOptions`](crate::RunOptions#outputs-without-history)).
     pub outputs: BTreeMap<String, NodeOutput>,
     /// Images of the `SaveImageWebsocket` nodes of the workflow, in arrival order: they
     /// never reach the history. Kept whatever
@@ -32,7 +34,9 @@ pub struct RunOutput {
     pub texts: Vec<NodeText>,
     /// Nodes whose cached outputs were reused.
     pub cached_nodes: Vec<String>,
-    /// The history entry, when the server had one.
+    /// The history entry, when it was read and the server had one: not read when the
+    /// websocket delivered every output, unless
+    /// [`RunOptions::fetch_history`](crate::RunOptions::fetch_history) asks for it.
     pub history: Option<HistoryEntry>,
     /// When things happened.
     pub timings: Timings,
