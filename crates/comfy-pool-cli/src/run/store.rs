@@ -70,7 +70,8 @@ impl RunStore {
     }
 }
 
-/// Whether a stored job runs `workflow`.
+/// Whether a stored job runs `workflow` (and only it: a job of several variants is another
+/// job).
 fn same_workflow(record: &JobRecord, workflow: &serde_json::Value) -> bool {
-    *record.spec.workflow == *workflow
+    record.spec.variants().len() == 1 && **record.spec.workflow() == *workflow
 }
