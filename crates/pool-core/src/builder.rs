@@ -36,6 +36,7 @@ pub struct PoolBuilder {
     servers: Vec<ServerConfig>,
     strategy: Option<Arc<dyn FailoverStrategy>>,
     health_interval: Option<Duration>,
+    health_timeout: Duration,
     offline_backoff: (Duration, Duration),
     default_options: JobOptions,
     queue: Option<Box<dyn JobQueue>>,
@@ -56,6 +57,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("servers", &self.servers)
             .field("strategy", &self.strategy)
             .field("health_interval", &self.health_interval)
+            .field("health_timeout", &self.health_timeout)
             .field("event_capacity", &self.event_capacity)
             .field("retain_finished", &self.retain_finished)
             .finish_non_exhaustive()
@@ -69,14 +71,15 @@ impl Default for PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// No servers; smart strategy (production preset); health checks every 15 s; offline
-    /// servers re-checked from 100 ms up to 5 s apart; in-memory queue; 4096 buffered events
+    /// No servers; smart strategy (production preset); health checks every 15 s, each
+    /// given 10 s to answer; offline servers re-checked from 100 ms up to 5 s apart; in-memory queue; 4096 buffered events
     /// per subscriber; 10 000 finished jobs retained.
     pub fn new() -> Self {
         Self {
             servers: Vec::new(),
             strategy: None,
             health_interval: Some(Duration::from_secs(15)),
+            health_timeout: Duration::from_secs(10),
             offline_backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             default_options: JobOptions::default(),
             queue: None,
@@ -123,6 +126,16 @@ impl PoolBuilder {
     #[must_use]
     pub fn health_check_interval(mut self, interval: Option<Duration>) -> Self {
         self.health_interval = interval.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// How long one health check may take before the server counts as offline (default
+    /// 10 s; zero is taken as 1 ms). A server whose HTTP freezes while its socket lives is
+    /// taken offline after this time, and the jobs on it move on, instead of each waiting
+    /// for its own request's deadline.
+    #[must_use]
+    pub fn health_check_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -277,6 +290,7 @@ impl PoolBuilder {
         let (tx, rx) = mpsc::unbounded_channel::<Command>();
         let settings = Settings {
             health_interval: self.health_interval,
+            health_timeout: self.health_timeout,
             offline_backoff: self.offline_backoff,
             cleanup: self.cleanup,
             ejection: self.ejection,

@@ -86,6 +86,8 @@ pub(crate) enum Work {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) health_interval: Option<Duration>,
+    /// How long one health check may take.
+    pub(crate) health_timeout: Duration,
     pub(crate) offline_backoff: (Duration, Duration),
     pub(crate) cleanup: crate::cleanup::CleanupSettings,
     pub(crate) ejection: crate::OutlierEjection,

@@ -8,9 +8,9 @@ use pool_failover::ServerId;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::ServerBackend;
 use crate::command::Command;
 use crate::engine::Settings;
+use crate::{AttemptFailure, FailureClass, ServerBackend};
 
 pub(crate) fn spawn(
     id: ServerId,
@@ -21,11 +21,18 @@ pub(crate) fn spawn(
 ) -> JoinHandle<()> {
     let (min, max) = settings.offline_backoff;
     let interval = settings.health_interval;
+    let timeout = settings.health_timeout;
     tokio::spawn(async move {
         let mut backoff = min;
         let mut hinted = false;
         loop {
-            let result = backend.health().await;
+            let result = match tokio::time::timeout(timeout, backend.health()).await {
+                Ok(result) => result,
+                Err(_) => Err(AttemptFailure::new(
+                    FailureClass::ServerDown,
+                    format!("no answer to the health check within {timeout:?}"),
+                )),
+            };
             let ok = result.is_ok();
             let Some(tx) = commands.upgrade() else { return };
             if tx

@@ -1,5 +1,6 @@
 //! Chaos, seeded and bounded: four simulated servers that fail runs, fail one node class,
-//! hang, drop sockets and crash, 1,200 jobs from four tenants. Every accepted job ends exactly once, no
+//! hang, freeze their HTTP while their socket lives, answer 500 to every prompt for a while,
+//! drop sockets and crash, 1,200 jobs from four tenants. Every accepted job ends exactly once, no
 //! job runs twice at once, no job goes to a blocked (server, workflow) pair, and a server
 //! blocked for one workflow keeps running the others.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -57,16 +58,20 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
     let pool = sim_pool(&cluster.urls())
         .strategy(Arc::new(SmartStrategy::new(config).unwrap()))
         .health_check_interval(Some(Duration::from_millis(100)))
+        .health_check_timeout(Duration::from_millis(250))
         .event_capacity(1 << 20)
         .build()
         .unwrap();
     let mut events = pool.subscribe();
     pool.ready().await;
 
-    // Chaos: s3 crashes and restarts, s2 hangs for a while, again and again.
+    // Chaos: s3 crashes and restarts; s2 hangs for a while, or freezes every HTTP route while
+    // its socket and running prompt live on; s0 answers 500 to every `POST /prompt` for a
+    // while (a server broken for prompts whose health check passes). Again and again.
     let stop = Arc::new(AtomicBool::new(false));
     let chaos = {
         let stop = Arc::clone(&stop);
+        let s0 = s[0].faults();
         let s2 = s[2].faults();
         async move {
             let mut rng = SmallRng::seed_from_u64(7);
@@ -74,10 +79,23 @@ async fn chaos_every_job_ends_once_and_blocks_are_respected() {
             while !stop.load(Ordering::SeqCst) && rounds < 40 {
                 rounds += 1;
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..250))).await;
-                if rounds % 4 == 0 {
-                    s2.set_hang(true);
-                    tokio::time::sleep(Duration::from_millis(800)).await;
-                    s2.set_hang(false);
+                match rounds % 4 {
+                    0 => {
+                        s2.set_hang(true);
+                        tokio::time::sleep(Duration::from_millis(800)).await;
+                        s2.set_hang(false);
+                    }
+                    1 => {
+                        s0.set_http_500(Some("POST /prompt"));
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        s0.set_http_500(None);
+                    }
+                    2 => {
+                        s2.set_http_freeze(Some("/"));
+                        tokio::time::sleep(Duration::from_millis(600)).await;
+                        s2.set_http_freeze(None);
+                    }
+                    _ => {}
                 }
             }
         }

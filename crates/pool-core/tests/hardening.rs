@@ -280,6 +280,62 @@ async fn a_job_leaves_a_server_that_went_offline_under_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_server_whose_health_check_hangs_goes_offline_and_its_job_moves_on() {
+    // HTTP frozen, socket alive: the run hangs and so does every health check. The job moves
+    // on once one check has gone unanswered for the health-check timeout, not after the
+    // request deadline of the hanging run.
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let b = Fake::new("b");
+    let pool = pool(&[&a, &b])
+        .health_check_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    pool.ready().await;
+    let mut events = pool.subscribe();
+    let mut starts = a.watch_starts();
+    let job = pool
+        .enqueue(
+            workflow("w"),
+            JobOptions::new()
+                .prefer_server("a")
+                .backoff(pool_core::Backoff::none()),
+        )
+        .await
+        .unwrap();
+    starts.recv().await.unwrap();
+    let frozen_at = Instant::now();
+    a.health_frozen.store(true, Ordering::SeqCst);
+    let output = within(job.result()).await.unwrap();
+    assert_eq!(output.server.as_str(), "b");
+    // At most one interval until the next check, plus the timeout (and scheduling slack).
+    assert!(
+        frozen_at.elapsed() <= Duration::from_secs(5),
+        "moved on after {:?}",
+        frozen_at.elapsed()
+    );
+    let attempts = &output.timings.attempts;
+    assert_eq!(
+        attempts[0].outcome,
+        pool_core::AttemptOutcome::Failed(FailureClass::ServerDown)
+    );
+    let mut offline_reason = None;
+    while let Some(event) = events.try_recv() {
+        if let PoolEvent::Server {
+            server,
+            state: ServerState::Offline,
+            last_error,
+            ..
+        } = event
+            && server.as_str() == "a"
+        {
+            offline_reason = last_error;
+        }
+    }
+    let reason = offline_reason.expect("server a went offline");
+    assert!(reason.contains("health check"), "{reason}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_server_that_fails_every_prompt_is_ejected_and_returns() {
     // Every prompt fails as server-down (5xx on POST /prompt) while the health check passes.
     let a = Fake::scripted("a", |_| Step::Fail(FailureClass::ServerDown));

@@ -205,6 +205,7 @@ pub fn build_pool(config: &Config, store: Arc<dyn ServiceStore>) -> Result<Pool,
         .servers(config.servers.iter().map(server_config))
         .strategy(Arc::new(strategy))
         .health_check_interval(Some(config.health_check_interval))
+        .health_check_timeout(config.health_check_timeout)
         .store(store)
         .build()?;
     Ok(pool)

@@ -53,6 +53,8 @@ pub struct Fake {
     pub uploaded: Mutex<Vec<(String, Vec<u8>)>>,
     /// While set, `cancel` never answers (a frozen server).
     pub cancel_frozen: AtomicBool,
+    /// While set, the health check never answers (HTTP frozen, as a hung server's).
+    pub health_frozen: AtomicBool,
     running: AtomicUsize,
     pub max_running: AtomicUsize,
     gate: Arc<tokio::sync::Semaphore>,
@@ -84,6 +86,7 @@ impl Fake {
             uploads: Mutex::new(Vec::new()),
             uploaded: Mutex::new(Vec::new()),
             cancel_frozen: AtomicBool::new(false),
+            health_frozen: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
@@ -266,6 +269,9 @@ impl ServerBackend for Fake {
     async fn health(&self) -> Result<(), AttemptFailure> {
         self.health_checks.fetch_add(1, Ordering::SeqCst);
         self.health_changed.notify_waiters();
+        if self.health_frozen.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.healthy.load(Ordering::SeqCst) {
             Ok(())
         } else {

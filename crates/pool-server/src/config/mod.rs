@@ -144,6 +144,10 @@ pub struct Config {
     /// How often online servers are health-checked (default 15 s).
     #[serde(default = "default_health", with = "duration")]
     pub health_check_interval: Duration,
+    /// How long one health check may take before the server counts as offline (default
+    /// 10 s).
+    #[serde(default = "default_health_timeout", with = "duration")]
+    pub health_check_timeout: Duration,
     /// The failover strategy.
     #[serde(default)]
     pub strategy: StrategyConfig,
@@ -174,6 +178,10 @@ fn default_store() -> Secret {
 
 fn default_health() -> Duration {
     Duration::from_secs(15)
+}
+
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// What `SIGTERM` does to accepted jobs.
@@ -601,6 +609,7 @@ impl Config {
             admin_key_sha256: None,
             shutdown: ShutdownConfig::default(),
             health_check_interval: default_health(),
+            health_check_timeout: default_health_timeout(),
             strategy: StrategyConfig::default(),
             servers: Vec::new(),
             tenants: Vec::new(),
