@@ -39,6 +39,58 @@ pub(crate) enum Write {
     Flush(oneshot::Sender<()>),
 }
 
+/// What the writer tells a fleet: the jobs whose state changed (after the change is
+/// durable), and the engine when the store refused its end of a job (another process changed
+/// the job: its end is the stored one).
+pub(crate) struct FleetTap {
+    pub(crate) link: Arc<crate::fleet_link::FleetLink>,
+    pub(crate) engine: mpsc::WeakUnboundedSender<crate::command::Command>,
+}
+
+impl FleetTap {
+    fn settled(&self, write: &Write, result: &Result<(), StoreError>) -> bool {
+        let (record, transition, cell) = match write {
+            Write::Update {
+                record, transition, ..
+            } => (record, transition, None),
+            Write::Terminal {
+                record,
+                transition,
+                cell,
+            } => (record, transition, Some(cell)),
+            _ => return false,
+        };
+        match result {
+            Ok(()) => {
+                let tells = matches!(
+                    transition,
+                    Transition::Dispatched { .. }
+                        | Transition::RetryScheduled { .. }
+                        | Transition::Requeued
+                        | Transition::Finished { .. }
+                );
+                if tells {
+                    self.link.tell(crate::FleetNotice::Changed {
+                        job: record.id.clone(),
+                        version: record.version,
+                        state: record.state,
+                    });
+                }
+                false
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let Some(cell) = cell else { return false };
+                let input = crate::fleet_link::FleetInput::Follow(Arc::clone(cell));
+                self.engine.upgrade().is_some_and(|tx| {
+                    tx.send(crate::command::Command::Fleet(Box::new(input)))
+                        .is_ok()
+                })
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// The handle of the writer task. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Persister {
@@ -53,9 +105,13 @@ impl std::fmt::Debug for Persister {
 
 impl Persister {
     /// Starts the writer task.
-    pub(crate) fn spawn(store: Arc<dyn JobStore>, pool: broadcast::Sender<PoolEvent>) -> Self {
+    pub(crate) fn spawn(
+        store: Arc<dyn JobStore>,
+        pool: broadcast::Sender<PoolEvent>,
+        fleet: Option<FleetTap>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx, pool));
+        tokio::spawn(run(store, rx, pool, fleet));
         Self { tx }
     }
 
@@ -77,6 +133,7 @@ async fn run(
     store: Arc<dyn JobStore>,
     mut rx: mpsc::UnboundedReceiver<Write>,
     pool: broadcast::Sender<PoolEvent>,
+    fleet: Option<FleetTap>,
 ) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -96,10 +153,18 @@ async fn run(
                 Err(error) if error.is_transient() => retry(store.as_ref(), &write).await,
                 other => other,
             };
-            if let Err(error) = &result {
-                tracing::error!(%error, "comfy-pool: a job store write failed");
+            let followed = fleet.as_ref().is_some_and(|f| f.settled(&write, &result));
+            match &result {
+                // Another process claimed or changed the job: not this process's to write.
+                Err(error @ StoreError::Conflict { .. }) if fleet.is_some() => {
+                    tracing::debug!(%error, "comfy-pool: a job changed in another process");
+                }
+                Err(error) => tracing::error!(%error, "comfy-pool: a job store write failed"),
+                Ok(()) => {}
             }
-            settle(write, result.is_ok(), &pool);
+            if !followed {
+                settle(write, result.is_ok(), &pool);
+            }
         }
     }
 }
