@@ -25,7 +25,7 @@ impl Engine {
             .fleet
             .as_ref()
             .and_then(|f| f.followed.get(id))
-            .is_some_and(|f| Arc::ptr_eq(f, cell));
+            .is_some_and(|cells| cells.iter().any(|f| Arc::ptr_eq(f, cell)));
         !followed
     }
 
@@ -84,17 +84,19 @@ impl Engine {
 
     fn end_followed(&mut self, record: JobRecord) {
         let Some(fleet) = &mut self.fleet else { return };
-        let Some(cell) = fleet.followed.remove(&record.id) else {
+        let Some(cells) = fleet.followed.remove(&record.id) else {
             return;
         };
         let id = record.id.clone();
-        cell.end_as(record, &self.shared.events);
         let mut registry = self.shared.registry.lock();
-        if registry
-            .get(id.as_str())
-            .is_some_and(|c| Arc::ptr_eq(c, &cell))
-        {
-            registry.finished(&id);
+        for cell in cells {
+            cell.end_as(record.clone(), &self.shared.events);
+            if registry
+                .get(id.as_str())
+                .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            {
+                registry.finished(&id);
+            }
         }
     }
 
@@ -129,7 +131,10 @@ impl Engine {
     pub(crate) fn let_go(&mut self, cell: Arc<JobCell>) {
         match &mut self.fleet {
             Some(fleet) if self.shutdown.is_none() => {
-                fleet.followed.insert(cell.id.clone(), cell);
+                let cells = fleet.followed.entry(cell.id.clone()).or_default();
+                if !cells.iter().any(|c| Arc::ptr_eq(c, &cell)) {
+                    cells.push(cell);
+                }
             }
             _ => cell.detach(),
         }
@@ -168,6 +173,7 @@ impl Engine {
                 fleet
                     .followed
                     .values()
+                    .flatten()
                     .find(|c| c.key == key)
                     .map(|c| c.id.clone())
             });

@@ -3,7 +3,9 @@
 //! are taken up exactly as a restart takes them up (re-attach to the prompt; lost → queued
 //! again); only then does the server take new work, so its running prompts count against its
 //! `max_concurrent`. A lease lost stops this process's attempts there without clean-up and
-//! without an end (detached: the prompt and the record stay for the next holder).
+//! without an end (detached: the prompt and the record stay for the next holder); an attempt
+//! whose prompt the server has not accepted yet is withdrawn instead (the job is queued
+//! again), so the next holder does not wait for a prompt that never arrives.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,8 +24,9 @@ pub(crate) struct FleetState {
     pub(crate) link: Arc<FleetLink>,
     /// The servers leased at the last heartbeat (some maybe still being taken over).
     pub(crate) leased: HashSet<ServerId>,
-    /// Jobs this process knows but another one runs (or may): their cells end as stored.
-    pub(crate) followed: HashMap<JobId, Arc<JobCell>>,
+    /// Jobs this process knows but another one runs (or may): their cells end as stored
+    /// (several per job when a job came back here and left again).
+    pub(crate) followed: HashMap<JobId, Vec<Arc<JobCell>>>,
     pub(crate) tasks: Option<FleetTasks>,
 }
 
@@ -63,7 +66,7 @@ impl Engine {
         if let Err(error) = fleet.link.fleet.leave().await {
             tracing::warn!(%error, "comfy-pool: leaving the fleet failed; leases run out instead");
         }
-        for (_, cell) in fleet.followed.drain() {
+        for cell in fleet.followed.drain().flat_map(|(_, cells)| cells) {
             cell.detach();
         }
     }
@@ -119,7 +122,24 @@ impl Engine {
         }
         server.leased = false;
         tracing::info!(server = %id, "comfy-pool: server lease lost");
-        self.stop_attempts_on(id, StopReason::Detach);
+        // A prompt the server accepted stays there for the next holder; an attempt not
+        // submitted yet goes back to the queue (withdrawn), so that the next holder does not
+        // find a prompt that never arrived and count it lost.
+        for job in self.jobs.values_mut() {
+            let (here, submitted) = job.cell.read(|r| {
+                let here = r.current().is_some_and(|c| c.server == *id);
+                let submitted = r.attempts.last().is_some_and(|a| a.submitted_at.is_some());
+                (here, submitted)
+            });
+            if here && let Some(stop) = job.stop.take() {
+                let reason = if submitted {
+                    StopReason::Detach
+                } else {
+                    StopReason::Withdraw
+                };
+                let _ = stop.send(reason);
+            }
+        }
         for key in self.resumes.remove(id).unwrap_or_default() {
             self.drop_local(key);
         }

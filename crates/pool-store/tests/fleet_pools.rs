@@ -65,7 +65,11 @@ impl Process {
             tx.send((pool.clone(), rt.handle().clone())).unwrap();
             let clean = rt.block_on(async { ended.await.unwrap_or(false) });
             if clean {
-                rt.block_on(pool.shutdown(ShutdownMode::Detach));
+                rt.block_on(async {
+                    tokio::time::timeout(BOUND, pool.shutdown(ShutdownMode::Detach))
+                        .await
+                        .expect("a clean shutdown in time");
+                });
                 drop(pool);
                 drop(rt);
             } else {
@@ -222,6 +226,7 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
         let pool = p.pool.clone();
         let name = p.name.clone();
         submits.push(p.handle.spawn(async move {
+            let mut handles = Vec::new();
             for i in 0..JOBS {
                 let id = format!("{name}-j{i:03}");
                 let options = JobOptions::new()
@@ -229,12 +234,14 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
                     .tenant(format!("t{}", (i + n) % 3))
                     .backoff(Backoff::none())
                     .max_attempts(5);
-                pool.enqueue(workflow(&id, 1), options).await.unwrap();
+                handles.push(pool.enqueue(workflow(&id, 1), options).await.unwrap());
             }
+            handles
         }));
     }
+    let mut handles = Vec::new();
     for submit in submits {
-        submit.await.unwrap();
+        handles.push(submit.await.unwrap());
     }
 
     // The process that dies learnt a block on a server it holds (written through to the
@@ -274,6 +281,7 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
         .filter(|r| r.state == JobState::Running)
         .count();
     processes[dying].stop(false);
+    eprintln!("fleet: p2 killed at {:?}", started.elapsed());
 
     // A survivor takes the dead process's server over and restores its block.
     let (e0, e1) = survivor_events.split_at_mut(1);
@@ -296,6 +304,7 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
         .await
         .expect("the next holder restores the block");
 
+    eprintln!("fleet: block restored at {:?}", started.elapsed());
     // Jobs of the blocked workflow after the takeover: never on the blocked server.
     let mut blocked_jobs = Vec::new();
     for i in 0..12 {
@@ -311,6 +320,7 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
     }
     let total = 3 * JOBS + blocked_jobs.len();
     until(&observer, started, "every job", |ended| ended >= total).await;
+    eprintln!("fleet: all ended at {:?}", started.elapsed());
     for (p, job) in blocked_jobs {
         let output = processes[p]
             .run(async move { job.result().await })
@@ -394,6 +404,32 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
     }
     // The death was mid-run: work was left to take over.
     assert!(ended_at_death < total);
+
+    // Handles of jobs accepted by a survivor end with the stored outcome, wherever the job
+    // ran (here, in the other survivor, or in the dead process and taken over).
+    for (p, handles) in processes[..2].iter().zip(handles) {
+        let ends = p
+            .run(async move {
+                let mut ends = Vec::new();
+                for handle in handles {
+                    let id = handle.id().to_string();
+                    let end = tokio::time::timeout(BOUND, handle.result())
+                        .await
+                        .unwrap_or_else(|_| panic!("{id}: the handle did not end"));
+                    ends.push((id, end.map(|o| o.prompt_id.clone())));
+                }
+                ends
+            })
+            .await;
+        for (id, end) in ends {
+            let prompt = end.unwrap_or_else(|e| panic!("{id}: {e}"));
+            let stored = records[&id].attempts.last().unwrap().prompt_id.clone();
+            assert_eq!(
+                prompt, stored,
+                "{id}: the handle's outcome is the stored one"
+            );
+        }
+    }
 
     for p in &mut processes[..2] {
         p.stop(true);
