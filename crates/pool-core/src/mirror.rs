@@ -45,7 +45,7 @@ impl Engine {
         for record in records {
             self.drop_stale_copy(&record.id, record.version);
             if record.state.is_terminal() {
-                self.end_followed(record);
+                self.end_followed(&record);
                 continue;
             }
             if self.knows(&record.id) {
@@ -82,7 +82,7 @@ impl Engine {
         }
     }
 
-    fn end_followed(&mut self, record: JobRecord) {
+    fn end_followed(&mut self, record: &JobRecord) {
         let Some(fleet) = &mut self.fleet else { return };
         let Some(cells) = fleet.followed.remove(&record.id) else {
             return;
