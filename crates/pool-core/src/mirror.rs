@@ -52,7 +52,11 @@ impl Engine {
                 continue;
             }
             let server = match record.state {
-                JobState::Queued | JobState::RetryWait => None,
+                JobState::Queued => None,
+                // Its backoff is the business of the process that scheduled it, until that
+                // process should have queued it again (it may have died).
+                JobState::RetryWait if !retry_due(&record) => continue,
+                JobState::RetryWait => None,
                 JobState::Running => match record.current() {
                     Some(c) if self.server(&c.server).is_some_and(|s| s.leased) => Some(c.server),
                     _ => continue,
@@ -195,4 +199,14 @@ impl Engine {
             self.on_cancel(key);
         }
     }
+}
+
+/// Whether a job waiting out its backoff is past it (by the record's time of the change).
+fn retry_due(record: &JobRecord) -> bool {
+    let wait = record
+        .spec
+        .options
+        .backoff
+        .delay(record.counted_attempts());
+    crate::Timestamp::now().saturating_duration_since(record.updated_at) >= wait
 }
