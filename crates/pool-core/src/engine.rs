@@ -206,6 +206,7 @@ impl Engine {
             tokio::select! {
                 command = rx.recv() => {
                     let Some(command) = command else {
+                        self.leave_queue();
                         self.begin_shutdown(ShutdownMode::Cancel, None);
                         self.drain_work();
                         break;

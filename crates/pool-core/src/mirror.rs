@@ -203,10 +203,6 @@ impl Engine {
 
 /// Whether a job waiting out its backoff is past it (by the record's time of the change).
 fn retry_due(record: &JobRecord) -> bool {
-    let wait = record
-        .spec
-        .options
-        .backoff
-        .delay(record.counted_attempts());
+    let wait = record.spec.options.backoff.delay(record.counted_attempts());
     crate::Timestamp::now().saturating_duration_since(record.updated_at) >= wait
 }

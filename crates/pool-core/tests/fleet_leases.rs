@@ -283,3 +283,56 @@ async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
     assert!(matches!(job.result().await, Err(Error::Cancelled)));
     assert_eq!(pool.record("raced").unwrap().state, JobState::Cancelled);
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancels_cross_processes() {
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+
+    // Another process asks to cancel a job running here: it is cancelled here.
+    let job = pool.enqueue(workflow("w"), options("here")).await.unwrap();
+    pass(Duration::from_secs(1)).await;
+    assert_eq!(pool.record("here").unwrap().state, JobState::Running);
+    fleet
+        .deliver(FleetNotice::Cancel { job: "here".into() })
+        .await;
+    assert!(matches!(job.result().await, Err(Error::Cancelled)));
+    assert_eq!(
+        store.get("here").await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+
+    // A job this process only follows (it runs elsewhere): the cancel goes to the others.
+    fleet.grant(&[]);
+    pass(TTL).await;
+    let mut record = accepted_elsewhere(&store, "there").await;
+    fleet
+        .deliver(FleetNotice::Accepted {
+            job: "there".into(),
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    assert!(pool.job("there").is_some(), "mirrored");
+    change(&store, &mut record, Transition::CancelRequested).await;
+    fleet
+        .deliver(FleetNotice::Changed {
+            job: "there".into(),
+            version: record.version,
+            state: JobState::Running,
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    assert!(pool.cancel("there"));
+    pass(Duration::from_millis(10)).await;
+    assert!(
+        fleet.sent.lock().contains(&FleetNotice::Cancel {
+            job: "there".into()
+        }),
+        "the holder is told"
+    );
+}
