@@ -153,6 +153,13 @@ impl Engine {
 
     /// Reads the followed jobs again (the resync: notices may be lost).
     pub(crate) fn reload_followed(&mut self) {
+        if let Some(fleet) = &mut self.fleet {
+            let followed = &fleet.followed;
+            fleet.cancels.retain(|id| followed.contains_key(id));
+            for job in &fleet.cancels {
+                fleet.link.tell(FleetNotice::Cancel { job: job.clone() });
+            }
+        }
         let ids = self
             .fleet
             .as_ref()
@@ -170,7 +177,7 @@ impl Engine {
     /// A cancel asked here: with a fleet, a job not running here may run elsewhere, so its
     /// holder is told too; the job's copy here (if any) is cancelled as without a fleet.
     pub(crate) fn cancel_anywhere(&mut self, key: JobKey) {
-        if let Some(fleet) = &self.fleet {
+        if let Some(fleet) = &mut self.fleet {
             let here = self.jobs.get(&key);
             let running_here = here.is_some_and(|j| j.state() == JobState::Running);
             let id = here.map(|j| j.cell.id.clone()).or_else(|| {
@@ -184,7 +191,8 @@ impl Engine {
             if let Some(job) = id
                 && !running_here
             {
-                fleet.link.tell(FleetNotice::Cancel { job });
+                fleet.link.tell(FleetNotice::Cancel { job: job.clone() });
+                fleet.cancels.insert(job);
             }
         }
         self.on_cancel(key);

@@ -27,6 +27,9 @@ pub(crate) struct FleetState {
     /// Jobs this process knows but another one runs (or may): their cells end as stored
     /// (several per job when a job came back here and left again).
     pub(crate) followed: HashMap<JobId, Vec<Arc<JobCell>>>,
+    /// Followed jobs whose cancel was asked here: told again at each resync until they end
+    /// (a notice may be lost).
+    pub(crate) cancels: HashSet<JobId>,
     pub(crate) tasks: Option<FleetTasks>,
 }
 
@@ -36,6 +39,7 @@ impl FleetState {
             link,
             leased: HashSet::new(),
             followed: HashMap::new(),
+            cancels: HashSet::new(),
             tasks: None,
         }
     }

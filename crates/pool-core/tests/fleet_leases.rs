@@ -335,4 +335,17 @@ async fn cancels_cross_processes() {
         }),
         "the holder is told"
     );
+    // Told again at the resync while the job has not ended (a notice may be lost).
+    pass(Duration::from_secs(6)).await;
+    let told = fleet
+        .sent
+        .lock()
+        .iter()
+        .filter(|n| {
+            **n == FleetNotice::Cancel {
+                job: "there".into(),
+            }
+        })
+        .count();
+    assert!(told >= 2, "told {told} times");
 }
