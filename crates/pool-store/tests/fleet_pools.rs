@@ -493,15 +493,15 @@ async fn a_rolling_restart_loses_nothing_and_runs_nothing_twice() {
     let total = 3 * per_process;
     // Each process in turn stops cleanly (detaching its prompts, leaving its queue and its
     // leases) and a new one starts in its place.
-    for k in 0..3 {
+    for (k, process) in processes.iter_mut().enumerate() {
         let progress = (k + 1) * total / 5;
         until(&observer, started, "progress", |ended| ended >= progress).await;
-        processes[k].stop(true);
+        process.stop(true);
         let name = format!("p{k}-again");
         let replacement = Process::start(&name, &url, servers.clone());
         let pool = replacement.pool.clone();
         replacement.run(async move { pool.ready().await }).await;
-        processes[k] = replacement;
+        *process = replacement;
     }
     until(&observer, started, "every job", |ended| ended >= total).await;
     let records = stored(&observer).await;
