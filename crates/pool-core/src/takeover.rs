@@ -77,7 +77,10 @@ impl Engine {
 
     /// What the fleet side reports.
     pub(crate) fn on_fleet(&mut self, input: FleetInput) {
-        if self.fleet.is_none() || self.shutdown.is_some() {
+        // Once shutting down, only the leases matter: a lease lost meanwhile still stops the
+        // attempts there (fencing holds while a drain runs).
+        let leases = matches!(input, FleetInput::Leases(_));
+        if self.fleet.is_none() || (self.shutdown.is_some() && !leases) {
             return;
         }
         match input {
@@ -109,7 +112,12 @@ impl Engine {
         for server in lost {
             self.lose_lease(&server);
         }
-        if let Some(store) = &self.shared.store {
+        if let Some(store) = self
+            .shared
+            .store
+            .as_ref()
+            .filter(|_| self.shutdown.is_none())
+        {
             for server in gained {
                 crate::fleet_link::spawn_takeover(store, server, self.commands.clone());
             }
