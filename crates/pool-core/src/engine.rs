@@ -354,6 +354,7 @@ impl Engine {
             (None, None)
         };
         persister.write(crate::persist::Write::Update {
+            cell: Arc::clone(&job.cell),
             record: Box::new(record),
             transition: transition.clone(),
             durable: tx,

@@ -53,6 +53,9 @@ pub(crate) enum FleetInput {
     /// The store refused this process's end of a job (another process changed it): the job
     /// ends as stored.
     Follow(Arc<JobCell>),
+    /// The store refused a write of this copy of a job (another process changed the job):
+    /// the copy writes nothing more and is dropped, or let go if it runs here.
+    Stale(Arc<JobCell>),
     /// Time to read the followed jobs again.
     Resync,
 }

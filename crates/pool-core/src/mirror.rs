@@ -151,6 +151,25 @@ impl Engine {
         self.load(vec![id]);
     }
 
+    /// The store refused a write of this copy of a job: a waiting copy is dropped and the
+    /// job read again; a running one is detached (the store's holder of the job goes on).
+    pub(crate) fn on_stale(&mut self, cell: &Arc<JobCell>) {
+        let key = cell.key;
+        let Some(job) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        if !Arc::ptr_eq(&job.cell, cell) {
+            return;
+        }
+        if matches!(job.state(), JobState::Queued | JobState::RetryWait) {
+            self.queue.remove(key);
+            self.drop_local(key);
+            self.load(vec![cell.id.clone()]);
+        } else if let Some(stop) = job.stop.take() {
+            let _ = stop.send(crate::engine::StopReason::Detach);
+        }
+    }
+
     /// Reads the followed jobs again (the resync: notices may be lost).
     pub(crate) fn reload_followed(&mut self) {
         if let Some(fleet) = &mut self.fleet {

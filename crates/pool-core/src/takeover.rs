@@ -99,6 +99,7 @@ impl Engine {
             FleetInput::Cancel(job) => self.on_remote_cancel(&job),
             FleetInput::Workflow(event) => self.publish(crate::PoolEvent::Workflow(event)),
             FleetInput::Follow(cell) => self.follow_stored(cell),
+            FleetInput::Stale(cell) => self.on_stale(&cell),
             FleetInput::Resync => self.reload_followed(),
         }
     }
