@@ -63,7 +63,9 @@ impl Engine {
                 },
                 _ => continue,
             };
+            let id = record.id.clone();
             self.adopt(record, None);
+            self.cancel_if_asked(&id);
             if let Some(server) = server {
                 // Re-attach now, not when a slot of the server frees.
                 self.work.push_back(Work::Fill(server));
@@ -215,6 +217,16 @@ impl Engine {
             }
         }
         self.on_cancel(key);
+    }
+
+    /// A job taken up here whose cancel was asked here before (while another copy had it)
+    /// is cancelled.
+    fn cancel_if_asked(&mut self, id: &JobId) {
+        let asked = self.fleet.as_ref().is_some_and(|f| f.cancels.contains(id));
+        let key = self.shared.registry.lock().get(id.as_str()).map(|c| c.key);
+        if asked && let Some(key) = key {
+            self.on_cancel(key);
+        }
     }
 
     /// Another process asks to cancel a job: cancelled here if it is here.

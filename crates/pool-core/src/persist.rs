@@ -93,6 +93,11 @@ impl FleetTap {
                         state: record.state,
                     });
                 }
+                if cell.is_some() {
+                    // Earlier copies of the job followed here end with it.
+                    let records = vec![record.as_ref().clone()];
+                    self.send(crate::fleet_link::FleetInput::Records(records));
+                }
                 false
             }
             Err(StoreError::Conflict { .. }) => {

@@ -349,3 +349,40 @@ async fn cancels_cross_processes() {
         .count();
     assert!(told >= 2, "told {told} times");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_the_store_refused_once_writes_nothing_more() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    let mut record = accepted_elsewhere(&store, "stale").await;
+    fleet
+        .deliver(FleetNotice::Accepted {
+            job: "stale".into(),
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    let job = pool.job("stale").expect("mirrored");
+    // Another process changes the job (version 2); this copy does not know.
+    let expired = Transition::DeadlineExpired {
+        kind: pool_core::DeadlineKind::Total,
+    };
+    change(&store, &mut record, expired).await;
+    // Cancelled here: the copy's first write (version 2) is refused, and its end (version
+    // 3, which alone would fit the store) must not overwrite the other process's change.
+    // The job is read again and the cancel asked here still applies to it.
+    assert!(pool.cancel("stale"));
+    let end = job.result().await;
+    let stored = store.get("stale").await.unwrap().unwrap();
+    assert!(stored.state.is_terminal());
+    assert_eq!(
+        stored.deadline_expired,
+        Some(pool_core::DeadlineKind::Total),
+        "the other process's change survived"
+    );
+    assert_eq!(end.err(), stored.error);
+    assert_eq!(pool.record("stale").unwrap().version, stored.version);
+}
