@@ -45,6 +45,8 @@ pub struct PoolBuilder {
     ejection: OutlierEjection,
     cleanup: CleanupSettings,
     store: Option<Arc<dyn JobStore>>,
+    fleet: Option<Arc<dyn crate::Fleet>>,
+    lease_ttl: Duration,
     recovery_wait: Duration,
     retain_for: Duration,
     capabilities_refresh: Option<Duration>,
@@ -88,6 +90,8 @@ impl PoolBuilder {
             ejection: OutlierEjection::default(),
             cleanup: CleanupSettings::default(),
             store: None,
+            fleet: None,
+            lease_ttl: Duration::from_secs(10),
             recovery_wait: Duration::from_secs(60),
             retain_for: Duration::from_secs(7 * 86_400),
             capabilities_refresh: Some(Duration::from_secs(600)),
@@ -248,13 +252,33 @@ impl PoolBuilder {
         self
     }
 
+    /// Makes this pool one process of a fleet sharing its store (PostgreSQL's `PgFleet` in
+    /// `pool-store`; requires [`store`](Self::store)): it dispatches only to the servers whose
+    /// lease it holds, mirrors the store's queued jobs and claims each before running it, and
+    /// takes over the jobs of a server whose lease it gains. See `docs/fleet.md`.
+    #[must_use]
+    pub fn fleet(mut self, fleet: Arc<dyn crate::Fleet>) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// How long a server lease lasts unless renewed (default 10 s; renewed every third of
+    /// it). A process that could not renew its leases for this long stops dispatching; a
+    /// dead process's servers are taken over after it.
+    #[must_use]
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
     /// Starts the pool's engine.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a zero event capacity, a server with zero slots or a server URL
     /// the client refuses, or when called outside a tokio runtime;
-    /// [`Error::DuplicateServer`] for two servers with one id.
+    /// [`Error::DuplicateServer`] for two servers with one id; [`Error::Config`] too for a
+    /// fleet without a store, or a lease ttl under 30 ms.
     pub fn build(self) -> Result<Pool> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config(
@@ -270,6 +294,15 @@ impl PoolBuilder {
                 server.id
             )));
         }
+        if self.fleet.is_some() && self.store.is_none() {
+            return Err(Error::Config("a fleet needs a store".into()));
+        }
+        if self.fleet.is_some() && self.lease_ttl < Duration::from_millis(30) {
+            return Err(Error::Config("the lease ttl must be at least 30 ms".into()));
+        }
+        let fleet = self
+            .fleet
+            .map(|fleet| Arc::new(crate::fleet_link::FleetLink::spawn(fleet, self.lease_ttl)));
         let strategy = match self.strategy {
             Some(strategy) => strategy,
             None => Arc::new(
@@ -285,6 +318,7 @@ impl PoolBuilder {
             strategy,
             ready: tokio::sync::watch::channel(false).0,
             store: self.store,
+            fleet: fleet.clone(),
             recovered,
         });
         let (tx, rx) = mpsc::unbounded_channel::<Command>();
@@ -302,6 +336,7 @@ impl PoolBuilder {
         };
         let queue = self.queue.unwrap_or_else(|| Box::new(InMemoryQueue::new()));
         let mut engine = Engine::new(Arc::clone(&shared), tx.downgrade(), settings, queue);
+        engine.fleet = fleet.map(crate::takeover::FleetState::new);
         for server in self.servers {
             engine.add_server(server)?;
         }

@@ -70,6 +70,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Vec<(ServerId, crate::Fit)>>,
     },
     Shutdown(ShutdownMode, oneshot::Sender<()>),
+    /// What the fleet side learnt (leases, other processes' notices, the resync).
+    Fleet(Box<crate::fleet_link::FleetInput>),
 }
 
 /// The way to the engine: typed requests over its command channel. Cheap to clone.

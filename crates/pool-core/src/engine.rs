@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) ready: tokio::sync::watch::Sender<bool>,
     /// Where jobs are persisted, if anywhere.
     pub(crate) store: Option<Arc<dyn crate::JobStore>>,
+    /// The fleet of pool processes this one belongs to, if any.
+    pub(crate) fleet: Option<Arc<crate::fleet_link::FleetLink>>,
     /// Turns true once the jobs of the store were taken up again (at once without a store):
     /// new jobs are accepted after them, so the recovered ones keep their place.
     pub(crate) recovered: tokio::sync::watch::Sender<bool>,
@@ -141,6 +143,8 @@ pub(crate) struct Engine {
     pub(crate) shutdown: Option<ShutdownMode>,
     pub(crate) shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     pub(crate) totals: Totals,
+    /// The fleet this process belongs to, if any (see `takeover`, `mirror`).
+    pub(crate) fleet: Option<crate::takeover::FleetState>,
 }
 
 impl Engine {
@@ -171,6 +175,7 @@ impl Engine {
             shutdown: None,
             shutdown_waiters: Vec::new(),
             totals: Totals::default(),
+            fleet: None,
         }
     }
 
@@ -181,8 +186,10 @@ impl Engine {
             self.persister = Some(crate::persist::Persister::spawn(
                 Arc::clone(&store),
                 self.shared.events.clone(),
+                self.fleet_tap(),
             ));
             self.recover(store.as_ref()).await;
+            self.start_fleet();
             crate::recovery::spawn_purge(&store, &self.settings, self.commands.clone());
         }
         self.shared.recovered.send_replace(true);
@@ -202,6 +209,7 @@ impl Engine {
             tokio::select! {
                 command = rx.recv() => {
                     let Some(command) = command else {
+                        self.leave_queue();
                         self.begin_shutdown(ShutdownMode::Cancel, None);
                         self.drain_work();
                         break;
@@ -229,6 +237,7 @@ impl Engine {
             // Every job's end is durable and told before the shutdown returns.
             persister.flush().await;
         }
+        self.leave_fleet().await;
         self.finish_shutdown();
         // Let the attempt tasks of a dropped pool report; nothing waits for them.
         rx.close();
@@ -246,7 +255,8 @@ impl Engine {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Enqueue(job) => self.on_enqueue(*job),
-            Command::Cancel(key) => self.on_cancel(key),
+            Command::Cancel(key) => self.cancel_anywhere(key),
+            Command::Fleet(input) => self.on_fleet(*input),
             Command::Run {
                 key,
                 attempt,
@@ -297,7 +307,10 @@ impl Engine {
             } => {
                 let _ = reply.send(self.fit(hash, &requirements));
             }
-            Command::Shutdown(mode, reply) => self.begin_shutdown(mode, Some(reply)),
+            Command::Shutdown(mode, reply) => {
+                self.leave_queue();
+                self.begin_shutdown(mode, Some(reply));
+            }
         }
         self.drain_work();
     }
@@ -345,6 +358,7 @@ impl Engine {
             (None, None)
         };
         persister.write(crate::persist::Write::Update {
+            cell: Arc::clone(&job.cell),
             record: Box::new(record),
             transition: transition.clone(),
             durable: tx,
@@ -394,10 +408,9 @@ impl Engine {
     /// first, so that `Unblocked` / `Probing` precede the `Started` of the probe they allow.
     pub(crate) fn publish_failover(&mut self, events: &[FailoverEvent]) {
         for event in events {
-            let _ = self
-                .shared
-                .events
-                .send(PoolEvent::Workflow(WorkflowEvent::from_failover(event)));
+            let change = WorkflowEvent::from_failover(event);
+            self.tell_fleet_block(event, &change);
+            let _ = self.shared.events.send(PoolEvent::Workflow(change));
             self.persist_block(event);
             match event {
                 FailoverEvent::Unblocked { server, .. } => {

@@ -187,6 +187,37 @@ impl JobCell {
         self.done.notify_waiters();
     }
 
+    /// The job ended elsewhere (another pool process ran it): the stored `record`, terminal,
+    /// replaces this copy, and its terminal event goes out. A copy that ended already keeps
+    /// its end, unless that end waits for the store (the store refused it: the stored one
+    /// wins).
+    pub(crate) fn end_as(&self, record: JobRecord, pool: &broadcast::Sender<PoolEvent>) {
+        let Some(outcome) = record.outcome() else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        if inner.record.state.is_terminal() && inner.pending.is_empty() {
+            return;
+        }
+        inner.pending.clear();
+        let last_seq = inner.record.last_seq.max(record.last_seq);
+        inner.record = record;
+        inner.record.last_seq = last_seq;
+        inner.detached = false;
+        let kind = match outcome {
+            Ok(output) => JobEventKind::Completed { output },
+            Err(Error::Cancelled) => JobEventKind::Cancelled,
+            Err(error) => JobEventKind::Failed {
+                error,
+                will_retry: false,
+            },
+        };
+        Self::publish(&mut inner, &self.id, kind, pool);
+        inner.log.close();
+        drop(inner);
+        self.done.notify_waiters();
+    }
+
     /// The job's outcome once it ended (or [`Error::Detached`]).
     pub(crate) fn outcome(&self) -> Option<crate::Result<Arc<JobOutput>>> {
         let inner = self.inner.lock();

@@ -93,7 +93,7 @@ impl Engine {
             let job = self.jobs.remove(&key);
             if let Some(job) = job {
                 self.drop_timers(&job.timers);
-                job.cell.detach();
+                self.let_go(Arc::clone(&job.cell));
             }
             self.after_slot_freed(&server);
             return;

@@ -7,6 +7,7 @@
 //! A store that fails transiently is retried with backoff, holding back the writes behind
 //! it (and so every dispatch: the pool stalls rather than act on what is not durable).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ use crate::{JobRecord, JobStore, PoolEvent, StoreError, StoredBlock, Transition}
 pub(crate) enum Write {
     /// A transition of a job; `durable` is told once it is in the store.
     Update {
+        /// The job's copy that made it (with a fleet, a copy the store refused once writes
+        /// nothing more: its versions no longer follow the stored ones).
+        cell: Arc<JobCell>,
         record: Box<JobRecord>,
         transition: Transition,
         durable: Option<oneshot::Sender<()>>,
@@ -39,6 +43,72 @@ pub(crate) enum Write {
     Flush(oneshot::Sender<()>),
 }
 
+/// What the writer tells a fleet: the jobs whose state changed (after the change is
+/// durable), and the engine when the store refused its end of a job (another process changed
+/// the job: its end is the stored one).
+pub(crate) struct FleetTap {
+    pub(crate) link: Arc<crate::fleet_link::FleetLink>,
+    pub(crate) engine: mpsc::WeakUnboundedSender<crate::command::Command>,
+}
+
+impl FleetTap {
+    /// The store refused a write of `cell`'s job: the engine drops that copy (and reads the
+    /// job again) or, if it runs it, lets it go.
+    fn stale(&self, cell: &Arc<JobCell>) {
+        self.send(crate::fleet_link::FleetInput::Stale(Arc::clone(cell)));
+    }
+
+    fn send(&self, input: crate::fleet_link::FleetInput) -> bool {
+        self.engine.upgrade().is_some_and(|tx| {
+            tx.send(crate::command::Command::Fleet(Box::new(input)))
+                .is_ok()
+        })
+    }
+
+    fn settled(&self, write: &Write, result: &Result<(), StoreError>) -> bool {
+        let (record, transition, cell) = match write {
+            Write::Update {
+                record, transition, ..
+            } => (record, transition, None),
+            Write::Terminal {
+                record,
+                transition,
+                cell,
+            } => (record, transition, Some(cell)),
+            _ => return false,
+        };
+        match result {
+            Ok(()) => {
+                let tells = matches!(
+                    transition,
+                    Transition::Dispatched { .. }
+                        | Transition::RetryScheduled { .. }
+                        | Transition::Requeued
+                        | Transition::Finished { .. }
+                );
+                if tells {
+                    self.link.tell(crate::FleetNotice::Changed {
+                        job: record.id.clone(),
+                        version: record.version,
+                        state: record.state,
+                    });
+                }
+                if cell.is_some() {
+                    // Earlier copies of the job followed here end with it.
+                    let records = vec![record.as_ref().clone()];
+                    self.send(crate::fleet_link::FleetInput::Records(records));
+                }
+                false
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let Some(cell) = cell else { return false };
+                self.send(crate::fleet_link::FleetInput::Follow(Arc::clone(cell)))
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// The handle of the writer task. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Persister {
@@ -53,9 +123,13 @@ impl std::fmt::Debug for Persister {
 
 impl Persister {
     /// Starts the writer task.
-    pub(crate) fn spawn(store: Arc<dyn JobStore>, pool: broadcast::Sender<PoolEvent>) -> Self {
+    pub(crate) fn spawn(
+        store: Arc<dyn JobStore>,
+        pool: broadcast::Sender<PoolEvent>,
+        fleet: Option<FleetTap>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx, pool));
+        tokio::spawn(run(store, rx, pool, fleet));
         Self { tx }
     }
 
@@ -77,8 +151,10 @@ async fn run(
     store: Arc<dyn JobStore>,
     mut rx: mpsc::UnboundedReceiver<Write>,
     pool: broadcast::Sender<PoolEvent>,
+    fleet: Option<FleetTap>,
 ) {
     let mut batch = Vec::new();
+    let mut poisoned = Poisoned::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while let Ok(next) = rx.try_recv() {
@@ -87,20 +163,110 @@ async fn run(
                 break;
             }
         }
-        // Handed to the store in order (each future's first poll queues its write), so the
-        // store groups them into one commit and keeps their order.
-        let results =
-            futures_util::future::join_all(batch.iter().map(|w| apply(store.as_ref(), w))).await;
-        for (write, result) in batch.drain(..).zip(results) {
-            let result = match result {
-                Err(error) if error.is_transient() => retry(store.as_ref(), &write).await,
-                other => other,
-            };
-            if let Err(error) = &result {
-                tracing::error!(%error, "comfy-pool: a job store write failed");
+        match &fleet {
+            None => write_group(store.as_ref(), &mut batch, &pool, None).await,
+            Some(tap) => {
+                // A job's writes after one the store refused must not reach it: its copy here
+                // is stale. So a batch goes out in groups holding one write per job, and a
+                // copy refused once is refused from then on without asking the store.
+                poisoned.retain(|_, cell| Arc::strong_count(cell) > 1);
+                let mut rest = std::mem::take(&mut batch);
+                while !rest.is_empty() {
+                    let mut seen = HashSet::new();
+                    let split = rest
+                        .iter()
+                        .position(|w| w.cell().is_some_and(|c| !seen.insert(address(c))))
+                        .unwrap_or(rest.len());
+                    let tail = rest.split_off(split);
+                    let mut group = rest;
+                    rest = tail;
+                    write_group(
+                        store.as_ref(),
+                        &mut group,
+                        &pool,
+                        Some((tap, &mut poisoned)),
+                    )
+                    .await;
+                }
             }
-            settle(write, result.is_ok(), &pool);
         }
+    }
+}
+
+/// Copies refused by the store (with a fleet), by address.
+type Poisoned = HashMap<usize, Arc<JobCell>>;
+
+/// Hands `group` to the store (in order, so the store groups them into one commit and keeps
+/// their order) and settles each write.
+async fn write_group(
+    store: &dyn JobStore,
+    group: &mut Vec<Write>,
+    pool: &broadcast::Sender<PoolEvent>,
+    mut fleet: Option<(&FleetTap, &mut Poisoned)>,
+) {
+    let refused = |w: &Write, poisoned: &Poisoned| {
+        w.cell().is_some_and(|c| poisoned.contains_key(&address(c)))
+    };
+    let results = futures_util::future::join_all(group.iter().map(|w| {
+        let stale = fleet.as_ref().is_some_and(|(_, p)| refused(w, p));
+        async move {
+            if stale {
+                return Err(StoreError::Conflict {
+                    id: w.job().unwrap_or_default(),
+                    stored: 0,
+                    expected: 0,
+                });
+            }
+            apply(store, w).await
+        }
+    }))
+    .await;
+    for (write, result) in group.drain(..).zip(results) {
+        let result = match result {
+            Err(error) if error.is_transient() => retry(store, &write).await,
+            other => other,
+        };
+        let mut followed = false;
+        if let Some((tap, poisoned)) = &mut fleet {
+            if matches!(result, Err(StoreError::Conflict { .. }))
+                && let Some(cell) = write.cell()
+                && poisoned.insert(address(cell), Arc::clone(cell)).is_none()
+            {
+                tap.stale(cell);
+            }
+            followed = tap.settled(&write, &result);
+        }
+        match &result {
+            // Another process claimed or changed the job: not this process's to write.
+            Err(error @ StoreError::Conflict { .. }) if fleet.is_some() => {
+                tracing::debug!(%error, "comfy-pool: a job changed in another process");
+            }
+            Err(error) => tracing::error!(%error, "comfy-pool: a job store write failed"),
+            Ok(()) => {}
+        }
+        if !followed {
+            settle(write, result.is_ok(), pool);
+        }
+    }
+}
+
+/// A copy's identity while it lives (the map keeps it alive, so no other copy gets it).
+fn address(cell: &Arc<JobCell>) -> usize {
+    Arc::as_ptr(cell) as usize
+}
+
+impl Write {
+    /// The job's copy that made the write, if it is a job's.
+    fn cell(&self) -> Option<&Arc<JobCell>> {
+        match self {
+            Self::Update { cell, .. } | Self::Terminal { cell, .. } => Some(cell),
+            _ => None,
+        }
+    }
+
+    /// The job's id, if it is a job's write.
+    fn job(&self) -> Option<String> {
+        self.cell().map(|c| c.id.to_string())
     }
 }
 

@@ -179,7 +179,13 @@ impl Pool {
         };
         if let Some(store) = &shared.store {
             match accept(store.as_ref(), &record).await {
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Some(fleet) = &shared.fleet {
+                        fleet.tell(crate::FleetNotice::Accepted {
+                            job: record.id.clone(),
+                        });
+                    }
+                }
                 Ok(Some(stored)) => {
                     shared.registry.lock().remove(&record.id);
                     cell.detach();

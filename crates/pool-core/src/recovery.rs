@@ -52,6 +52,9 @@ impl Engine {
         }
         let records = patiently("read the unfinished jobs", || store.unfinished()).await;
         for record in records {
+            if self.defers_to_lease(&record) {
+                continue;
+            }
             let record = match attach_inputs(store, record).await {
                 Ok(record) => record,
                 Err((record, error)) => {
@@ -65,7 +68,7 @@ impl Engine {
     }
 
     /// Makes a stored job live again (or ends it at once with `failed`).
-    fn adopt(&mut self, record: JobRecord, failed: Option<Error>) {
+    pub(crate) fn adopt(&mut self, record: JobRecord, failed: Option<Error>) {
         let key = self.shared.registry.lock().next_key();
         let spec = Arc::clone(&record.spec);
         let requirements = crate::capability::requirements_of_spec(&spec);
@@ -246,7 +249,7 @@ impl Engine {
 }
 
 /// Gives recovered input files their bytes back from the store.
-async fn attach_inputs(
+pub(crate) async fn attach_inputs(
     store: &dyn JobStore,
     mut record: JobRecord,
 ) -> Result<JobRecord, (JobRecord, String)> {

@@ -38,6 +38,9 @@ pub(crate) struct Server {
     pub(crate) last_error: Option<String>,
     pub(crate) nudge: Arc<Notify>,
     pub(crate) health_task: JoinHandle<()>,
+    /// Whether this process may dispatch to it: always without a fleet; with one, while it
+    /// holds the server's lease (and took the server over).
+    pub(crate) leased: bool,
 }
 
 impl Server {
@@ -46,7 +49,10 @@ impl Server {
     }
 
     pub(crate) fn has_free_slot(&self) -> bool {
-        self.is_online() && self.caps.known && self.in_flight + self.cleaning < self.max_concurrent
+        self.leased
+            && self.is_online()
+            && self.caps.known
+            && self.in_flight + self.cleaning < self.max_concurrent
     }
 
     /// Whether the server counts as a place a job could ever run (not leaving the pool).
@@ -109,6 +115,7 @@ impl Engine {
             last_error: None,
             nudge,
             health_task,
+            leased: self.fleet.is_none(),
         });
         self.servers_changed();
         self.set_state(&config.id, ServerState::Connecting, None);

@@ -1,0 +1,388 @@
+//! A pool in a fleet, against a scripted `Fleet` and fake servers with paused time: only
+//! leased servers take work; leases that cannot be renewed for a ttl stop dispatch (fencing);
+//! a lost lease detaches running prompts without an end and a regained one re-attaches;
+//! notices go out for accepted and changed jobs; jobs accepted elsewhere are mirrored and
+//! claimed, and a lost claim never runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pool_core::{
+    Backoff, Error, Fleet, FleetNotice, JobOptions, JobRecord, JobSpec, JobState, JobStore, Lease,
+    MemoryStore, Pool, ServerId, StoreError, Timestamp, Transition, WorkflowHash,
+};
+use support::{Fake, Step, workflow};
+use tokio::sync::mpsc;
+
+const TTL: Duration = Duration::from_secs(3);
+
+/// A fleet whose leases the test decides.
+#[derive(Debug, Default)]
+struct ScriptedFleet {
+    granted: Mutex<Vec<ServerId>>,
+    failing: AtomicBool,
+    sent: Mutex<Vec<FleetNotice>>,
+    inbox: Mutex<Option<mpsc::Sender<FleetNotice>>>,
+    left: AtomicBool,
+}
+
+impl ScriptedFleet {
+    fn grant(&self, servers: &[&str]) {
+        *self.granted.lock() = servers.iter().map(|s| ServerId::new(*s)).collect();
+    }
+
+    /// Delivers a notice as if another process sent it.
+    async fn deliver(&self, notice: FleetNotice) {
+        let tx = self.inbox.lock().clone().expect("the pool listens");
+        tx.send(notice).await.unwrap();
+    }
+}
+
+#[async_trait]
+impl Fleet for ScriptedFleet {
+    fn process(&self) -> &str {
+        "test"
+    }
+
+    async fn lease(&self, servers: &[ServerId], _ttl: Duration) -> Result<Vec<Lease>, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("scripted".into()));
+        }
+        let granted = self.granted.lock();
+        Ok(servers
+            .iter()
+            .filter(|s| granted.contains(s))
+            .map(|s| Lease::new(s.clone(), 1))
+            .collect())
+    }
+
+    async fn leave(&self) -> Result<(), StoreError> {
+        self.left.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError> {
+        self.sent.lock().push(notice.clone());
+        Ok(())
+    }
+
+    async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError> {
+        let (tx, rx) = mpsc::channel(64);
+        *self.inbox.lock() = Some(tx);
+        Ok(rx)
+    }
+}
+
+fn fleet_pool(fleet: &Arc<ScriptedFleet>, store: &Arc<MemoryStore>, fakes: &[&Arc<Fake>]) -> Pool {
+    Pool::builder()
+        .servers(fakes.iter().map(|f| f.config()))
+        .store(Arc::clone(store) as Arc<dyn JobStore>)
+        .fleet(Arc::clone(fleet) as Arc<dyn Fleet>)
+        .lease_ttl(TTL)
+        .build()
+        .unwrap()
+}
+
+fn options(id: &str) -> JobOptions {
+    JobOptions::new().job_id(id).backoff(Backoff::none())
+}
+
+/// Lets simulated time pass (everything due meanwhile runs).
+async fn pass(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_leased_servers_take_work_and_unrenewed_leases_stop_dispatch() {
+    let (a, b) = (Fake::new("a"), Fake::new("b"));
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a, &b]);
+    pool.ready().await;
+    for i in 0..4 {
+        let job = pool
+            .enqueue(workflow("w"), options(&format!("j{i}")))
+            .await
+            .unwrap();
+        assert_eq!(job.result().await.unwrap().server.as_str(), "a");
+    }
+    assert_eq!(b.run_count(), 0, "b is leased to another process");
+
+    // The store stops answering: once the last leases ran out, nothing is dispatched.
+    fleet.failing.store(true, Ordering::SeqCst);
+    pass(TTL + Duration::from_secs(1)).await;
+    let late = pool.enqueue(workflow("w"), options("late")).await.unwrap();
+    pass(Duration::from_secs(30)).await;
+    assert_eq!(pool.record("late").unwrap().state, JobState::Queued);
+    assert_eq!(a.run_count(), 4);
+
+    // Renewed again: the server is taken over and works.
+    fleet.failing.store(false, Ordering::SeqCst);
+    assert_eq!(late.result().await.unwrap().server.as_str(), "a");
+    pool.shutdown(pool_core::ShutdownMode::Detach).await;
+    assert!(fleet.left.load(Ordering::SeqCst), "the fleet was left");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_lease_detaches_and_a_regained_one_follows_the_prompt() {
+    let a = Fake::scripted("a", |_| Step::Sleep(Duration::from_secs(20)));
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    pass(Duration::from_secs(1)).await;
+    assert_eq!(pool.record("j").unwrap().state, JobState::Running);
+    let prompt = store
+        .get("j")
+        .await
+        .unwrap()
+        .unwrap()
+        .current()
+        .unwrap()
+        .prompt_id;
+
+    // Lost: the attempt stops here without an end and without a clean-up on the server.
+    fleet.grant(&[]);
+    pass(TTL).await;
+    let stored = store.get("j").await.unwrap().unwrap();
+    assert_eq!(
+        stored.state,
+        JobState::Running,
+        "the record stays for the next holder"
+    );
+    assert!(a.cancels.lock().is_empty(), "the prompt was left running");
+
+    // Regained: taken over as a restart would (re-attached to the same prompt), and the
+    // caller's handle ends with the stored outcome.
+    fleet.grant(&["a"]);
+    let output = job.result().await.unwrap();
+    assert_eq!(output.prompt_id, prompt);
+    assert_eq!(*a.follows.lock(), [prompt]);
+    assert_eq!(a.run_count(), 1, "submitted once");
+    assert_eq!(
+        store.get("j").await.unwrap().unwrap().state,
+        JobState::Completed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn accepted_and_changed_jobs_are_told_to_the_others() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    job.result().await.unwrap();
+    pass(Duration::from_millis(10)).await;
+    let sent: Vec<_> = fleet
+        .sent
+        .lock()
+        .iter()
+        .filter_map(|n| match n {
+            FleetNotice::Accepted { job } => Some(format!("accepted {job}")),
+            FleetNotice::Changed { job, state, .. } => Some(format!("{job} {}", state.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, ["accepted j", "j running", "j completed"]);
+}
+
+/// A queued job as another process accepts it (stored, not in this pool).
+async fn accepted_elsewhere(store: &MemoryStore, id: &str) -> JobRecord {
+    let wf = Arc::new(workflow("w"));
+    let hash = WorkflowHash::of(&wf).unwrap();
+    let spec = Arc::new(JobSpec::new(wf, hash, options(id)));
+    let record = JobRecord::new(id.into(), spec, Timestamp::now());
+    assert!(store.insert(&record).await.unwrap().is_none());
+    record
+}
+
+/// The next version of `record` after `transition`, written to the store.
+async fn change(store: &MemoryStore, record: &mut JobRecord, transition: Transition) {
+    assert!(record.apply(&transition, Timestamp::now()));
+    store.update(record, &transition).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_accepted_elsewhere_is_mirrored_and_run_here() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    accepted_elsewhere(&store, "remote").await;
+    fleet
+        .deliver(FleetNotice::Accepted {
+            job: "remote".into(),
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    let job = pool.job("remote").expect("mirrored");
+    job.result().await.unwrap();
+    assert_eq!(
+        store.get("remote").await.unwrap().unwrap().state,
+        JobState::Completed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    // Mirrored here while no server is leased: it waits in the local queue.
+    let mut record = accepted_elsewhere(&store, "raced").await;
+    fleet
+        .deliver(FleetNotice::Accepted {
+            job: "raced".into(),
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    let job = pool.job("raced").expect("mirrored");
+    // Another process changes it (its notice lost): this copy is stale.
+    change(&store, &mut record, Transition::CancelRequested).await;
+    // A server is leased: the claim fails, nothing runs; the handle follows the store.
+    fleet.grant(&["a"]);
+    pass(TTL).await;
+    assert_eq!(a.run_count(), 0, "a job whose claim failed never runs");
+    let local = pool.record("raced").unwrap();
+    assert_eq!(local.attempts.len(), 1, "the dispatch here was tried");
+    assert!(
+        store
+            .get("raced")
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts
+            .is_empty()
+    );
+    change(
+        &store,
+        &mut record,
+        Transition::Finished {
+            outcome: Err(Error::Cancelled),
+        },
+    )
+    .await;
+    assert!(matches!(job.result().await, Err(Error::Cancelled)));
+    assert_eq!(pool.record("raced").unwrap().state, JobState::Cancelled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancels_cross_processes() {
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+
+    // Another process asks to cancel a job running here: it is cancelled here.
+    let job = pool.enqueue(workflow("w"), options("here")).await.unwrap();
+    pass(Duration::from_secs(1)).await;
+    assert_eq!(pool.record("here").unwrap().state, JobState::Running);
+    fleet
+        .deliver(FleetNotice::Cancel { job: "here".into() })
+        .await;
+    assert!(matches!(job.result().await, Err(Error::Cancelled)));
+    assert_eq!(
+        store.get("here").await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+
+    // A job this process only follows (it runs elsewhere): the cancel goes to the others.
+    fleet.grant(&[]);
+    pass(TTL).await;
+    let mut record = accepted_elsewhere(&store, "there").await;
+    fleet
+        .deliver(FleetNotice::Accepted {
+            job: "there".into(),
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    assert!(pool.job("there").is_some(), "mirrored");
+    change(&store, &mut record, Transition::CancelRequested).await;
+    fleet
+        .deliver(FleetNotice::Changed {
+            job: "there".into(),
+            version: record.version,
+            state: JobState::Running,
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    assert!(pool.cancel("there"));
+    pass(Duration::from_millis(10)).await;
+    assert!(
+        fleet.sent.lock().contains(&FleetNotice::Cancel {
+            job: "there".into()
+        }),
+        "the holder is told"
+    );
+    // Told again at the resync while the job has not ended (a notice may be lost).
+    pass(Duration::from_secs(6)).await;
+    let told = fleet
+        .sent
+        .lock()
+        .iter()
+        .filter(|n| {
+            **n == FleetNotice::Cancel {
+                job: "there".into(),
+            }
+        })
+        .count();
+    assert!(told >= 2, "told {told} times");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_the_store_refused_once_writes_nothing_more() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    let mut record = accepted_elsewhere(&store, "stale").await;
+    fleet
+        .deliver(FleetNotice::Accepted {
+            job: "stale".into(),
+        })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    let job = pool.job("stale").expect("mirrored");
+    // Another process changes the job (version 2); this copy does not know.
+    let expired = Transition::DeadlineExpired {
+        kind: pool_core::DeadlineKind::Total,
+    };
+    change(&store, &mut record, expired).await;
+    // Cancelled here: the copy's first write (version 2) is refused, and its end (version
+    // 3, which alone would fit the store) must not overwrite the other process's change.
+    // The job is read again and the cancel asked here still applies to it.
+    assert!(pool.cancel("stale"));
+    let end = job.result().await;
+    let stored = store.get("stale").await.unwrap().unwrap();
+    assert!(stored.state.is_terminal());
+    assert_eq!(
+        stored.deadline_expired,
+        Some(pool_core::DeadlineKind::Total),
+        "the other process's change survived"
+    );
+    assert_eq!(end.err(), stored.error);
+    assert_eq!(pool.record("stale").unwrap().version, stored.version);
+}
