@@ -128,7 +128,7 @@ impl Engine {
         for timer in &job.timers {
             self.timers.remove(timer);
         }
-        self.verdicts.needs.remove(&job.spec.hash);
+        self.verdicts.needs.remove_spec(&job.spec);
         self.let_go(Arc::clone(&job.cell));
     }
 
