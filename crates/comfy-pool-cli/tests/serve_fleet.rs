@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use support::{PATIENCE, ScratchDir, Sim, comfy_pool, get, seeds_in_history, wait_until, workflow};
 
 /// Jobs in all (a third per tenant).
-const JOBS: u64 = 240;
+const JOBS: u64 = 300;
 /// The seed of job `i` is `FIRST_SEED + i`.
 const FIRST_SEED: u64 = 10_000;
 /// Prompts each sim may hold at once (the pool's `max_concurrent`).
