@@ -11,7 +11,8 @@
 //! sockets, refused connections, HTTP 500s (per method and route), frozen HTTP routes,
 //! garbage `/history` and `/queue` answers ([`Garbage`]), websocket floods ([`WsFlood`]),
 //! delays and seeded random chaos. [`Stats`] counts what it received, per route and per
-//! workflow, and the most prompts it held at once.
+//! workflow, and the most prompts it held at once; `GET /sim/stats` (the sim's own route,
+//! not ComfyUI's) shows the prompt counters to another process as JSON.
 //!
 //! It answers with its own wire JSON and shares no types with the client crates, so a serde
 //! mistake cannot hide on both sides.

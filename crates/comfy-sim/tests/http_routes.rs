@@ -375,3 +375,26 @@ async fn oversized_bodies_are_refused() {
     let big = json!({"prompt": support::trivial(1), "extra_data": {"pad": "x".repeat(4096)}});
     assert_eq!(post(&sim, "/prompt", &big).await.0, 413);
 }
+
+#[tokio::test]
+async fn sim_stats_shows_the_counters_to_another_process() {
+    let sim = sim().await;
+    let mut ws = Ws::ready(&sim, "s").await;
+    let id = submit(&sim, &support::invert_save(7), "s").await;
+    ws.run(&id).await;
+    let (status, stats) = get(&sim, "/sim/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    let local = sim.stats();
+    assert_eq!(stats["prompts_accepted"], 1);
+    assert_eq!(stats["prompts_executed"], local.prompts_executed);
+    assert_eq!(stats["max_prompts_held"], local.max_prompts_held);
+    assert_eq!(stats["max_prompts_held"], 1);
+    assert_eq!(stats["queue_remaining"], 0);
+    assert_eq!(
+        sim.stats().requests("GET /sim/stats"),
+        0,
+        "the route is the sim's own: not counted"
+    );
+    let (status, _) = get(&sim, "/api/sim/stats").await;
+    assert_eq!(status, 404, "not a ComfyUI route: not under /api");
+}

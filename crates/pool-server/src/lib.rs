@@ -26,7 +26,7 @@ pub use memory::MemoryServiceStore;
 pub use pool_store::{ApiKey, ServiceStore, WebhookDelivery, WebhookState};
 pub use routes::openapi::ApiDoc;
 pub use secret::Secret;
-pub use service::{Service, build_pool};
+pub use service::{Service, build_pool, fleet_process_id};
 pub use store::{StoreOpenError, open_store};
 
 mod api_error;

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use pool_core::JobQuery;
-use pool_core::{JobState, JobStore, Pool, ShutdownMode};
+use pool_core::{JobState, JobStore, Pool, PoolBuilder, ShutdownMode};
 use pool_failover::SmartStrategy;
-use pool_store::ServiceStore;
+use pool_store::{PgFleet, ServiceStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ use crate::outputs::Outputs;
 use crate::state::AppState;
 use crate::tracker::Tracker;
 use crate::webhook::Webhooks;
-use crate::{Config, ServiceError, open_store, watch};
+use crate::{Config, ServiceError, StoreOpenError, open_store, watch};
 
 /// How many finished jobs the start-up sweep looks at for webhooks never queued.
 const SWEEP: u32 = 500;
@@ -56,9 +56,25 @@ impl Service {
     /// # Errors
     ///
     /// [`ServiceError`] when the store, the strategy or the pool refuse.
+    ///
+    /// With a `postgres://` store the service joins the fleet of the replicas on that
+    /// database ([`PgFleet`], under a [process id](fleet_process_id) of its own, with the
+    /// configured `fleet.lease_ttl`): they share the queue and the servers (see
+    /// `docs/fleet.md`). Other stores serve this process alone.
     pub async fn start(config: Config) -> Result<Self, ServiceError> {
-        let store = open_store(config.store.expose()).await?;
-        Self::with_store(config, store).await
+        let url = config.store.expose();
+        let store = open_store(url).await?;
+        if !is_postgres(url) {
+            return Self::with_store(config, store).await;
+        }
+        let fleet = PgFleet::connect(url, fleet_process_id())
+            .await
+            .map_err(StoreOpenError::from)?;
+        let pool = pool_builder(&config, Arc::clone(&store))?
+            .fleet(Arc::new(fleet))
+            .lease_ttl(config.fleet.lease_ttl)
+            .build()?;
+        Self::with_parts(config, pool, store).await
     }
 
     /// As [`start`](Self::start), on a store the caller opened.
@@ -199,16 +215,48 @@ impl Service {
 ///
 /// The strategy's or the pool's refusal.
 pub fn build_pool(config: &Config, store: Arc<dyn ServiceStore>) -> Result<Pool, ServiceError> {
+    Ok(pool_builder(config, store)?.build()?)
+}
+
+/// The builder of [`build_pool`], for adding a fleet.
+fn pool_builder(
+    config: &Config,
+    store: Arc<dyn ServiceStore>,
+) -> Result<PoolBuilder, ServiceError> {
     let strategy = SmartStrategy::new(config.strategy.smart_config())?;
     let store: Arc<dyn JobStore> = store;
-    let pool = Pool::builder()
+    Ok(Pool::builder()
         .servers(config.servers.iter().map(server_config))
         .strategy(Arc::new(strategy))
         .health_check_interval(Some(config.health_check_interval))
         .health_check_timeout(config.health_check_timeout)
-        .store(store)
-        .build()?;
-    Ok(pool)
+        .store(store))
+}
+
+/// Whether a store URL names PostgreSQL (the only store with a fleet).
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A fleet process id unique to this run of this process: `HOST-PID-RANDOM`, the host name
+/// cut to 20 bytes of letters, digits, `-` and `.` (`host` when unknown), at most 38 bytes in
+/// all (a fleet allows 40).
+pub fn fleet_process_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let mut host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .take(20)
+        .collect();
+    if host.is_empty() {
+        host = "host".into();
+    }
+    let random: u32 = rand::random();
+    format!("{host}-{}-{random:08x}", std::process::id())
 }
 
 /// At start: watch the unfinished jobs the pool took over from the store, and queue the
@@ -243,5 +291,26 @@ async fn take_over(state: &Arc<AppState>) {
         {
             tracing::warn!(job = %record.id, %error, "cannot queue a webhook");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_process_ids_fit_a_fleet_and_differ_per_run() {
+        let (a, b) = (fleet_process_id(), fleet_process_id());
+        assert!((1..=40).contains(&a.len()), "{a}");
+        assert_ne!(a, b, "each run has its own id");
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    }
+
+    #[test]
+    fn only_postgres_stores_have_a_fleet() {
+        assert!(is_postgres("postgres://u@h/db"));
+        assert!(is_postgres("postgresql://u@h/db"));
+        assert!(!is_postgres("sqlite:pool.db"));
+        assert!(!is_postgres("memory:"));
     }
 }

@@ -1,10 +1,12 @@
-//! The HTTP surface: every route, served both at `/` and under `/api`.
+//! The HTTP surface: every route, served both at `/` and under `/api`; and the sim's own
+//! read-only `GET /sim/stats` (only at `/`).
 
 mod garbage;
 mod info;
 mod jobs;
 mod prompt;
 mod queue;
+mod sim_stats;
 mod upload;
 mod view;
 
@@ -62,6 +64,7 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(routes.route_layer(layer))
         .nest("/api", api)
+        .route("/sim/stats", get(sim_stats::sim_stats))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)

@@ -66,6 +66,9 @@ impl Config {
                 );
             }
         }
+        if self.fleet.lease_ttl < std::time::Duration::from_millis(30) {
+            return bad("fleet.lease_ttl", "must be at least 30ms");
+        }
         self.check_limits()?;
         self.check_webhooks()?;
         if self.outputs.mode == OutputMode::Copy && self.outputs.dir.is_none() {

@@ -6,6 +6,9 @@
 //! store = "sqlite:comfy-pool.db"        # or "postgres://…", or "memory:" (nothing kept)
 //! admin_key_sha256 = "…64 hex digits…"  # or admin_key = "…" (better: COMFY_POOL__ADMIN_KEY)
 //!
+//! [fleet]                               # replicas on one postgres:// store
+//! lease_ttl = "10s"
+//!
 //! [shutdown]
 //! mode = "detach"                       # or "drain"
 //! drain_timeout = "60s"
@@ -151,6 +154,9 @@ pub struct Config {
     /// The failover strategy.
     #[serde(default)]
     pub strategy: StrategyConfig,
+    /// Several replicas on one PostgreSQL store (ignored by other stores).
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// The ComfyUI servers.
     #[serde(default)]
     pub servers: Vec<ServerEntry>,
@@ -219,6 +225,30 @@ impl Default for ShutdownConfig {
         Self {
             mode: ShutdownAction::Detach,
             drain_timeout: default_drain(),
+        }
+    }
+}
+
+/// `[fleet]`: how the replicas of the service on one PostgreSQL store share the servers
+/// (see `docs/fleet.md`). Stores other than PostgreSQL have no fleet and ignore it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// How long a server lease lasts unless renewed (default 10 s, at least 30 ms; renewed
+    /// every third of it). A dead replica's servers are taken over after it.
+    #[serde(default = "default_lease_ttl", with = "duration")]
+    pub lease_ttl: Duration,
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: default_lease_ttl(),
         }
     }
 }
@@ -611,6 +641,7 @@ impl Config {
             health_check_interval: default_health(),
             health_check_timeout: default_health_timeout(),
             strategy: StrategyConfig::default(),
+            fleet: FleetConfig::default(),
             servers: Vec::new(),
             tenants: Vec::new(),
             limits: Limits::default(),

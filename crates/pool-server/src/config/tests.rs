@@ -32,6 +32,9 @@ health_check_timeout = "2s"
 mode = "drain"
 drain_timeout = "2m"
 
+[fleet]
+lease_ttl = "1500ms"
+
 [strategy]
 preset = "development"
 cooldown = "45s"
@@ -75,6 +78,7 @@ fn a_full_file_is_read_with_presets_and_overrides() {
     assert_eq!(config.health_check_timeout, Duration::from_secs(2));
     assert_eq!(config.shutdown.mode, ShutdownAction::Drain);
     assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(120));
+    assert_eq!(config.fleet.lease_ttl, Duration::from_millis(1500));
     let smart = config.strategy.smart_config();
     assert_eq!(smart.cooldown, Duration::from_secs(45));
     assert_eq!(
@@ -180,6 +184,8 @@ fn errors_name_the_key() {
             "webhooks.allowed_hosts[0]",
         ),
         ("[outputs]\nmode = \"copy\"", &[], "outputs.dir"),
+        ("[fleet]\nlease_ttl = \"10ms\"", &[], "fleet.lease_ttl"),
+        ("[fleet]\nlease = \"10s\"", &[], "fleet.lease"),
         ("store = \"mysql://x\"", &[], "store"),
         ("", &[("COMFY_POOL__LIMITS__BURST", "0")], "limits.burst"),
     ];

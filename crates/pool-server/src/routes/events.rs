@@ -60,6 +60,38 @@ fn ended_event(record: &JobRecord) -> Event {
         .data(data.to_string())
 }
 
+/// How often [`stored_end`] reads a job's record.
+const STORE_POLL: Duration = Duration::from_millis(500);
+
+/// The terminal event of a job this process's pool does not know, once its stored record
+/// ends (nothing if the service stops first, or the record is gone).
+fn stored_end(
+    state: Arc<AppState>,
+    id: String,
+    after: u64,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    stream::once(async move {
+        loop {
+            tokio::select! {
+                () = state.stopping.cancelled() => return None,
+                () = tokio::time::sleep(STORE_POLL) => {}
+            }
+            let record = match state.pool.record(&id) {
+                Some(record) => Some(record),
+                None => state.store.get(&id).await.ok().flatten(),
+            };
+            match record {
+                None => return None,
+                Some(record) if record.state.is_terminal() => {
+                    return (after < record.last_seq).then(|| ended_event(&record));
+                }
+                Some(_) => {}
+            }
+        }
+    })
+    .filter_map(|event| async move { event.map(Ok) })
+}
+
 fn sse_response<S>(events: S) -> Response
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
@@ -109,12 +141,13 @@ pub(crate) async fn job_events(
     };
     let Some(handle) = state.pool.job(&id) else {
         // Known only to the store: finished long ago, or not taken over yet.
-        let events = if record.state.is_terminal() && after < record.last_seq {
-            vec![Ok(ended_event(&record))]
-        } else {
-            Vec::new()
-        };
-        return Ok(sse_response(stream::iter(events)));
+        if record.state.is_terminal() {
+            let events = (after < record.last_seq).then(|| Ok(ended_event(&record)));
+            return Ok(sse_response(stream::iter(events)));
+        }
+        // Unfinished and not in this process's pool: another replica of a fleet accepted
+        // it a moment ago or runs it. Its end is followed in the store.
+        return Ok(sse_response(stored_end(state, id, after)));
     };
     let events = handle.events_after(after);
     let stopping = state.stopping.clone();

@@ -91,6 +91,29 @@ impl TestService {
         .await
     }
 
+    /// Another service on the same store (the same keys) and no servers, running beside
+    /// this one: its pool knows none of this one's jobs.
+    pub async fn beside(&self) -> Self {
+        let key_b = NewKey {
+            secret: self.key_b.clone(),
+            record: pool_store::ApiKey::new(
+                "b",
+                "team-b",
+                pool_server::key_hash(&self.key_b),
+                pool_core::Timestamp::now(),
+            ),
+        };
+        let sims = SimCluster::start(0, SimConfig::default()).await.unwrap();
+        Self::start_on(
+            sims,
+            Arc::clone(&self.store),
+            self.key_a.clone(),
+            key_b,
+            |_| {},
+        )
+        .await
+    }
+
     async fn start_on(
         sims: SimCluster,
         store: Arc<dyn ServiceStore>,
