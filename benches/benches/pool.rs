@@ -1,7 +1,8 @@
 //! Pool benchmarks.
 //!
 //! - `pool_throughput`: trivial prompts on 4 simulated servers with zero execution time, one
-//!   prompt in flight per server, driven directly by `comfy-client` and through the pool.
+//!   prompt in flight per server, driven directly by `comfy-client` and through the pool
+//!   (with `queue_ahead(1)`: one more prompt waiting in each busy server's own queue).
 //!   Before it, side by side in interleaved rounds (figures, not criterion groups): the
 //!   pool/direct throughput ratio and the p50 latency difference at equal concurrency on 4
 //!   zero-time servers, on 4 servers taking 4 ms per prompt, and on 64 zero-time servers.
@@ -151,8 +152,10 @@ impl Rig {
             .into_iter()
             .enumerate()
             .map(|(i, url)| ServerConfig::new(url).id(format!("s{i}")));
+        // Zero-gap dispatch: each busy server holds its next prompt in its own queue.
         let pool = Pool::builder()
             .servers(configs)
+            .queue_ahead(1)
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
         let rig = Self {

@@ -22,6 +22,9 @@ use crate::{
 pub(crate) enum AttemptEnd {
     Finished(Result<AttemptOutput, AttemptFailure>),
     Stopped(StopReason),
+    /// The prompt was taken back from its server's queue before it started (queue-ahead):
+    /// it will never run there, and the job is placed again.
+    PulledBack,
 }
 
 impl AttemptEnd {
@@ -34,7 +37,7 @@ impl AttemptEnd {
             // A detaching pool leaves the prompt running on purpose.
             Self::Stopped(StopReason::Detach) => false,
             Self::Stopped(_) => true,
-            Self::Finished(Ok(_)) => false,
+            Self::Finished(Ok(_)) | Self::PulledBack => false,
             Self::Finished(Err(f)) => {
                 matches!(f.class, FailureClass::ServerDown | FailureClass::Stuck)
             }
@@ -79,6 +82,9 @@ pub(crate) struct AttemptTask {
     pub(crate) inputs: Option<Arc<[InputFile]>>,
     pub(crate) between_events: Option<Duration>,
     pub(crate) stop: oneshot::Receiver<StopReason>,
+    /// Asks the attempt to take its prompt back while it still waits in the server's queue
+    /// (queue-ahead); `None` when the pool does not queue ahead.
+    pub(crate) pull: Option<oneshot::Receiver<()>>,
     pub(crate) done: mpsc::WeakUnboundedSender<Command>,
 }
 
@@ -94,6 +100,7 @@ pub(crate) async fn run(task: AttemptTask) {
         inputs,
         between_events,
         mut stop,
+        pull,
         done,
     } = task;
     // Hold a sender for the whole attempt so its report cannot be lost.
@@ -143,6 +150,7 @@ pub(crate) async fn run(task: AttemptTask) {
     let mut executing = false;
     let mut slot_freed = false;
     let prompt_done = rx.done_signal();
+    let mut pull = Pull::new(pull);
     let end = loop {
         tokio::select! {
             biased;
@@ -155,7 +163,22 @@ pub(crate) async fn run(task: AttemptTask) {
                 slot_freed = true;
                 let _ = done.send(Command::SlotFreed(server.clone()));
             }
+            step = pull.next() => match step {
+                PullStep::Asked => {
+                    if !pull.on_asked(executing, &backend, &prompt_id) {
+                        let _ = done.send(Command::PullRefused { key, attempt });
+                    }
+                }
+                PullStep::Answer(Ok(true)) => break AttemptEnd::PulledBack,
+                PullStep::Answer(Ok(false)) => {
+                    let _ = done.send(Command::PullRefused { key, attempt });
+                }
+                PullStep::Answer(Err(failure)) => break AttemptEnd::Finished(Err(failure)),
+            },
             Some(event) = rx.recv() => {
+                if matches!(event, RunEvent::Accepted { .. }) {
+                    pull.on_accepted(&backend, &prompt_id);
+                }
                 if !executing && !matches!(event, RunEvent::Accepted { .. }) {
                     executing = true;
                     if !matches!(event, RunEvent::Executing) {
@@ -171,6 +194,14 @@ pub(crate) async fn run(task: AttemptTask) {
             result = &mut work => {
                 while let Some(event) = rx.try_recv() {
                     let _ = done.send(Command::Run { key, attempt, event });
+                }
+                // A run that failed while its prompt was being taken back (the prompt left the
+                // queue: "lost") ends as the server's answer to the pull says.
+                if result.is_err()
+                    && pull.is_withdrawing()
+                    && matches!(pull.next().await, PullStep::Answer(Ok(true)))
+                {
+                    break AttemptEnd::PulledBack;
                 }
                 break AttemptEnd::Finished(result);
             }
@@ -193,4 +224,129 @@ pub(crate) async fn run(task: AttemptTask) {
         slot_freed,
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
+}
+
+/// How long one try to take a prompt back may take.
+const WITHDRAW_TRY: Duration = Duration::from_secs(5);
+/// Tries to take a prompt back before the server counts as not answering.
+const WITHDRAW_TRIES: u32 = 3;
+
+/// An attempt's side of a pull (queue-ahead): asked by the engine, the prompt is withdrawn
+/// from the server's queue once the server accepted it and unless it started executing.
+struct Pull {
+    /// The engine's request, until it came.
+    ask: Option<oneshot::Receiver<()>>,
+    /// Asked before the server accepted the prompt: withdraw once it does.
+    deferred: bool,
+    accepted: bool,
+    /// The withdrawal in progress.
+    withdrawing: Option<Withdrawal>,
+}
+
+/// A withdrawal in progress: the server's answer, `true` if the prompt was taken back.
+type Withdrawal =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, AttemptFailure>> + Send>>;
+
+/// What happened to a pull.
+enum PullStep {
+    /// The engine asked for the prompt back.
+    Asked,
+    /// The server's answer to the withdrawal: `true` if the prompt was taken back.
+    Answer(Result<bool, AttemptFailure>),
+}
+
+impl Pull {
+    fn new(ask: Option<oneshot::Receiver<()>>) -> Self {
+        Self {
+            ask,
+            deferred: false,
+            accepted: false,
+            withdrawing: None,
+        }
+    }
+
+    /// The next step: the engine's request, then the server's answer; never resolves when
+    /// there is nothing to wait for (an engine that drops its request never asks).
+    async fn next(&mut self) -> PullStep {
+        if let Some(withdrawing) = self.withdrawing.as_mut() {
+            let answer = withdrawing.await;
+            self.withdrawing = None;
+            return PullStep::Answer(answer);
+        }
+        let Some(ask) = self.ask.as_mut() else {
+            return std::future::pending().await;
+        };
+        let asked = ask.await.is_ok();
+        self.ask = None;
+        if asked {
+            PullStep::Asked
+        } else {
+            std::future::pending().await
+        }
+    }
+
+    /// The engine asked: withdraw now, or once the server accepted the prompt. Returns
+    /// false if the pull is refused at once (the prompt started).
+    fn on_asked(
+        &mut self,
+        executing: bool,
+        backend: &Arc<dyn ServerBackend>,
+        prompt_id: &str,
+    ) -> bool {
+        if executing {
+            return false;
+        }
+        if self.accepted {
+            self.start(backend, prompt_id);
+        } else {
+            self.deferred = true;
+        }
+        true
+    }
+
+    /// The server accepted the prompt: a pull asked before starts now.
+    fn on_accepted(&mut self, backend: &Arc<dyn ServerBackend>, prompt_id: &str) {
+        self.accepted = true;
+        if std::mem::take(&mut self.deferred) {
+            self.start(backend, prompt_id);
+        }
+    }
+
+    fn start(&mut self, backend: &Arc<dyn ServerBackend>, prompt_id: &str) {
+        let backend = Arc::clone(backend);
+        let prompt_id = prompt_id.to_owned();
+        self.withdrawing = Some(Box::pin(async move {
+            let mut pause = Duration::from_millis(200);
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let failure = match tokio::time::timeout(WITHDRAW_TRY, backend.withdraw(&prompt_id))
+                    .await
+                {
+                    Ok(Ok(taken)) => return Ok(taken),
+                    Ok(Err(failure)) => failure,
+                    Err(_) => AttemptFailure::new(
+                        FailureClass::ServerDown,
+                        format!(
+                            "no answer within {WITHDRAW_TRY:?} to taking prompt {prompt_id} back"
+                        ),
+                    ),
+                };
+                if tries >= WITHDRAW_TRIES {
+                    // Whether the prompt is still there is unknown: the attempt fails and
+                    // the prompt is cleaned up like any abandoned one.
+                    return Err(AttemptFailure::new(
+                        FailureClass::ServerDown,
+                        format!("could not take a queued prompt back: {}", failure.reason),
+                    ));
+                }
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }));
+    }
+
+    fn is_withdrawing(&self) -> bool {
+        self.withdrawing.is_some()
+    }
 }

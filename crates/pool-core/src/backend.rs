@@ -349,4 +349,14 @@ pub trait ServerBackend: Send + Sync + 'static {
 
     /// Interrupts the prompt if it runs and deletes it from the server's queue if it waits.
     async fn cancel(&self, prompt_id: &str) -> Result<(), AttemptFailure>;
+
+    /// Takes back a prompt that waits in the server's queue, for the pool to run it on a
+    /// server that is free (see [`PoolBuilder::queue_ahead`](crate::PoolBuilder::queue_ahead)):
+    /// `Ok(true)` only if the server confirms the prompt was removed before it started, so it
+    /// will never run there; `Ok(false)` if it started (or ran) already and stays. Never
+    /// interrupts anything. The default cannot take a prompt back (`Ok(false)`).
+    async fn withdraw(&self, prompt_id: &str) -> Result<bool, AttemptFailure> {
+        let _ = prompt_id;
+        Ok(false)
+    }
 }

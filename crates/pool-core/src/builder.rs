@@ -51,6 +51,7 @@ pub struct PoolBuilder {
     retain_for: Duration,
     capabilities_refresh: Option<Duration>,
     capability_routing: bool,
+    queue_ahead: usize,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -96,6 +97,7 @@ impl PoolBuilder {
             retain_for: Duration::from_secs(7 * 86_400),
             capabilities_refresh: Some(Duration::from_secs(600)),
             capability_routing: true,
+            queue_ahead: 0,
         }
     }
 
@@ -243,6 +245,24 @@ impl PoolBuilder {
         self
     }
 
+    /// Zero-gap dispatch: how many prompts each busy server is given beyond its
+    /// `max_concurrent`, to wait in its own queue (default 0: off; 1 is enough to close the
+    /// gap). A server then starts its next prompt the moment its current one ends, instead
+    /// of idling for the round trip of noticing the end, the pool's turn and the next
+    /// `POST /prompt` (and, with a store, that prompt's write-ahead).
+    ///
+    /// Binding stays late: a job goes ahead on a busy server only when no server is free,
+    /// and when a server frees while the queue has nothing for it, a prompt still waiting on
+    /// a busy server is taken back from there (deleted from its queue, once the server
+    /// confirms it never started) and runs on the free server. No prompt runs twice; no more
+    /// than `max_concurrent` prompts *execute* on a server (ComfyUI executes one at a time),
+    /// but its queue holds up to `max_concurrent + n` of this pool's prompts.
+    #[must_use]
+    pub fn queue_ahead(mut self, n: usize) -> Self {
+        self.queue_ahead = n;
+        self
+    }
+
     /// How often each server's capabilities (node classes, model files) are read again
     /// besides when it comes online, after a sign of a restart and after it failed a job for
     /// lack of a resource (default 10 min; `None` turns the periodic reads off).
@@ -333,6 +353,7 @@ impl PoolBuilder {
             retain_count: self.retain_finished as u64,
             capabilities_refresh: self.capabilities_refresh,
             capability_routing: self.capability_routing,
+            queue_ahead: self.queue_ahead,
         };
         let queue = self.queue.unwrap_or_else(|| Box::new(InMemoryQueue::new()));
         let mut engine = Engine::new(Arc::clone(&shared), tx.downgrade(), settings, queue);

@@ -314,4 +314,24 @@ impl ServerBackend for ComfyBackend {
         let interrupted = self.client.interrupt(Some(prompt_id)).await;
         deleted.and(interrupted).map_err(|e| classify(&e))
     }
+
+    async fn withdraw(&self, prompt_id: &str) -> std::result::Result<bool, AttemptFailure> {
+        // ComfyUI moves a prompt from pending to running, and from running to its history,
+        // each under one lock: once it is deleted, absent from the queue read after and then
+        // from the history read after that, it never started and never will.
+        self.client
+            .delete_from_queue(&[prompt_id])
+            .await
+            .map_err(|e| classify(&e))?;
+        let queue = self.client.queue().await.map_err(|e| classify(&e))?;
+        if queue.is_running(prompt_id) || queue.is_pending(prompt_id) {
+            return Ok(false);
+        }
+        let history = self
+            .client
+            .history(prompt_id)
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(history.is_none())
+    }
 }

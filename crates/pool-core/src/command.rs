@@ -42,6 +42,12 @@ pub(crate) enum Command {
     SlotFreed(ServerId),
     /// The first try of a server-side clean-up ended (the slot it held is free again).
     CleanupSettled(ServerId),
+    /// The attempt `attempt` of a job could not take its queued-ahead prompt back (it
+    /// started on its server).
+    PullRefused {
+        key: JobKey,
+        attempt: u32,
+    },
     Health {
         server: ServerId,
         result: std::result::Result<(), AttemptFailure>,

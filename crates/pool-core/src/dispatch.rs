@@ -90,11 +90,13 @@ impl Engine {
         let preferred: &[ServerId] = job.spec.options.placement().map_or(&[], |p| &p.preferred);
         let strategy = &self.shared.strategy;
         let verdicts = &mut self.verdicts;
+        let ahead = self.settings.queue_ahead;
         let mut candidates = Vec::new();
         let mut lacking = false;
         let mut any_allowed = false;
-        // (variant, not preferred, load, server): the first variant wins, then placement.
-        let mut best: Option<(usize, u8, f64, usize)> = None;
+        // (busy, variant, not preferred, load, server): a free server first (a busy one
+        // only holds the job in its queue), then the first variant, then placement.
+        let mut best: Option<(u8, usize, u8, f64, usize)> = None;
         for (i, server) in self.servers.iter().enumerate() {
             if !server.is_member() || !constraint.admits(&server.view()) {
                 continue;
@@ -113,14 +115,25 @@ impl Engine {
             };
             candidates.push(server.id.clone());
             any_allowed = true;
-            if !server.has_free_slot() {
+            let busy = if server.has_free_slot() {
+                0
+            } else if server.has_ahead_slot(ahead) {
+                1
+            } else {
                 continue;
-            }
+            };
             #[allow(clippy::cast_precision_loss)]
             let load = (server.in_flight as f64 + 1.0) / f64::from(server.weight);
-            let rank = (variant, u8::from(!preferred.contains(&server.id)), load, i);
+            let rank = (
+                busy,
+                variant,
+                u8::from(!preferred.contains(&server.id)),
+                load,
+                i,
+            );
+            let order = |r: &(u8, usize, u8, f64, usize)| (r.0, r.1, r.2);
             if best.is_none_or(|b| {
-                (rank.0, rank.1) < (b.0, b.1) || ((rank.0, rank.1) == (b.0, b.1) && rank.2 < b.2)
+                order(&rank) < order(&b) || (order(&rank) == order(&b) && rank.3 < b.3)
             }) {
                 best = Some(rank);
             }
@@ -148,7 +161,7 @@ impl Engine {
             }
             return;
         }
-        if let Some((variant, _, _, at)) = best
+        if let Some((_, variant, _, _, at)) = best
             && let Some(id) = self.servers.get(at).map(|s| s.id.clone())
         {
             let hash = spec
@@ -212,6 +225,8 @@ impl Engine {
         self.enqueue_entry(key);
     }
 
+    /// Whether `id` has a free slot (the all-blocked policy's proceed or probe runs now,
+    /// never queued ahead).
     fn has_free_slot(&self, id: &ServerId) -> bool {
         self.server(id)
             .is_some_and(super::servers::Server::has_free_slot)
@@ -293,7 +308,8 @@ impl Engine {
             let Some(server) = servers.iter().find(|s| s.id == *id) else {
                 return;
             };
-            if !server.has_free_slot() {
+            let free = server.has_free_slot();
+            if !free && !server.has_ahead_slot(self.settings.queue_ahead) {
                 return;
             }
             let strategy = &shared.strategy;
@@ -304,6 +320,10 @@ impl Engine {
                     .iter()
                     .any(|h| strategy.is_allowed(id, h, now) && verdicts.admits(key, caps, h))
             }) else {
+                if free {
+                    // Nothing queued for it: take back a prompt waiting on a busy server.
+                    self.pull_for(id);
+                }
                 return;
             };
             let chosen = self
@@ -359,6 +379,7 @@ impl Engine {
         let hash = Some(ran.hash);
         let (stop_tx, stop_rx) = oneshot::channel();
         job.stop = Some(stop_tx);
+        let pull = (self.settings.queue_ahead > 0).then(oneshot::channel);
         let record = AttemptRecord {
             attempt,
             server: id.clone(),
@@ -407,6 +428,10 @@ impl Engine {
             inputs,
             between_events,
             stop: stop_rx,
+            pull: pull.map(|(tx, rx)| {
+                self.ahead.dispatched(key, attempt, id.clone(), tx);
+                rx
+            }),
             done: self.commands.clone(),
         };
         tokio::spawn(attempt::run(task));

@@ -104,6 +104,8 @@ pub(crate) struct Settings {
     pub(crate) capabilities_refresh: Option<Duration>,
     /// Whether capabilities are read and consulted at all.
     pub(crate) capability_routing: bool,
+    /// Prompts each busy server is given beyond its `max_concurrent` (see `ahead`).
+    pub(crate) queue_ahead: usize,
 }
 
 /// Counters of finished jobs.
@@ -145,6 +147,8 @@ pub(crate) struct Engine {
     pub(crate) totals: Totals,
     /// The fleet this process belongs to, if any (see `takeover`, `mirror`).
     pub(crate) fleet: Option<crate::takeover::FleetState>,
+    /// Prompts waiting in their servers' queues, and pulls in progress (queue-ahead).
+    pub(crate) ahead: crate::ahead::Ahead,
 }
 
 impl Engine {
@@ -176,6 +180,7 @@ impl Engine {
             shutdown_waiters: Vec::new(),
             totals: Totals::default(),
             fleet: None,
+            ahead: crate::ahead::Ahead::default(),
         }
     }
 
@@ -265,6 +270,7 @@ impl Engine {
             Command::AttemptDone(done) => self.on_attempt_done(*done),
             Command::SlotFreed(server) => self.on_slot_freed(&server),
             Command::CleanupSettled(server) => self.on_cleanup_settled(&server),
+            Command::PullRefused { key, attempt } => self.on_pull_refused(key, attempt),
             Command::Health {
                 server,
                 result,

@@ -91,6 +91,7 @@ pub use time::{Timestamp, TimestampError};
 pub use transition::Transition;
 pub use workflow_hash::WorkflowHash;
 
+mod ahead;
 mod attempt;
 mod backend;
 mod backoff;

@@ -19,6 +19,10 @@ impl Engine {
     /// A running prompt reported something: the record notes acceptance and the start of
     /// execution; everything goes to the job's stream.
     pub(crate) fn on_run_event(&mut self, key: JobKey, attempt: u32, event: RunEvent) {
+        if matches!(event, RunEvent::Executing) {
+            // It no longer waits in its server's queue: no pull can take it back.
+            self.ahead_settled(key, attempt);
+        }
         let Some(job) = self.jobs.get(&key) else {
             return;
         };
@@ -38,6 +42,7 @@ impl Engine {
             RunEvent::Executing => Some(Transition::ExecutionStarted { attempt }),
             _ => None,
         };
+
         let kind = JobEventKind::Run(event);
         match transition {
             Some(transition) => self.transition(key, &transition, vec![kind]),
@@ -56,6 +61,7 @@ impl Engine {
             submitted,
             slot_freed,
         } = done;
+        self.ahead_settled(key, attempt);
         let cleanup = submitted && end.may_leave_prompt();
         if let Some(s) = self.server_mut(&server) {
             if !slot_freed {
@@ -66,7 +72,7 @@ impl Engine {
                 AttemptEnd::Finished(Err(_)) | AttemptEnd::Stopped(StopReason::ServerOffline) => {
                     s.failed += 1;
                 }
-                AttemptEnd::Stopped(_) => {}
+                AttemptEnd::Stopped(_) | AttemptEnd::PulledBack => {}
             }
         }
         if cleanup {
@@ -106,7 +112,11 @@ impl Engine {
             AttemptEnd::Stopped(StopReason::Cancel | StopReason::Detach) => {
                 (AttemptOutcome::Cancelled, None)
             }
-            AttemptEnd::Stopped(StopReason::Withdraw) => (AttemptOutcome::Withdrawn, None),
+            // A prompt taken back from its server's queue never runs there: the job is
+            // placed again, like a withdrawn one, with nothing to clean up.
+            AttemptEnd::Stopped(StopReason::Withdraw) | AttemptEnd::PulledBack => {
+                (AttemptOutcome::Withdrawn, None)
+            }
             AttemptEnd::Stopped(StopReason::Deadline(_)) => (AttemptOutcome::TimedOut, None),
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
                 let why = self
@@ -199,6 +209,12 @@ impl Engine {
                     &server,
                     AttemptFailure::new(FailureClass::ServerDown, reason),
                 );
+            }
+            AttemptEnd::PulledBack => {
+                // Frees a probe slot; blocks nothing.
+                let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
+                self.publish_failover(&events);
+                self.place(key);
             }
             AttemptEnd::Stopped(reason) => {
                 // Frees a probe slot; blocks nothing.

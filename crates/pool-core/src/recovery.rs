@@ -190,6 +190,7 @@ impl Engine {
             inputs: None,
             between_events: job.spec.options.deadlines.between_events,
             stop: stop_rx,
+            pull: None,
             done: self.commands.clone(),
         };
         tokio::spawn(attempt::run(task));

@@ -55,6 +55,16 @@ impl Server {
             && self.in_flight + self.cleaning < self.max_concurrent
     }
 
+    /// Whether the server is busy (no free slot) but may take a prompt to wait in its own
+    /// queue: fewer than `max_concurrent + ahead` held (queue-ahead).
+    pub(crate) fn has_ahead_slot(&self, ahead: usize) -> bool {
+        ahead > 0
+            && self.leased
+            && self.is_online()
+            && self.caps.known
+            && self.in_flight + self.cleaning < self.max_concurrent + ahead
+    }
+
     /// Whether the server counts as a place a job could ever run (not leaving the pool).
     pub(crate) fn is_member(&self) -> bool {
         !matches!(self.state, ServerState::Draining | ServerState::Removed)

@@ -230,6 +230,7 @@ fn pool_builder(
         .strategy(Arc::new(strategy))
         .health_check_interval(Some(config.health_check_interval))
         .health_check_timeout(config.health_check_timeout)
+        .queue_ahead(config.queue_ahead)
         .store(store))
 }
 

@@ -151,6 +151,10 @@ pub struct Config {
     /// 10 s).
     #[serde(default = "default_health_timeout", with = "duration")]
     pub health_check_timeout: Duration,
+    /// Prompts each busy server is given beyond its `max_concurrent`, waiting in its own
+    /// queue (zero-gap dispatch; default 0: off). See `PoolBuilder::queue_ahead`.
+    #[serde(default)]
+    pub queue_ahead: usize,
     /// The failover strategy.
     #[serde(default)]
     pub strategy: StrategyConfig,
@@ -640,6 +644,7 @@ impl Config {
             shutdown: ShutdownConfig::default(),
             health_check_interval: default_health(),
             health_check_timeout: default_health_timeout(),
+            queue_ahead: 0,
             strategy: StrategyConfig::default(),
             fleet: FleetConfig::default(),
             servers: Vec::new(),

@@ -27,6 +27,7 @@ store = "memory:"
 admin_key_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 health_check_interval = "5s"
 health_check_timeout = "2s"
+queue_ahead = 1
 
 [shutdown]
 mode = "drain"
@@ -76,6 +77,7 @@ fn a_full_file_is_read_with_presets_and_overrides() {
     assert_eq!(config.listen.port(), 9000);
     assert_eq!(config.health_check_interval, Duration::from_secs(5));
     assert_eq!(config.health_check_timeout, Duration::from_secs(2));
+    assert_eq!(config.queue_ahead, 1);
     assert_eq!(config.shutdown.mode, ShutdownAction::Drain);
     assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(120));
     assert_eq!(config.fleet.lease_ttl, Duration::from_millis(1500));

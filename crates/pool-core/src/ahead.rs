@@ -1,0 +1,163 @@
+//! Queue-ahead and pull-back ([`PoolBuilder::queue_ahead`](crate::PoolBuilder::queue_ahead)):
+//! a busy server is given its next prompt while its current one runs, so that it starts the
+//! next one the moment the current one ends, with no round trip in between. Binding stays
+//! late: when another server is free and the queue has nothing for it, a prompt still
+//! waiting in a busy server's queue is taken back from there (only once the server confirms
+//! it never started) and runs on the free server instead.
+//!
+//! This module holds the engine's view of the prompts that wait on their server (dispatched,
+//! not executing yet) and the pulls in progress; the slots are in `servers`, the dispatch in
+//! `dispatch`, the attempt's side of a pull in `attempt`.
+
+use std::collections::HashMap;
+
+use pool_failover::ServerId;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::JobKey;
+use crate::engine::{Engine, Work};
+
+/// A job whose prompt waits in its server's queue.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    /// The server it waits on.
+    pub(crate) server: ServerId,
+    /// Its attempt.
+    pub(crate) attempt: u32,
+    /// When it was dispatched (the latest is pulled first: it would start last).
+    pub(crate) since: Instant,
+    /// Asks its attempt to take the prompt back; `None` once asked (or if it cannot be).
+    pub(crate) pull: Option<oneshot::Sender<()>>,
+    /// The free server a pull in progress is for.
+    pub(crate) pulled_for: Option<ServerId>,
+}
+
+/// The prompts waiting on their servers, by job.
+#[derive(Debug, Default)]
+pub(crate) struct Ahead {
+    waiting: HashMap<JobKey, Waiting>,
+}
+
+impl Ahead {
+    /// `key`'s attempt `attempt` was dispatched to `server`; `pull` takes it back.
+    pub(crate) fn dispatched(
+        &mut self,
+        key: JobKey,
+        attempt: u32,
+        server: ServerId,
+        pull: oneshot::Sender<()>,
+    ) {
+        self.waiting.insert(
+            key,
+            Waiting {
+                server,
+                attempt,
+                since: Instant::now(),
+                pull: Some(pull),
+                pulled_for: None,
+            },
+        );
+    }
+
+    /// `key`'s prompt started executing, or its attempt ended: it waits no more. Returns the
+    /// free server a pull was in progress for, if any.
+    pub(crate) fn settled(&mut self, key: JobKey, attempt: u32) -> Option<ServerId> {
+        match self.waiting.get(&key) {
+            Some(w) if w.attempt == attempt => self.waiting.remove(&key).and_then(|w| w.pulled_for),
+            _ => None,
+        }
+    }
+
+    /// Whether a pull for the free server `server` is in progress.
+    pub(crate) fn pulling_for(&self, server: &ServerId) -> bool {
+        self.waiting
+            .values()
+            .any(|w| w.pulled_for.as_ref() == Some(server))
+    }
+
+    /// The jobs that could be pulled (not asked yet), latest first, with their servers.
+    pub(crate) fn candidates(&self) -> Vec<(JobKey, ServerId)> {
+        let mut found: Vec<(&JobKey, &Waiting)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.pull.is_some())
+            .collect();
+        found.sort_by_key(|(_, w)| std::cmp::Reverse(w.since));
+        found
+            .into_iter()
+            .map(|(k, w)| (*k, w.server.clone()))
+            .collect()
+    }
+
+    /// Asks `key`'s attempt to take its prompt back for `free`; false if it cannot be asked.
+    pub(crate) fn pull(&mut self, key: JobKey, free: &ServerId) -> bool {
+        let Some(w) = self.waiting.get_mut(&key) else {
+            return false;
+        };
+        let Some(pull) = w.pull.take() else {
+            return false;
+        };
+        if pull.send(()).is_err() {
+            return false;
+        }
+        w.pulled_for = Some(free.clone());
+        true
+    }
+
+    /// The server refused to give `key`'s prompt back (it started): the pull is over.
+    /// Returns the free server it was for.
+    pub(crate) fn refused(&mut self, key: JobKey, attempt: u32) -> Option<ServerId> {
+        match self.waiting.get_mut(&key) {
+            Some(w) if w.attempt == attempt => w.pulled_for.take(),
+            _ => None,
+        }
+    }
+}
+
+impl Engine {
+    /// `server` has a free slot and the queue had nothing for it: takes back a prompt that
+    /// waits on a busy server and that `server` can run, if there is one (at most one pull
+    /// per free server at a time). The pulled job is placed again when its attempt reports.
+    pub(crate) fn pull_for(&mut self, server: &ServerId) {
+        if self.settings.queue_ahead == 0 || self.ahead.pulling_for(server) {
+            return;
+        }
+        let now = Instant::now();
+        for (key, on) in self.ahead.candidates() {
+            if on == *server {
+                continue;
+            }
+            // Only a prompt behind another one on its server: alone there, it starts now.
+            if self.server(&on).is_none_or(|s| s.in_flight < 2) {
+                continue;
+            }
+            let admitted = self.jobs.get(&key).is_some_and(|job| {
+                self.server(server)
+                    .is_some_and(|s| job.constraint.admits(&s.view()))
+            });
+            if !admitted || self.runnable_variant(key, server, now).is_none() {
+                continue;
+            }
+            if self.ahead.pull(key, server) {
+                tracing::debug!(job = key.0, from = %on, to = %server, "comfy-pool: taking a queued-ahead prompt back");
+                return;
+            }
+        }
+    }
+
+    /// The attempt `attempt` of `key` could not take its prompt back (it started there).
+    pub(crate) fn on_pull_refused(&mut self, key: JobKey, attempt: u32) {
+        if let Some(free) = self.ahead.refused(key, attempt) {
+            self.work.push_back(Work::Fill(free));
+        }
+    }
+
+    /// `key`'s attempt stopped waiting (its prompt started, or the attempt ended): a free
+    /// server a pull was for looks for work again.
+    pub(crate) fn ahead_settled(&mut self, key: JobKey, attempt: u32) {
+        if let Some(free) = self.ahead.settled(key, attempt) {
+            self.work.push_back(Work::Fill(free));
+        }
+    }
+}
