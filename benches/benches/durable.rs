@@ -5,7 +5,8 @@
 //!   each enqueue returns once its record is committed, concurrent ones sharing a commit.
 //!   The one server never finishes a prompt, so acceptance alone is measured. Jobs/s.
 //! - `durable/pool_memory_4x1`, `durable/pool_sqlite_4x1`: 200 trivial prompts on 4 simulated
-//!   servers with zero execution time, one prompt in flight per server, all enqueued at once,
+//!   servers with zero execution time, one prompt in flight per server and one waiting in
+//!   its queue (`queue_ahead(1)`), all enqueued at once,
 //!   through a pool without a store and through one keeping every transition in an SQLite
 //!   file (the write-ahead of each prompt id before its POST, the terminal state before its
 //!   event).
@@ -166,12 +167,16 @@ fn bench_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::
                 .enumerate()
                 .map(|(i, url)| ServerConfig::new(url).id(format!("s{i}")))
         };
+        // Both with zero-gap dispatch (the recommended setting): the next prompt's
+        // write-ahead happens while the server still runs the current one.
         let memory = Pool::builder()
+            .queue_ahead(1)
             .servers(servers())
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
         let store = sqlite(dir.join("throughput.db")).await;
         let durable = Pool::builder()
+            .queue_ahead(1)
             .servers(servers())
             .store(Arc::clone(&store) as Arc<dyn JobStore>)
             .build()

@@ -62,6 +62,38 @@ pub(crate) struct JobChange {
 }
 
 impl JobChange {
+    /// The job's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The version it writes.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The version it expects stored (the one before).
+    pub(crate) fn expected(&self) -> u64 {
+        self.version.saturating_sub(1)
+    }
+
+    /// The blobs its result refers to.
+    pub(crate) fn blobs(&self) -> &[String] {
+        &self.blobs
+    }
+
+    /// `query` with the row's id, state, update time, version, last sequence number and
+    /// record bound, in this order.
+    pub(crate) fn bind_row(&self, query: Query) -> Query {
+        query
+            .bind(self.id.as_str())
+            .bind(self.state)
+            .bind(self.updated_at)
+            .bind(int(self.version))
+            .bind(self.last_seq)
+            .bind(self.rest.as_str())
+    }
+
     /// The change that makes the stored record `record`.
     pub(crate) fn of(record: &JobRecord) -> Result<Self, StoreError> {
         let blobs = record
@@ -174,7 +206,11 @@ pub(crate) async fn update(
 }
 
 /// Records that job `id` refers to `blobs`.
-async fn refer(conn: &mut WriteConn, id: &str, blobs: &[String]) -> Result<(), sqlx::Error> {
+pub(crate) async fn refer(
+    conn: &mut WriteConn,
+    id: &str,
+    blobs: &[String],
+) -> Result<(), sqlx::Error> {
     for blob in blobs {
         conn.execute(
             &Query::new("INSERT INTO job_blobs (job, blob) VALUES ($1, $2) ON CONFLICT DO NOTHING")

@@ -63,6 +63,7 @@ mod service_sql;
 mod sql;
 mod sqlite;
 mod store;
+mod update_batch;
 mod writer;
 
 use locator::Location;

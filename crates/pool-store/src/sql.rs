@@ -207,6 +207,26 @@ impl WriteConn {
         })
     }
 
+    /// Runs a query; the first column of every row, as text.
+    pub(crate) async fn fetch_all_text(&mut self, q: &Query) -> Result<Vec<String>, sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => q
+                .bound::<Sqlite>()
+                .fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect(),
+            Self::Postgres(c) => q
+                .bound::<Postgres>()
+                .fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect(),
+        }
+    }
+
     /// Runs SQL text without arguments (transaction control, pragmas).
     pub(crate) async fn raw(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {

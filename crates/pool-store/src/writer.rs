@@ -16,7 +16,7 @@ use pool_core::{JobRecord, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sql::{Dialect, WriteConn};
-use crate::{blocks, jobs, service_sql};
+use crate::{blocks, jobs, service_sql, update_batch};
 
 /// The most work one transaction takes (bounds the latency of the first caller in it).
 pub(crate) const MAX_BATCH: usize = 512;
@@ -213,8 +213,20 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<Vec<Outcome>, sqlx
     })
     .await?;
     let mut outcomes = Vec::with_capacity(works.len());
+    let mut updates: Vec<&jobs::JobChange> = Vec::new();
     for work in works {
+        if let Work::Update(change) = work {
+            updates.push(change);
+            continue;
+        }
+        if !updates.is_empty() {
+            outcomes.extend(update_batch::update_all(conn, &updates).await?);
+            updates.clear();
+        }
         outcomes.push(apply(conn, work).await?);
+    }
+    if !updates.is_empty() {
+        outcomes.extend(update_batch::update_all(conn, &updates).await?);
     }
     conn.raw("COMMIT").await?;
     Ok(outcomes)

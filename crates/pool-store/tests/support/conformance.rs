@@ -386,6 +386,83 @@ pub async fn concurrent_writers_lose_nothing(store: Arc<dyn JobStore>) {
     assert_eq!(ids.len(), 64);
 }
 
+/// Updates sent together (one group, one statement in a SQL store) end as they would one
+/// after the other: a job's chain of versions is taken whole; a stale write and the writes
+/// chained on it are conflicts, each with its own expected version; an unknown job's writes
+/// are not found; the other jobs of the group are not affected.
+pub async fn updates_sent_together_end_as_in_sequence(store: &dyn JobStore) {
+    let base: Vec<JobRecord> = ["chain", "stale", "single"]
+        .iter()
+        .map(|id| job(id, None, at(1)))
+        .collect();
+    for record in &base {
+        store.insert(record).await.unwrap();
+    }
+    let run = a_successful_run("chain", at(2));
+    // chain: versions 2, 3 and 4, back to back.
+    let mut chain = Vec::new();
+    let mut record = base[0].clone();
+    for (i, t) in run.iter().enumerate().take(3) {
+        record.apply(t, at(2 + i as u64));
+        chain.push((record.clone(), t.clone()));
+    }
+    // stale: a write of version 3 (the store holds 1), then version 4 on it.
+    let mut stale = base[1].clone();
+    stale.apply(&Transition::CancelRequested, at(2));
+    stale.apply(&Transition::CancelRequested, at(3));
+    let stale_first = stale.clone();
+    stale.apply(&Transition::CancelRequested, at(4));
+    // missing: never inserted.
+    let mut missing = job("missing", None, at(1));
+    missing.apply(&Transition::CancelRequested, at(2));
+    let missing_first = missing.clone();
+    missing.apply(&Transition::CancelRequested, at(3));
+    let mut single = base[2].clone();
+    single.apply(&Transition::CancelRequested, at(2));
+
+    let cancel = Transition::CancelRequested;
+    let writes: Vec<(&JobRecord, &Transition)> = vec![
+        (&chain[0].0, &chain[0].1),
+        (&stale_first, &cancel),
+        (&missing_first, &cancel),
+        (&chain[1].0, &chain[1].1),
+        (&stale, &cancel),
+        (&single, &cancel),
+        (&missing, &cancel),
+        (&chain[2].0, &chain[2].1),
+    ];
+    let results =
+        futures_util::future::join_all(writes.iter().map(|(r, t)| store.update(r, t))).await;
+    let conflict = |stored, expected| {
+        Err(StoreError::Conflict {
+            id: "stale".into(),
+            stored,
+            expected,
+        })
+    };
+    let not_found = || Err(StoreError::NotFound("missing".into()));
+    assert_eq!(
+        results,
+        vec![
+            Ok(()),
+            conflict(1, 2),
+            not_found(),
+            Ok(()),
+            conflict(1, 3),
+            Ok(()),
+            not_found(),
+            Ok(()),
+        ]
+    );
+    assert_eq!(
+        store.get("chain").await.unwrap().as_ref(),
+        Some(&chain[2].0)
+    );
+    assert_eq!(store.get("stale").await.unwrap().as_ref(), Some(&base[1]));
+    assert_eq!(store.get("single").await.unwrap(), Some(single));
+    assert_eq!(store.get("missing").await.unwrap(), None);
+}
+
 /// API keys: stored, found by hash, listed oldest first, revoked; ids are unique.
 pub async fn api_keys(store: &dyn ServiceStore) {
     let k1 = ApiKey::new("key-1", "acme", "a".repeat(64), at(2));
@@ -483,6 +560,7 @@ macro_rules! job_store_conformance {
         job_store_conformance!(@tests $make;
             insert_get_and_idempotent_insert,
             update_is_compare_and_set,
+            updates_sent_together_end_as_in_sequence,
             unfinished_in_acceptance_order,
             list_filters_and_pages,
             blobs_by_content,
