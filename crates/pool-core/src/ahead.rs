@@ -10,6 +10,7 @@
 //! `dispatch`, the attempt's side of a pull in `attempt`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use pool_failover::ServerId;
 use tokio::sync::oneshot;
@@ -33,10 +34,20 @@ pub(crate) struct Waiting {
     pub(crate) pulled_for: Option<ServerId>,
 }
 
-/// The prompts waiting on their servers, by job.
+/// A prompt is taken back only from a server whose prompts take at least this long on
+/// average: behind a shorter one it starts sooner than a pull (three requests and a new
+/// dispatch) would move it.
+const PULL_WORTH: Duration = Duration::from_millis(25);
+
+/// The prompts waiting on their servers, by job; when the executing ones started; how long
+/// each server's prompts take.
 #[derive(Debug, Default)]
 pub(crate) struct Ahead {
     waiting: HashMap<JobKey, Waiting>,
+    /// Attempts executing, since when.
+    started: HashMap<JobKey, (u32, Instant)>,
+    /// Per server, a moving average of its prompts' execution times.
+    exec: HashMap<ServerId, Duration>,
 }
 
 impl Ahead {
@@ -58,6 +69,36 @@ impl Ahead {
                 pulled_for: None,
             },
         );
+    }
+
+    /// `key`'s attempt `attempt` started executing.
+    pub(crate) fn executing(&mut self, key: JobKey, attempt: u32) {
+        self.started.insert(key, (attempt, Instant::now()));
+    }
+
+    /// `key`'s attempt `attempt` on `server` ended; a run that succeeded counts in the
+    /// server's execution time.
+    pub(crate) fn ended(&mut self, key: JobKey, attempt: u32, server: &ServerId, ok: bool) {
+        let Some((started_attempt, at)) = self.started.remove(&key) else {
+            return;
+        };
+        if !ok || started_attempt != attempt {
+            return;
+        }
+        let took = at.elapsed();
+        let average = self.exec.entry(server.clone()).or_insert(took);
+        *average = (*average * 4 + took) / 5;
+    }
+
+    /// Whether a prompt waiting on `server` is worth taking back (its prompts are slow, or
+    /// not known yet).
+    fn worth_pulling_from(&self, server: &ServerId) -> bool {
+        self.exec.get(server).is_none_or(|d| *d >= PULL_WORTH)
+    }
+
+    /// `server` left the pool: its figures go.
+    pub(crate) fn forget_server(&mut self, server: &ServerId) {
+        self.exec.remove(server);
     }
 
     /// `key`'s prompt started executing, or its attempt ended: it waits no more. Returns the
@@ -125,7 +166,7 @@ impl Engine {
         }
         let now = Instant::now();
         for (key, on) in self.ahead.candidates() {
-            if on == *server {
+            if on == *server || !self.ahead.worth_pulling_from(&on) {
                 continue;
             }
             // Only a prompt behind another one on its server: alone there, it starts now.
@@ -159,5 +200,14 @@ impl Engine {
         if let Some(free) = self.ahead.settled(key, attempt) {
             self.work.push_back(Work::Fill(free));
         }
+    }
+
+    /// `key`'s attempt `attempt` started executing: it waits no more, and its execution time
+    /// is measured from now.
+    pub(crate) fn ahead_executing(&mut self, key: JobKey, attempt: u32) {
+        if self.settings.queue_ahead > 0 {
+            self.ahead.executing(key, attempt);
+        }
+        self.ahead_settled(key, attempt);
     }
 }

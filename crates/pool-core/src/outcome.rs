@@ -21,7 +21,7 @@ impl Engine {
     pub(crate) fn on_run_event(&mut self, key: JobKey, attempt: u32, event: RunEvent) {
         if matches!(event, RunEvent::Executing) {
             // It no longer waits in its server's queue: no pull can take it back.
-            self.ahead_settled(key, attempt);
+            self.ahead_executing(key, attempt);
         }
         let Some(job) = self.jobs.get(&key) else {
             return;
@@ -62,6 +62,12 @@ impl Engine {
             slot_freed,
         } = done;
         self.ahead_settled(key, attempt);
+        self.ahead.ended(
+            key,
+            attempt,
+            &server,
+            matches!(end, AttemptEnd::Finished(Ok(_))),
+        );
         let cleanup = submitted && end.may_leave_prompt();
         if let Some(s) = self.server_mut(&server) {
             if !slot_freed {

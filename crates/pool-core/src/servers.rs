@@ -186,6 +186,7 @@ impl Engine {
         }
         let server = self.servers.remove(at);
         server.health_task.abort();
+        self.ahead.forget_server(id);
         if let Some(pending) = &mut self.ready_pending {
             pending.remove(id);
         }
