@@ -58,6 +58,9 @@ pub(crate) struct AttemptDone {
     pub(crate) submitted: bool,
     /// The attempt freed its server's slot before it ended (`Command::SlotFreed`).
     pub(crate) slot_freed: bool,
+    /// It followed a prompt submitted before (recovery): that prompt being gone says
+    /// nothing about the server (it may never have been submitted).
+    pub(crate) followed: bool,
 }
 
 /// What an attempt does on its server.
@@ -123,6 +126,7 @@ pub(crate) async fn run(task: AttemptTask) {
                 end: AttemptEnd::Stopped(reason),
                 submitted: false,
                 slot_freed: false,
+                followed: mode == AttemptMode::Follow,
             };
             let _ = done.send(Command::AttemptDone(Box::new(report)));
             return;
@@ -222,6 +226,7 @@ pub(crate) async fn run(task: AttemptTask) {
         end,
         submitted: true,
         slot_freed,
+        followed: mode == AttemptMode::Follow,
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
 }

@@ -60,6 +60,7 @@ impl Engine {
             end,
             submitted,
             slot_freed,
+            followed,
         } = done;
         self.ahead_settled(key, attempt);
         self.ahead.ended(
@@ -204,8 +205,13 @@ impl Engine {
                 self.finish(key, Ok(Arc::new(result)));
             }
             AttemptEnd::Finished(Err(failure)) => {
+                // A recovered prompt the server does not have (never submitted before the
+                // restart, or lost with the server's own restart) is not a sign that the
+                // server is down now: taking it offline would stop, and run again
+                // elsewhere, every other prompt it still runs.
+                let of_server = !(followed && failure.class == FailureClass::ServerDown);
                 if !self.park(key, &server, &failure) {
-                    self.on_failure(key, &server, failure);
+                    self.on_failure_of(key, &server, failure, of_server);
                 }
             }
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
@@ -274,6 +280,19 @@ impl Engine {
     }
 
     pub(crate) fn on_failure(&mut self, key: JobKey, server: &ServerId, failure: AttemptFailure) {
+        self.on_failure_of(key, server, failure, true);
+    }
+
+    /// A failed attempt: retried or final. `of_server`: the failure says something about
+    /// the server (it counts towards its ejection, and a server-down failure takes it
+    /// offline).
+    fn on_failure_of(
+        &mut self,
+        key: JobKey,
+        server: &ServerId,
+        failure: AttemptFailure,
+        of_server: bool,
+    ) {
         let now = Instant::now();
         let Some(job) = self.jobs.get(&key) else {
             return;
@@ -298,9 +317,11 @@ impl Engine {
             .strategy
             .record_failure(server, &hash, class, now);
         self.publish_failover(&events);
-        self.note_server_failure(server, class, &failure.reason);
-        if class == FailureClass::ServerDown {
-            self.server_down(server, &failure.reason);
+        if of_server {
+            self.note_server_failure(server, class, &failure.reason);
+            if class == FailureClass::ServerDown {
+                self.server_down(server, &failure.reason);
+            }
         }
         let Some(job) = self.jobs.get_mut(&key) else {
             return;

@@ -231,6 +231,7 @@ impl Engine {
             end: AttemptEnd::Finished(Err(failure)),
             submitted: true,
             slot_freed: false,
+            followed: true,
         });
     }
 

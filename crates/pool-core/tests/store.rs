@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pool_core::{
     Blob, Error, FailureClass, JobOptions, JobPage, JobQuery, JobRecord, JobState, JobStore,
-    MemoryStore, Pool, PoolBuilder, ServerId, ShutdownMode, StoreError, StoredBlock, Timestamp,
-    Transition, WorkflowHash,
+    MemoryStore, Pool, PoolBuilder, ServerId, ServerState, ShutdownMode, StoreError, StoredBlock,
+    Timestamp, Transition, WorkflowHash,
 };
 use pool_failover::{SmartConfig, SmartStrategy};
 use support::{Fake, Step, workflow};
@@ -312,6 +312,62 @@ async fn a_prompt_lost_while_the_pool_was_down_runs_again_and_is_never_counted_d
     assert_eq!(
         record.attempts[0].outcome,
         pool_core::AttemptOutcome::Failed(FailureClass::ServerDown)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recovered_prompt_the_server_lacks_leaves_its_other_prompts_running() {
+    let store = Arc::new(MemoryStore::default());
+    let a = Fake::scripted("a", |_| Step::Hang);
+    let on_a = |store: &Arc<MemoryStore>| {
+        Pool::builder()
+            .server(a.config().max_concurrent(2))
+            .store(store.clone())
+            .strategy(Arc::new(pool_failover::NoopStrategy))
+    };
+    let first = on_a(&store).build().unwrap();
+    let mut starts = a.watch_starts();
+    for id in ["kept", "lost"] {
+        first
+            .enqueue(workflow(id), JobOptions::new().job_id(id))
+            .await
+            .unwrap();
+    }
+    let mut prompts = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let (job, prompt) = starts.recv().await.unwrap();
+        prompts.insert(job, prompt);
+    }
+    first.shutdown(ShutdownMode::Detach).await;
+    // The server still runs "kept"; "lost" never reached it (the pool died between its
+    // write-ahead and its submission).
+    let (kept_prompt, lost_prompt) = (prompts["kept"].clone(), prompts["lost"].clone());
+    a.set_follow(move |prompt| {
+        if prompt == lost_prompt {
+            Step::Fail(FailureClass::ServerDown)
+        } else {
+            // Still running there for a minute.
+            Step::Sleep(Duration::from_secs(60))
+        }
+    });
+    a.set_script(|_| Step::Ok);
+    let second = on_a(&store).build().unwrap();
+    second.ready().await;
+    let lost = second.job("lost").unwrap().result().await.unwrap();
+    assert_ne!(
+        lost.prompt_id, prompts["lost"],
+        "ran again under a new prompt"
+    );
+    // The server was not taken for down: "kept" is still followed there, never run again.
+    let stats = second.stats().await.unwrap();
+    assert_eq!(stats.server("a").unwrap().state, ServerState::Online);
+    let kept = second.job("kept").unwrap().result().await.unwrap();
+    assert_eq!(kept.prompt_id, kept_prompt);
+    assert_eq!(store.get("kept").await.unwrap().unwrap().attempts.len(), 1);
+    assert_eq!(
+        a.jobs_run().iter().filter(|j| *j == "kept").count(),
+        1,
+        "submitted once"
     );
 }
 
