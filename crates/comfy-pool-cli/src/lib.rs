@@ -3,7 +3,7 @@
 //!
 //! | command | what it does | exit status |
 //! |---|---|---|
-//! | `comfy-pool run [--hosts URL,URL] [--store URL] [--max-concurrent N] [--repeat N] [--vary-seed] [--json] WORKFLOW.json...` | every file × repeat as a job on a pool, kept in a store ([`run`]) | 0 every job completed or failed, 1 some cancelled or interrupted, 2 bad input / store / no server |
+//! | `comfy-pool run [--hosts URL,URL] [--store URL] [--max-concurrent N] [--queue-ahead N] [--repeat N] [--vary-seed] [--json] WORKFLOW.json...` | every file × repeat as a job on a pool, kept in a store ([`run`]) | 0 every job completed or failed, 1 some cancelled or interrupted, 2 bad input / store / no server |
 //! | `comfy-pool hash [FILE...]` | structural hashes, like `sha256sum` ([`hash`]) | 1 when a file failed |
 //! | `comfy-pool diff A.json B.json [--json]` | why two workflows hash differently ([`diff`]) | 0 equal, 1 different, 2 error |
 //! | `comfy-pool sim [--count N] [--listen ADDR] [...]` | simulated ComfyUI servers, `url: URL` per server on stdout ([`sim`]) | 0 after SIGINT / SIGTERM |

@@ -113,6 +113,8 @@ impl Fleet {
 pub struct PoolSettings {
     /// Prompts each server runs at once.
     pub max_concurrent: usize,
+    /// Prompts each busy server holds beyond them, waiting in its queue (zero-gap dispatch).
+    pub queue_ahead: usize,
     /// What a job does when its workflow is blocked on every server.
     pub all_blocked: AllBlockedPolicy,
     /// How many finished jobs the pool keeps known, in memory and in its store (at least
@@ -141,6 +143,7 @@ pub fn build_pool(fleet: &Fleet, settings: &PoolSettings, store: &RunStore) -> R
     let mut builder = Pool::builder()
         .servers(fleet.server_configs(settings.max_concurrent))
         .strategy(Arc::new(strategy))
+        .queue_ahead(settings.queue_ahead)
         .retain_finished(settings.retain_finished);
     if let Some(store) = store.durable() {
         builder = builder.store(Arc::clone(store));

@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// Prompts each server runs at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent: u32,
+    /// Zero-gap dispatch: prompts each busy server is given beyond `--max-concurrent`, to
+    /// wait in its own queue so it starts the next one the moment the current one ends (a
+    /// waiting prompt is taken back for a server that frees with nothing to do).
+    #[arg(long, default_value_t = 1)]
+    pub queue_ahead: u32,
     /// Submit every workflow this many times (job ids `<file stem>-1` .. `-N`).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
@@ -89,6 +94,7 @@ impl Default for RunArgs {
         Self {
             hosts: HostsArg::default(),
             max_concurrent: 1,
+            queue_ahead: 1,
             repeat: 1,
             vary_seed: false,
             on_all_blocked: OnAllBlocked::Fail,
@@ -104,6 +110,7 @@ impl RunArgs {
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
             max_concurrent: usize::try_from(self.max_concurrent).unwrap_or(usize::MAX),
+            queue_ahead: usize::try_from(self.queue_ahead).unwrap_or(usize::MAX),
             all_blocked: self.on_all_blocked.into(),
             retain_finished: RETAIN_FINISHED,
         }
