@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::JobKey;
-use crate::engine::{Engine, Work};
+use crate::engine::{Engine, ServerKey, Timer, Work};
 
 /// A job whose prompt waits in its server's queue.
 #[derive(Debug)]
@@ -44,10 +44,12 @@ const PULL_WORTH: Duration = Duration::from_millis(25);
 #[derive(Debug, Default)]
 pub(crate) struct Ahead {
     waiting: HashMap<JobKey, Waiting>,
-    /// Attempts executing, since when.
-    started: HashMap<JobKey, (u32, Instant)>,
+    /// Attempts executing: their attempt, server, and since when.
+    started: HashMap<JobKey, (u32, ServerId, Instant)>,
     /// Per server, a moving average of its prompts' execution times.
     exec: HashMap<ServerId, Duration>,
+    /// Free servers with a pull check due (see `Timer::PullCheck`).
+    checks: HashMap<ServerId, Instant>,
 }
 
 impl Ahead {
@@ -71,15 +73,15 @@ impl Ahead {
         );
     }
 
-    /// `key`'s attempt `attempt` started executing.
-    pub(crate) fn executing(&mut self, key: JobKey, attempt: u32) {
-        self.started.insert(key, (attempt, Instant::now()));
+    /// `key`'s attempt `attempt` started executing on `server`.
+    pub(crate) fn executing(&mut self, key: JobKey, attempt: u32, server: ServerId) {
+        self.started.insert(key, (attempt, server, Instant::now()));
     }
 
     /// `key`'s attempt `attempt` on `server` ended; a run that succeeded counts in the
     /// server's execution time.
     pub(crate) fn ended(&mut self, key: JobKey, attempt: u32, server: &ServerId, ok: bool) {
-        let Some((started_attempt, at)) = self.started.remove(&key) else {
+        let Some((started_attempt, _, at)) = self.started.remove(&key) else {
             return;
         };
         if !ok || started_attempt != attempt {
@@ -90,15 +92,28 @@ impl Ahead {
         *average = (*average * 4 + took) / 5;
     }
 
-    /// Whether a prompt waiting on `server` is worth taking back (its prompts are slow, or
-    /// not known yet).
-    fn worth_pulling_from(&self, server: &ServerId) -> bool {
-        self.exec.get(server).is_none_or(|d| *d >= PULL_WORTH)
+    /// When a prompt waiting on `server` is worth taking back: now if its prompts take
+    /// long on average (or it is not known yet), or once the prompt running there has run
+    /// for [`PULL_WORTH`] (a quick server may still be running a long prompt).
+    fn worth_pulling_from(&self, server: &ServerId, now: Instant) -> Instant {
+        if self.exec.get(server).is_none_or(|d| *d >= PULL_WORTH) {
+            return now;
+        }
+        self.started
+            .values()
+            .filter(|(_, on, _)| on == server)
+            .map(|(_, _, since)| *since + PULL_WORTH)
+            .min()
+            // Behind a prompt not started yet (as far as the pool knows): give it the time
+            // a quick prompt takes.
+            .unwrap_or(now + PULL_WORTH)
+            .max(now)
     }
 
     /// `server` left the pool: its figures go.
     pub(crate) fn forget_server(&mut self, server: &ServerId) {
         self.exec.remove(server);
+        self.checks.remove(server);
     }
 
     /// `key`'s prompt started executing, or its attempt ended: it waits no more. Returns the
@@ -165,8 +180,14 @@ impl Engine {
             return;
         }
         let now = Instant::now();
+        let mut later: Option<Instant> = None;
         for (key, on) in self.ahead.candidates() {
-            if on == *server || !self.ahead.worth_pulling_from(&on) {
+            if on == *server {
+                continue;
+            }
+            let worth = self.ahead.worth_pulling_from(&on, now);
+            if worth > now {
+                later = Some(later.map_or(worth, |l| l.min(worth)));
                 continue;
             }
             // Only a prompt behind another one on its server: alone there, it starts now.
@@ -185,6 +206,36 @@ impl Engine {
                 return;
             }
         }
+        // Nothing worth a pull yet: look again when a prompt waits behind one that has run
+        // long enough (never a job stranded behind a long prompt while this server idles).
+        if let Some(at) = later
+            && self.ahead.checks.get(server).is_none_or(|due| *due > at)
+            && let Some(key) = self.server(server).map(|s| s.key)
+        {
+            self.ahead.checks.insert(server.clone(), at);
+            self.add_timer(at, Timer::PullCheck(key));
+        }
+    }
+
+    /// A pull check is due for the free server `key`.
+    pub(crate) fn on_pull_check(&mut self, key: ServerKey) {
+        let Some(id) = self
+            .servers
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.id.clone())
+        else {
+            return;
+        };
+        if self
+            .ahead
+            .checks
+            .get(&id)
+            .is_some_and(|due| *due <= Instant::now())
+        {
+            self.ahead.checks.remove(&id);
+        }
+        self.work.push_back(Work::Fill(id));
     }
 
     /// The attempt `attempt` of `key` could not take its prompt back (it started there).
@@ -206,7 +257,13 @@ impl Engine {
     /// is measured from now.
     pub(crate) fn ahead_executing(&mut self, key: JobKey, attempt: u32) {
         if self.settings.queue_ahead > 0 {
-            self.ahead.executing(key, attempt);
+            let server = self
+                .jobs
+                .get(&key)
+                .and_then(|job| job.cell.read(|r| r.current().map(|c| c.server)));
+            if let Some(server) = server {
+                self.ahead.executing(key, attempt, server);
+            }
         }
         self.ahead_settled(key, attempt);
     }

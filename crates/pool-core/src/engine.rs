@@ -70,6 +70,9 @@ pub(crate) enum Timer {
     ResumeDeadline(JobKey),
     /// A server's capabilities are due to be read again.
     CapsRefresh(ServerKey),
+    /// A free server looks again for a queued-ahead prompt to take back (one that was not
+    /// worth a pull yet, behind a prompt just started).
+    PullCheck(ServerKey),
 }
 
 /// A server's number in the engine's timers: no other server of the pool ever has it.
@@ -382,7 +385,7 @@ impl Engine {
             | Timer::StartDeadline(job)
             | Timer::TotalDeadline(job)
             | Timer::ResumeDeadline(job) => job,
-            Timer::EjectionEnds(_) | Timer::CapsRefresh(_) => return,
+            Timer::EjectionEnds(_) | Timer::CapsRefresh(_) | Timer::PullCheck(_) => return,
         };
         if let Some(job) = self.jobs.get_mut(&job) {
             job.timers.retain(|k| self.timers.contains_key(k));

@@ -457,6 +457,7 @@ impl Engine {
             Timer::EjectionEnds(server) => self.on_ejection_ends(server),
             Timer::ResumeDeadline(key) => self.resume_timed_out(key),
             Timer::CapsRefresh(server) => self.on_caps_refresh(server),
+            Timer::PullCheck(server) => self.on_pull_check(server),
         }
     }
 

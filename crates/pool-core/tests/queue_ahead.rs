@@ -160,6 +160,53 @@ async fn a_prompt_waiting_on_a_busy_server_is_taken_back_for_a_free_one() {
 }
 
 #[tokio::test]
+async fn a_quick_server_running_a_long_prompt_gives_back_the_prompt_behind_it() {
+    // s0 is quick (1 ms a prompt) except for blurs (3 s); s1 takes 20 ms a prompt.
+    let quick = SimConfig::default()
+        .node_exec_time("ImageInvert", Duration::from_millis(1))
+        .node_exec_time("ImageBlur", Duration::from_secs(3));
+    let s0 = SimServer::start(quick).await.unwrap();
+    let s1 = servers(&[Duration::from_millis(20)]).await.remove(0);
+    let servers = [s0, s1];
+    let pool = sim_pool(&urls(&servers)).queue_ahead(1).build().unwrap();
+    pool.ready().await;
+    // s0 is known to be quick: a waiting prompt there is not worth a pull at first.
+    let mut handles = Vec::new();
+    for i in 0..4 {
+        let warm = pool.enqueue(job(i), JobOptions::new().require_server("s0"));
+        let warm = warm.await.unwrap();
+        warm.result().await.unwrap();
+        handles.push(warm);
+    }
+    let blur = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "ahead"}}
+    });
+    let long = pool
+        .enqueue(blur, JobOptions::new().prefer_server("s0"))
+        .await
+        .unwrap();
+    let other = pool
+        .enqueue(job(10), JobOptions::new().prefer_server("s1"))
+        .await
+        .unwrap();
+    let behind = pool
+        .enqueue(job(11), JobOptions::new().prefer_server("s0"))
+        .await
+        .unwrap();
+    other.result().await.unwrap();
+    // Once the blur had run long enough, the prompt behind it was taken back to s1.
+    let output = behind.result().await.unwrap();
+    assert_eq!(output.server.as_str(), "s1");
+    assert!(long.try_result().is_none(), "the long prompt still runs");
+    long.result().await.unwrap();
+    handles.extend([long, other, behind]);
+    check_once(&servers, &handles, 2).await;
+    pool.shutdown(ShutdownMode::Drain).await;
+}
+
+#[tokio::test]
 async fn racing_pulls_never_run_a_job_twice_nor_strand_one() {
     // Uneven servers and waves of jobs: at the end of each wave the quick servers free
     // while the slow ones still hold a prompt ahead, so pulls race with those prompts'
