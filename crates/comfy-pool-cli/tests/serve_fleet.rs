@@ -10,6 +10,9 @@
 //! - A block learnt by a replica (a workflow failing on one sim only) is honoured by the
 //!   replica that takes that server over after the first is SIGKILLed: the workflow goes
 //!   elsewhere while others still run there.
+//! - A rolling restart: each replica stopped (SIGTERM: it detaches from its prompts and
+//!   leaves the fleet) while jobs flow, and started again; nothing lost, nothing run twice.
+//!   Ignored for now: it fails (prompts run twice), see its `ignore` reason.
 //!
 //! The tests take turns (each one loads the machine with three replicas and the sims).
 #![cfg(unix)]
@@ -177,6 +180,30 @@ impl Replica {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// SIGTERM: the replica detaches from its prompts, leaves the fleet and exits 0.
+    fn stop(mut self, store: &str) {
+        let pid = self.child.id().to_string();
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(signalled.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "replica {pid} stopped with {status}");
+        let left = sql(
+            store,
+            &format!(
+                "SELECT (SELECT count(*) FROM fleet_processes WHERE process LIKE '{0}') + \
+                 (SELECT count(*) FROM fleet_leases WHERE owner LIKE '{0}')",
+                self.owner_pattern()
+            ),
+        );
+        assert_eq!(
+            left, "0",
+            "replica {pid} left its presence or leases behind"
+        );
+    }
 }
 
 impl Drop for Replica {
@@ -285,6 +312,7 @@ fn sim_stat(url: &str, field: &str) -> u64 {
 /// Three replicas on a fresh database with the same configuration, and the tenants' keys.
 struct Replicas {
     store: String,
+    config: String,
     keys: Vec<String>,
     replicas: Vec<Option<Replica>>,
     urls: Vec<String>,
@@ -331,6 +359,7 @@ impl Replicas {
             .collect();
         Self {
             store,
+            config,
             keys,
             replicas,
             urls,
@@ -657,4 +686,67 @@ fn a_block_learnt_by_a_killed_replica_is_honoured_by_the_next_holder() {
     sims.assert_within_max_concurrent();
     fleet.replicas.clear();
     eprintln!("block honoured after a takeover: {:?}", started.elapsed());
+}
+
+#[test]
+#[ignore = "fails today: prompts run twice across a rolling restart (an attempt withdrawn while its POST is in flight; a prompt never sent, followed after a takeover, taking its server offline)"]
+fn replicas_stopped_and_started_in_turn_lose_nothing_and_run_nothing_twice() {
+    /// Jobs submitted before each replica's restart, and once more after the last one.
+    const BATCH: u64 = 200;
+    let _turn = take_turn();
+    let started = Instant::now();
+    let sim = Sim::start(4, &["--exec-ms", EXEC_MS]);
+    let sims = Servers::of(&[&sim]);
+    let mut fleet = Replicas::start("serve-fleet-rolling", &sims, "");
+
+    let mut jobs = Vec::new();
+    let mut ids = Vec::new();
+    for restart in 0..=3 {
+        let first = jobs.len() as u64;
+        let batch: Vec<Job> = (first..first + BATCH).map(|i| Job::nth(i, None)).collect();
+        ids.extend(fleet.submit_all(&batch));
+        jobs.extend(batch);
+        if restart == 3 {
+            break;
+        }
+        // Jobs are flowing, and the replica stopped holds a server with prompts on it
+        // (unless the sims ran everything already): it detaches from them, leaves the fleet,
+        // and the replica taking the server over re-attaches.
+        let all = jobs.len() as u64;
+        wait_until("a quarter of the batch executed", || {
+            sims.sum("prompts_executed") >= first + BATCH / 4
+        });
+        let stopping = fleet.replicas[restart].take().unwrap();
+        wait_until(
+            "the replica stopped holding a busy server, or no prompt left",
+            || stopping.holds_busy_server(&fleet.store, &sims, all),
+        );
+        stopping.stop(&fleet.store);
+        let replica = Replica::start(&fleet.config, &fleet.store);
+        fleet.urls[restart] = replica.url.clone();
+        fleet.replicas[restart] = Some(replica);
+        eprintln!(
+            "replica {restart} restarted with {} of {all} submitted prompts executed, at {:?}",
+            sims.sum("prompts_executed"),
+            started.elapsed()
+        );
+    }
+
+    // Every job completed, asked on a replica it was not submitted to.
+    let deadline = Instant::now() + PATIENCE;
+    let checks: Vec<(&Job, &String)> = jobs.iter().zip(&ids).collect();
+    in_parallel(&checks, |(job, id)| {
+        let view = fleet.ended_view((job.through + 1) % 3, id, job.tenant, deadline);
+        assert_eq!(view["state"], "completed", "{view}");
+        assert_eq!(view["tenant"], TENANTS[job.tenant], "{view}");
+    });
+    let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
+    sims.assert_each_seed_ran_once(&seeds);
+    sims.assert_within_max_concurrent();
+    fleet.replicas.clear();
+    eprintln!(
+        "three replicas restarted in turn, {} jobs: {:?}",
+        jobs.len(),
+        started.elapsed()
+    );
 }
