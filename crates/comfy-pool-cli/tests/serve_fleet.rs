@@ -12,7 +12,6 @@
 //!   elsewhere while others still run there.
 //! - A rolling restart: each replica stopped (SIGTERM: it detaches from its prompts and
 //!   leaves the fleet) while jobs flow, and started again; nothing lost, nothing run twice.
-//!   Ignored for now: it fails (prompts run twice), see its `ignore` reason.
 //!
 //! The tests take turns (each one loads the machine with three replicas and the sims).
 #![cfg(unix)]
@@ -689,7 +688,6 @@ fn a_block_learnt_by_a_killed_replica_is_honoured_by_the_next_holder() {
 }
 
 #[test]
-#[ignore = "fails today: prompts run twice across a rolling restart (an attempt withdrawn while its POST is in flight; a prompt never sent, followed after a takeover, taking its server offline)"]
 fn replicas_stopped_and_started_in_turn_lose_nothing_and_run_nothing_twice() {
     /// Jobs submitted before each replica's restart, and once more after the last one.
     const BATCH: u64 = 200;

@@ -106,7 +106,10 @@ impl Engine {
             AttemptEnd::Stopped(StopReason::Cancel | StopReason::Detach) => {
                 (AttemptOutcome::Cancelled, None)
             }
-            AttemptEnd::Stopped(StopReason::Withdraw) => (AttemptOutcome::Withdrawn, None),
+            // The attempt task reports a lost lease as `Withdraw` or `Detach`.
+            AttemptEnd::Stopped(StopReason::Withdraw | StopReason::LeaseLost) => {
+                (AttemptOutcome::Withdrawn, None)
+            }
             AttemptEnd::Stopped(StopReason::Deadline(_)) => (AttemptOutcome::TimedOut, None),
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
                 let why = self
@@ -205,7 +208,7 @@ impl Engine {
                 let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
                 self.publish_failover(&events);
                 match reason {
-                    StopReason::Withdraw => self.place(key),
+                    StopReason::Withdraw | StopReason::LeaseLost => self.place(key),
                     // A cancel or a deadline is on the record before the attempt is stopped
                     // for it (handled above); these only guard the invariant.
                     StopReason::Deadline(kind) => {
