@@ -527,6 +527,18 @@ fn evaluate(r: &Results) -> Vec<Row> {
             Target::None,
             time_value(r.time(&["fleet/notice_to_another_process"])),
         ),
+        row(
+            "fleet: claimed jobs/s, three pools on PostgreSQL, 4 zero-time sims",
+            "≥ 1,000 jobs/s",
+            Target::AtLeast(1_000.0),
+            figure(r, "fleet_claimed_jobs_per_s"),
+        ),
+        row(
+            "fleet: dispatch latency PostgreSQL adds (enqueue -> started p50 vs in-memory)",
+            "≤ 2 ms",
+            Target::AtMost(2_000.0),
+            figure(r, "fleet_dispatch_added_p50_us"),
+        ),
     ]
 }
 

@@ -72,9 +72,23 @@ pub(crate) enum AttemptMode {
     Follow,
 }
 
+/// Why an attempt stopped, once its submission (if under way) settled: a lost lease
+/// leaves a prompt the server accepted to the next holder, and withdraws one it did not.
+fn settled(reason: StopReason, accepted: bool) -> StopReason {
+    match reason {
+        StopReason::LeaseLost if accepted => StopReason::Detach,
+        StopReason::LeaseLost => StopReason::Withdraw,
+        other => other,
+    }
+}
+
 pub(crate) struct AttemptTask {
     pub(crate) key: JobKey,
     pub(crate) mode: AttemptMode,
+    /// Whether the server is known to have the prompt: `false` for a new run, and for a
+    /// followed attempt whose acceptance was never recorded (its submission may not have
+    /// reached the server; absent there, it is withdrawn rather than counted lost).
+    pub(crate) confirmed: bool,
     /// Resolves once the attempt's dispatch (its prompt id) is durable: nothing is sent to
     /// the server before (write-ahead). `None` without a store.
     pub(crate) durable: Option<oneshot::Receiver<()>>,
@@ -95,6 +109,7 @@ pub(crate) async fn run(task: AttemptTask) {
     let AttemptTask {
         key,
         mode,
+        confirmed,
         durable,
         attempt,
         server,
@@ -123,7 +138,8 @@ pub(crate) async fn run(task: AttemptTask) {
                 attempt,
                 server,
                 prompt_id,
-                end: AttemptEnd::Stopped(reason),
+                // Nothing was sent: nothing for the next holder.
+                end: AttemptEnd::Stopped(settled(reason, false)),
                 submitted: false,
                 slot_freed: false,
                 followed: mode == AttemptMode::Follow,
@@ -153,13 +169,27 @@ pub(crate) async fn run(task: AttemptTask) {
     tokio::pin!(idle);
     let mut executing = false;
     let mut slot_freed = false;
+    // Whether the server has the prompt (it accepted it, or it was there before).
+    let mut accepted = confirmed;
+    // A lost lease or a detach that waits for the submission under way to be answered:
+    // stopping at once could leave a prompt arriving after the job was queued again, or a
+    // record naming a prompt that never arrives.
+    let mut settling: Option<StopReason> = None;
     let prompt_done = rx.done_signal();
     let mut pull = Pull::new(pull);
     let end = loop {
         tokio::select! {
             biased;
-            reason = &mut stop => {
-                break AttemptEnd::Stopped(reason.unwrap_or(StopReason::Cancel));
+            reason = &mut stop, if settling.is_none() => {
+                let reason = reason.unwrap_or(StopReason::Cancel);
+                if mode == AttemptMode::Run
+                    && !accepted
+                    && matches!(reason, StopReason::LeaseLost | StopReason::Detach)
+                {
+                    settling = Some(reason);
+                    continue;
+                }
+                break AttemptEnd::Stopped(settled(reason, accepted));
             }
             // The server is done with the prompt: its slot takes the next one before the
             // events still on their way and the result are handled.
@@ -190,13 +220,21 @@ pub(crate) async fn run(task: AttemptTask) {
                         let _ = done.send(Command::Run { key, attempt, event: RunEvent::Executing });
                     }
                 }
+                let was_accepted = matches!(event, RunEvent::Accepted { .. });
                 let _ = done.send(Command::Run { key, attempt, event });
+                if was_accepted {
+                    accepted = true;
+                    if let Some(reason) = settling {
+                        break AttemptEnd::Stopped(settled(reason, true));
+                    }
+                }
                 if executing && let Some(limit) = between_events {
                     idle.as_mut().reset(Instant::now() + limit);
                 }
             }
             result = &mut work => {
                 while let Some(event) = rx.try_recv() {
+                    accepted |= matches!(event, RunEvent::Accepted { .. });
                     let _ = done.send(Command::Run { key, attempt, event });
                 }
                 // A run that failed while its prompt was being taken back (the prompt left the
@@ -206,6 +244,22 @@ pub(crate) async fn run(task: AttemptTask) {
                     && matches!(pull.next().await, PullStep::Answer(Ok(true)))
                 {
                     break AttemptEnd::PulledBack;
+                }
+                if let Some(reason) = settling
+                    && result.is_err()
+                {
+                    // The submission failed: the server has nothing.
+                    break AttemptEnd::Stopped(settled(reason, accepted));
+                }
+                if mode == AttemptMode::Follow
+                    && !confirmed
+                    && let Err(failure) = &result
+                    && failure.class == FailureClass::ServerDown
+                {
+                    // A submission never confirmed and not found on the server: it never
+                    // arrived (its process stopped or died while sending it). The job goes
+                    // back to the queue; the server is not taken for broken.
+                    break AttemptEnd::Stopped(StopReason::Withdraw);
                 }
                 break AttemptEnd::Finished(result);
             }

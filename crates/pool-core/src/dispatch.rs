@@ -420,6 +420,7 @@ impl Engine {
         let task = AttemptTask {
             key,
             mode: AttemptMode::Run,
+            confirmed: false,
             durable,
             attempt,
             server: id.clone(),

@@ -52,6 +52,11 @@ pub(crate) enum StopReason {
     Deadline(crate::DeadlineKind),
     /// The server left the pool: the job goes back to the queue.
     Withdraw,
+    /// This process lost the server's lease (fleet): a prompt the server accepted stays
+    /// there for the next holder (the attempt ends as [`Detach`](Self::Detach)); one it did
+    /// not accept goes back to the queue (as [`Withdraw`](Self::Withdraw)). A submission
+    /// under way is waited for first, so that the answer decides.
+    LeaseLost,
     /// The server went offline: the attempt counts as a server-down failure.
     ServerOffline,
     /// The pool detaches: the prompt stays on its server, the job unfinished.

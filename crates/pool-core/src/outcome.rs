@@ -120,10 +120,10 @@ impl Engine {
                 (AttemptOutcome::Cancelled, None)
             }
             // A prompt taken back from its server's queue never runs there: the job is
-            // placed again, like a withdrawn one, with nothing to clean up.
-            AttemptEnd::Stopped(StopReason::Withdraw) | AttemptEnd::PulledBack => {
-                (AttemptOutcome::Withdrawn, None)
-            }
+            // placed again, like a withdrawn one, with nothing to clean up. The attempt task
+            // reports a lost lease as `Withdraw` or `Detach`.
+            AttemptEnd::Stopped(StopReason::Withdraw | StopReason::LeaseLost)
+            | AttemptEnd::PulledBack => (AttemptOutcome::Withdrawn, None),
             AttemptEnd::Stopped(StopReason::Deadline(_)) => (AttemptOutcome::TimedOut, None),
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
                 let why = self
@@ -233,7 +233,7 @@ impl Engine {
                 let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
                 self.publish_failover(&events);
                 match reason {
-                    StopReason::Withdraw => self.place(key),
+                    StopReason::Withdraw | StopReason::LeaseLost => self.place(key),
                     // A cancel or a deadline is on the record before the attempt is stopped
                     // for it (handled above); these only guard the invariant.
                     StopReason::Deadline(kind) => {

@@ -159,6 +159,9 @@ impl Engine {
         let Some(current) = job.cell.read(JobRecord::current) else {
             return;
         };
+        let confirmed = job
+            .cell
+            .read(|r| r.attempts.last().is_some_and(|a| a.submitted_at.is_some()));
         // A real prompt on the server: it holds a slot whatever the pool's count says.
         server.in_flight += 1;
         let backend = Arc::clone(&server.backend);
@@ -182,6 +185,7 @@ impl Engine {
         let task = AttemptTask {
             key,
             mode: AttemptMode::Follow,
+            confirmed,
             durable: None,
             attempt: current.attempt,
             server: id.clone(),

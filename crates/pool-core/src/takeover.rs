@@ -136,8 +136,9 @@ impl Engine {
         server.leased = false;
         tracing::info!(server = %id, "comfy-pool: server lease lost");
         // A prompt the server accepted stays there for the next holder; an attempt not
-        // submitted yet goes back to the queue (withdrawn), so that the next holder does not
-        // find a prompt that never arrived and count it lost.
+        // submitted yet goes back to the queue (withdrawn) once its submission, if under
+        // way, is answered, so that the next holder does not find a prompt that never
+        // arrived, and no prompt arrives for a job queued again.
         for job in self.jobs.values_mut() {
             let (here, submitted) = job.cell.read(|r| {
                 let here = r.current().is_some_and(|c| c.server == *id);
@@ -148,7 +149,7 @@ impl Engine {
                 let reason = if submitted {
                     StopReason::Detach
                 } else {
-                    StopReason::Withdraw
+                    StopReason::LeaseLost
                 };
                 let _ = stop.send(reason);
             }

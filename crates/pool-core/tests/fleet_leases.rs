@@ -175,6 +175,141 @@ async fn a_lost_lease_detaches_and_a_regained_one_follows_the_prompt() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
+    // The server takes 5 s to answer the POST; the lease is lost meanwhile.
+    let a = Fake::scripted("a", |_| Step::Submitting {
+        answer: Duration::from_secs(5),
+        run: Duration::from_secs(5),
+    });
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    pass(Duration::from_millis(100)).await;
+    assert_eq!(a.run_count(), 1, "the submission is under way");
+    fleet.grant(&[]);
+    pass(TTL).await;
+    let stored = store.get("j").await.unwrap().unwrap();
+    assert_eq!(
+        stored.state,
+        JobState::Running,
+        "not withdrawn while unanswered"
+    );
+    assert_eq!(stored.attempts[0].submitted_at, None);
+
+    // Accepted after all: the prompt is the next holder's, not withdrawn (the job queued
+    // again would run a second time).
+    pass(TTL).await;
+    let stored = store.get("j").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Running, "{stored:?}");
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(stored.attempts[0].submitted_at.is_some());
+    let prompt = stored.attempts[0].prompt_id.clone();
+    fleet.grant(&["a"]);
+    assert_eq!(job.result().await.unwrap().prompt_id, prompt);
+    assert_eq!(*a.follows.lock(), [prompt]);
+    assert_eq!(a.run_count(), 1, "submitted once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_during_a_refused_submission_queues_the_job_again() {
+    // The server fails the POST after 5 s (unreachable); the lease is lost meanwhile.
+    let a = Fake::scripted("a", |_| Step::Submitting {
+        answer: Duration::from_secs(5),
+        run: Duration::from_secs(5),
+    });
+    let b = Fake::new("b");
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a, &b]);
+    pool.ready().await;
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    pass(Duration::from_millis(100)).await;
+    assert_eq!(a.run_count(), 1, "the submission is under way");
+    a.set_healthy(false);
+    fleet.grant(&["b"]);
+    // Nothing reached a: the job goes back to the queue and runs on b.
+    let output = job.result().await.unwrap();
+    assert_eq!(output.server.as_str(), "b");
+    let stored = store.get("j").await.unwrap().unwrap();
+    assert_eq!(stored.attempts.len(), 2, "{stored:?}");
+    assert_eq!(
+        stored.attempts[0].outcome,
+        pool_core::AttemptOutcome::Withdrawn
+    );
+}
+
+/// A job another process dispatched to `server` under `prompt` (its record running there),
+/// the server's acceptance recorded or not.
+async fn dispatched_elsewhere(
+    store: &MemoryStore,
+    id: &str,
+    server: &str,
+    prompt: &str,
+    accepted: bool,
+) -> JobRecord {
+    let mut record = accepted_elsewhere(store, id).await;
+    let attempt = serde_json::from_value(serde_json::json!({
+        "attempt": 1,
+        "server": server,
+        "prompt_id": prompt,
+        "started_at": Timestamp::now(),
+        "duration_ms": 0,
+        "outcome": {"status": "running"},
+    }))
+    .unwrap();
+    change(store, &mut record, Transition::Dispatched { attempt }).await;
+    if accepted {
+        change(
+            store,
+            &mut record,
+            Transition::PromptSubmitted { attempt: 1 },
+        )
+        .await;
+    }
+    record
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_taken_over_prompt_never_accepted_and_absent_queues_its_job_again() {
+    // A process died while submitting `p-lost` to a (the server never got it), and while
+    // `p-kept`, which a accepted, was running there.
+    let a = Fake::new("a");
+    a.set_follow(|prompt| {
+        if prompt == "p-kept" {
+            Step::Sleep(Duration::from_secs(5))
+        } else {
+            Step::Fail(pool_core::FailureClass::ServerDown)
+        }
+    });
+    let store = Arc::new(MemoryStore::default());
+    dispatched_elsewhere(&store, "lost", "a", "p-lost", false).await;
+    dispatched_elsewhere(&store, "kept", "a", "p-kept", true).await;
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_secs(10)).await;
+
+    // The absent prompt is withdrawn (not a failure of the server): its job runs again.
+    let lost = store.get("lost").await.unwrap().unwrap();
+    assert_eq!(lost.state, JobState::Completed, "{lost:?}");
+    assert_eq!(lost.attempts.len(), 2, "{lost:?}");
+    assert_eq!(
+        lost.attempts[0].outcome,
+        pool_core::AttemptOutcome::Withdrawn
+    );
+    assert_eq!(a.run_count(), 1, "run again once");
+    // The accepted one was followed to its end, not stopped as if the server were down.
+    let kept = store.get("kept").await.unwrap().unwrap();
+    assert_eq!(kept.state, JobState::Completed, "{kept:?}");
+    assert_eq!(kept.attempts.len(), 1, "{kept:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn accepted_and_changed_jobs_are_told_to_the_others() {
     let a = Fake::new("a");
     let fleet = Arc::new(ScriptedFleet::default());

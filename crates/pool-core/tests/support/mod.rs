@@ -35,6 +35,10 @@ pub enum Step {
     /// Waits this long in the server's own queue (after `Accepted`, before `Started`), then
     /// succeeds.
     Queued(Duration),
+    /// The submission takes `answer` (before `Accepted`: the server has not answered the
+    /// POST yet; it fails as `ServerDown` if the fake was made unhealthy meanwhile), then
+    /// the prompt runs for `run` and succeeds.
+    Submitting { answer: Duration, run: Duration },
 }
 
 type Script = Box<dyn FnMut(&AttemptRequest) -> Step + Send>;
@@ -176,6 +180,15 @@ impl ServerBackend for Fake {
         if let Some(tx) = self.started.lock().as_ref() {
             let _ = tx.send((request.job.to_string(), request.prompt_id.clone()));
         }
+        if let Step::Submitting { answer, .. } = step {
+            tokio::time::sleep(answer).await;
+            if !self.healthy.load(Ordering::SeqCst) {
+                return Err(AttemptFailure::new(
+                    FailureClass::ServerDown,
+                    "connection reset",
+                ));
+            }
+        }
         events.emit(RunEvent::Accepted {
             prompt_id: request.prompt_id.clone(),
         });
@@ -191,6 +204,7 @@ impl ServerBackend for Fake {
         });
         match step {
             Step::Ok | Step::Queued(_) => {}
+            Step::Submitting { run, .. } => tokio::time::sleep(run).await,
             Step::GatedFail(class) => {
                 let permit = self.gate.acquire().await.expect("gate open");
                 permit.forget();
