@@ -175,6 +175,10 @@ pub(crate) async fn run(task: AttemptTask) {
     // stopping at once could leave a prompt arriving after the job was queued again, or a
     // record naming a prompt that never arrives.
     let mut settling: Option<StopReason> = None;
+    // ... for a bounded time: a server (or backend) that never answers the submission does
+    // not hold a shutdown or a lease change for longer.
+    let settle_by = tokio::time::sleep_until(far);
+    tokio::pin!(settle_by);
     let prompt_done = rx.done_signal();
     let mut pull = Pull::new(pull);
     let end = loop {
@@ -187,9 +191,20 @@ pub(crate) async fn run(task: AttemptTask) {
                     && matches!(reason, StopReason::LeaseLost | StopReason::Detach)
                 {
                     settling = Some(reason);
+                    settle_by.as_mut().reset(Instant::now() + SETTLE_BOUND);
                     continue;
                 }
                 break AttemptEnd::Stopped(settled(reason, accepted));
+            }
+            // No answer in time: the prompt may or may not reach the server; it is left to
+            // whoever takes the job up next, who finds it there (and follows it) or not (and
+            // queues the job again).
+            () = &mut settle_by, if settling.is_some() => {
+                let reason = settling.unwrap_or(StopReason::Detach);
+                break AttemptEnd::Stopped(match reason {
+                    StopReason::LeaseLost => StopReason::Detach,
+                    other => other,
+                });
             }
             // The server is done with the prompt: its slot takes the next one before the
             // events still on their way and the result are handled.
@@ -284,6 +299,9 @@ pub(crate) async fn run(task: AttemptTask) {
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
 }
+
+/// How long a lost lease or a detach waits for a submission under way to be answered.
+const SETTLE_BOUND: Duration = Duration::from_secs(3);
 
 /// How long one try to take a prompt back may take.
 const WITHDRAW_TRY: Duration = Duration::from_secs(5);

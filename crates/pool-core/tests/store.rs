@@ -372,6 +372,29 @@ async fn a_recovered_prompt_the_server_lacks_leaves_its_other_prompts_running() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_detaching_shutdown_waits_a_bounded_time_for_a_submission_never_answered() {
+    let store = Arc::new(MemoryStore::default());
+    // The server takes the POST and never answers it.
+    let a = Fake::scripted("a", |_| Step::Submitting {
+        answer: Duration::from_secs(3600),
+        run: Duration::ZERO,
+    });
+    let pool = pool_on(store.clone(), &[&a]).build().unwrap();
+    let mut starts = a.watch_starts();
+    pool.enqueue(workflow("w"), JobOptions::new().job_id("j"))
+        .await
+        .unwrap();
+    starts.recv().await.unwrap();
+    let shutdown =
+        tokio::time::timeout(Duration::from_secs(60), pool.shutdown(ShutdownMode::Detach));
+    assert!(shutdown.await.is_ok(), "the shutdown waited on the server");
+    // Left for the next pool on the store, which finds the prompt there or queues it again.
+    let record = store.get("j").await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Running);
+    assert_eq!(record.attempts.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_server_silent_after_the_restart_loses_its_prompt_after_the_recovery_wait() {
     let store = Arc::new(MemoryStore::default());
     let a = Fake::scripted("a", |_| Step::Hang);
