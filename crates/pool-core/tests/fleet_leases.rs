@@ -176,9 +176,10 @@ async fn a_lost_lease_detaches_and_a_regained_one_follows_the_prompt() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
-    // The server takes 5 s to answer the POST; the lease is lost meanwhile.
+    // The server takes 2 s to answer the POST (within the 3 s a lost lease waits for an
+    // answer); the lease is lost meanwhile.
     let a = Fake::scripted("a", |_| Step::Submitting {
-        answer: Duration::from_secs(5),
+        answer: Duration::from_secs(2),
         run: Duration::from_secs(5),
     });
     let fleet = Arc::new(ScriptedFleet::default());
@@ -190,7 +191,8 @@ async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
     pass(Duration::from_millis(100)).await;
     assert_eq!(a.run_count(), 1, "the submission is under way");
     fleet.grant(&[]);
-    pass(TTL).await;
+    // The loss is noticed at the next heartbeat (within TTL / 3), before the answer.
+    pass(Duration::from_millis(1500)).await;
     let stored = store.get("j").await.unwrap().unwrap();
     assert_eq!(
         stored.state,
@@ -214,10 +216,39 @@ async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_lease_lost_during_a_refused_submission_queues_the_job_again() {
-    // The server fails the POST after 5 s (unreachable); the lease is lost meanwhile.
+async fn a_submission_unanswered_for_long_is_left_to_the_next_holder() {
+    // The server answers the POST only after 10 s: longer than a lost lease waits.
     let a = Fake::scripted("a", |_| Step::Submitting {
-        answer: Duration::from_secs(5),
+        answer: Duration::from_secs(10),
+        run: Duration::from_secs(1),
+    });
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    pass(Duration::from_millis(100)).await;
+    fleet.grant(&[]);
+    // Past the wait, before the answer: left as it is, neither withdrawn nor cancelled.
+    pass(Duration::from_secs(6)).await;
+    let stored = store.get("j").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Running, "{stored:?}");
+    assert_eq!(stored.attempts.len(), 1);
+    // The holder (here the same process again) finds the prompt on the server and follows
+    // it: run once.
+    pass(Duration::from_secs(5)).await;
+    fleet.grant(&["a"]);
+    let prompt = stored.attempts[0].prompt_id.clone();
+    assert_eq!(job.result().await.unwrap().prompt_id, prompt);
+    assert_eq!(a.run_count(), 1, "submitted once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_during_a_refused_submission_queues_the_job_again() {
+    // The server fails the POST after 2 s (unreachable); the lease is lost meanwhile.
+    let a = Fake::scripted("a", |_| Step::Submitting {
+        answer: Duration::from_secs(2),
         run: Duration::from_secs(5),
     });
     let b = Fake::new("b");
