@@ -1,11 +1,12 @@
 //! Pool benchmarks.
 //!
 //! - `pool_throughput`: trivial prompts on 4 simulated servers with zero execution time, one
-//!   prompt in flight per server, driven directly by `comfy-client` and through the pool
-//!   (with `queue_ahead(1)`: one more prompt waiting in each busy server's own queue).
+//!   prompt in flight per server, driven directly by `comfy-client` and through the pool.
 //!   Before it, side by side in interleaved rounds (figures, not criterion groups): the
 //!   pool/direct throughput ratio and the p50 latency difference at equal concurrency on 4
-//!   zero-time servers, on 4 servers taking 4 ms per prompt, and on 64 zero-time servers.
+//!   zero-time servers, on 4 servers taking 4 ms per prompt, and on 64 zero-time servers;
+//!   then the ratio with zero-gap dispatch (`queue_ahead(1)`: one more prompt waiting in each
+//!   busy server's own queue) on 4 servers at 0 and 4 ms per prompt.
 //! - `scheduler`: one dispatch (`pop_for` of the freed server, then a push to keep the depth)
 //!   in an [`InMemoryQueue`] holding 100,000 jobs for 64 servers; and the whole engine
 //!   (enqueue → queue → dispatch → attempt → completion) for 100,000 jobs on 64 instant
@@ -133,7 +134,7 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(servers: usize, exec_time: Duration) -> Self {
+    async fn start(servers: usize, exec_time: Duration, queue_ahead: usize) -> Self {
         // The per-prompt time on the one node that takes time.
         let config = SimConfig::default().node_exec_time("ImageInvert", exec_time);
         let cluster = SimCluster::start(servers, config)
@@ -152,10 +153,9 @@ impl Rig {
             .into_iter()
             .enumerate()
             .map(|(i, url)| ServerConfig::new(url).id(format!("s{i}")));
-        // Zero-gap dispatch: each busy server holds its next prompt in its own queue.
         let pool = Pool::builder()
             .servers(configs)
-            .queue_ahead(1)
+            .queue_ahead(queue_ahead)
             .build()
             .unwrap_or_else(|e| panic!("pool: {e}"));
         let rig = Self {
@@ -221,15 +221,20 @@ fn side_by_side(rt: &tokio::runtime::Runtime, rig: &Rig, tag: &str, what: &str, 
 fn bench_throughput(c: &mut Criterion) {
     let rt = runtime();
     // The side-by-side figures for the report: zero-time and 4 ms servers, and many servers.
-    for (servers, exec_ms, tag, jobs) in [
-        (64, 0, "_64", 640),
-        (SERVERS, 4, "_4ms", BATCH),
-        (SERVERS, 0, "", BATCH),
+    for (servers, exec_ms, ahead, tag, jobs) in [
+        (64, 0, 0, "_64", 640),
+        (SERVERS, 4, 1, "_ahead_4ms", BATCH),
+        (SERVERS, 0, 1, "_ahead", BATCH),
+        (SERVERS, 4, 0, "_4ms", BATCH),
+        (SERVERS, 0, 0, "", BATCH),
     ] {
-        let rig = rt.block_on(Rig::start(servers, Duration::from_millis(exec_ms)));
-        let what = format!("{servers} sims x1 slot, {exec_ms} ms per prompt");
+        let rig = rt.block_on(Rig::start(servers, Duration::from_millis(exec_ms), ahead));
+        let what = match ahead {
+            0 => format!("{servers} sims x1 slot, {exec_ms} ms per prompt"),
+            n => format!("{servers} sims x1 slot, {exec_ms} ms per prompt, queue_ahead({n})"),
+        };
         side_by_side(&rt, &rig, tag, &what, jobs);
-        if servers != SERVERS || exec_ms != 0 {
+        if servers != SERVERS || exec_ms != 0 || ahead != 0 {
             rt.block_on(rig.stop());
             continue;
         }

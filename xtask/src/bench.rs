@@ -414,6 +414,18 @@ fn evaluate(r: &Results) -> Vec<Row> {
             percent(r, "pool_vs_direct_ratio_64"),
         ),
         row(
+            "pool throughput vs direct client, queue_ahead(1), zero-time servers",
+            "report only",
+            Target::None,
+            percent(r, "pool_vs_direct_ratio_ahead"),
+        ),
+        row(
+            "pool throughput vs direct client, queue_ahead(1), 4 ms per prompt",
+            "report only",
+            Target::None,
+            percent(r, "pool_vs_direct_ratio_ahead_4ms"),
+        ),
+        row(
             "pool p50 latency minus direct p50, zero-time servers",
             "≤ 1 ms",
             Target::AtMost(1_000.0),
