@@ -174,14 +174,18 @@ async fn a_lost_lease_detaches_and_a_regained_one_follows_the_prompt() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
-    // The server takes 2 s to answer the POST (within the 3 s a lost lease waits for an
-    // answer); the lease is lost meanwhile.
-    let a = Fake::scripted("a", |_| Step::Submitting {
-        answer: Duration::from_secs(2),
-        run: Duration::from_secs(5),
-    });
+/// A pool holding the lease of `a` only, whose server answers each `POST /prompt` after
+/// `answer` (then runs the prompt for `run`), and a job "j" whose submission is under way.
+struct Submitting {
+    a: Arc<Fake>,
+    fleet: Arc<ScriptedFleet>,
+    store: Arc<MemoryStore>,
+    job: pool_core::JobHandle,
+    _pool: pool_core::Pool,
+}
+
+async fn submitting(answer: Duration, run: Duration) -> Submitting {
+    let a = Fake::scripted("a", move |_| Step::Submitting { answer, run });
     let fleet = Arc::new(ScriptedFleet::default());
     fleet.grant(&["a"]);
     let store = Arc::new(MemoryStore::default());
@@ -190,6 +194,26 @@ async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
     let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
     pass(Duration::from_millis(100)).await;
     assert_eq!(a.run_count(), 1, "the submission is under way");
+    Submitting {
+        a,
+        fleet,
+        store,
+        job,
+        _pool: pool,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
+    // The server takes 2 s to answer the POST (within the 3 s a lost lease waits for an
+    // answer); the lease is lost meanwhile.
+    let Submitting {
+        a,
+        fleet,
+        store,
+        job,
+        _pool,
+    } = submitting(Duration::from_secs(2), Duration::from_secs(5)).await;
     fleet.grant(&[]);
     // The loss is noticed at the next heartbeat (within TTL / 3), before the answer.
     pass(Duration::from_millis(1500)).await;
@@ -218,17 +242,13 @@ async fn a_lease_lost_during_a_submission_waits_for_the_answer() {
 #[tokio::test(start_paused = true)]
 async fn a_submission_unanswered_for_long_is_left_to_the_next_holder() {
     // The server answers the POST only after 10 s: longer than a lost lease waits.
-    let a = Fake::scripted("a", |_| Step::Submitting {
-        answer: Duration::from_secs(10),
-        run: Duration::from_secs(1),
-    });
-    let fleet = Arc::new(ScriptedFleet::default());
-    fleet.grant(&["a"]);
-    let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
-    pass(Duration::from_millis(100)).await;
+    let Submitting {
+        a,
+        fleet,
+        store,
+        job,
+        _pool,
+    } = submitting(Duration::from_secs(10), Duration::from_secs(1)).await;
     fleet.grant(&[]);
     // Past the wait, before the answer: left as it is, neither withdrawn nor cancelled.
     pass(Duration::from_secs(6)).await;
