@@ -429,13 +429,22 @@ fn report(spec: &JobSpec, watched: Watched) -> JobReport {
             )
         }
     };
+    // Attempts withdrawn from a server (a prompt taken back before it started, a server
+    // that left) ran nothing and are not counted, as the pool does not count them against
+    // `max_attempts`.
+    let withdrawn = watched
+        .record
+        .attempts
+        .iter()
+        .filter(|a| !a.outcome.counts())
+        .count();
     JobReport {
         job_id: spec.id.clone(),
         workflow: spec.file.clone(),
         hash: spec.hash,
         status,
         server,
-        attempts,
+        attempts: attempts.saturating_sub(u32::try_from(withdrawn).unwrap_or(u32::MAX)),
         error,
     }
 }

@@ -53,7 +53,8 @@ pub struct JobReport {
     /// The server it completed on, or for a failed job the server of its last attempt
     /// (`None` if it never ran).
     pub server: Option<String>,
-    /// How many attempts it made.
+    /// How many attempts it made (not counting those withdrawn from a server before they
+    /// started: a prompt taken back for a free server, a server that left).
     pub attempts: u32,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
