@@ -5,6 +5,7 @@ use std::alloc::System;
 use std::hint::black_box;
 
 use benches::record_figure;
+use benches::workflow::golden;
 use comfy_caps::synthetic::SyntheticServer;
 use comfy_caps::{Capabilities, Requirements, VerdictCache, check};
 use criterion::{Criterion, Throughput, criterion_group};
@@ -16,24 +17,9 @@ use workflow_hash::WorkflowHash;
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const GOLDEN: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../crates/workflow-hash/tests/data/workflow-hash.jsonl"
-));
-
 /// Servers and distinct workflows behind the cache bench.
 const SERVERS: usize = 64;
 const WORKFLOWS: u32 = 1_000;
-
-/// The golden workflow called `name`.
-fn golden(name: &str) -> Value {
-    GOLDEN
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|row| row["name"] == name)
-        .map(|mut row| row["workflow"].take())
-        .unwrap_or_else(|| panic!("golden row {name} missing"))
-}
 
 /// A txt2img workflow on the synthetic server's files (capable there).
 fn txt2img() -> Value {

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use benches::record_figure;
+use benches::runtime;
+use benches::workflow::{golden, trivial};
 use comfy_sim::{SimCluster, SimConfig};
 use criterion::{Criterion, Throughput, criterion_group};
 use pool_core::{
@@ -25,44 +27,13 @@ use pool_core::{
     Pool, ServerBackend, ServerConfig, ShutdownMode,
 };
 use pool_store::SqliteStore;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const CALLERS: usize = 64;
 const ENQUEUED: usize = 1024;
 const SERVERS: usize = 4;
 const BATCH: usize = 200;
 const INTERLEAVED: usize = 5;
-
-const GOLDEN: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../crates/workflow-hash/tests/data/workflow-hash.jsonl"
-));
-
-/// The 7-node `simple-txt2img` workflow of the golden rows.
-fn txt2img() -> Value {
-    GOLDEN
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|row| row["name"] == "real/simple-txt2img.json")
-        .and_then(|row| serde_json::from_str(row["workflow_text"].as_str()?).ok())
-        .unwrap_or_else(|| panic!("golden row simple-txt2img missing"))
-}
-
-fn trivial(i: usize) -> Value {
-    json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i}},
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench"}}
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
-}
 
 async fn sqlite(path: std::path::PathBuf) -> Arc<SqliteStore> {
     let store = SqliteStore::open(path)
@@ -121,7 +92,7 @@ fn bench_enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::pat
         pool.ready().await;
         pool
     });
-    let workflow = Arc::new(txt2img());
+    let workflow = Arc::new(golden("real/simple-txt2img.json"));
     let mut group = c.benchmark_group("durable");
     group.sample_size(10);
     group.throughput(Throughput::Elements(ENQUEUED as u64));

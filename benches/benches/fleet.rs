@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::record_figure;
+use benches::runtime;
+use benches::workflow::trivial;
 use comfy_sim::{SimCluster, SimConfig};
 use criterion::{Criterion, criterion_group};
 use pool_core::{
@@ -29,20 +31,11 @@ use pool_core::{
     ServerId, ShutdownMode,
 };
 use pool_store::{PgFleet, PostgresStore};
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 const SERVERS: usize = 64;
 const MEMBERS: usize = 3;
 const TTL: Duration = Duration::from_secs(600);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
-}
 
 /// Three members on a new database, settled at their fair shares.
 async fn fleet(servers: &[ServerId]) -> Vec<PgFleet> {
@@ -137,14 +130,6 @@ const RUNS: usize = 3;
 const SAMPLES: usize = 300;
 /// The lease time of the pools (heartbeats every third of it).
 const POOL_TTL: Duration = Duration::from_secs(3);
-
-fn trivial(i: usize) -> Value {
-    json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i}},
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "fleet"}}
-    })
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -3,25 +3,10 @@
 
 use std::hint::black_box;
 
-use benches::workflow::synthetic_workflow;
+use benches::workflow::{golden_text, synthetic_workflow};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 use workflow_hash::WorkflowHash;
-
-const GOLDEN: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../crates/workflow-hash/tests/data/workflow-hash.jsonl"
-));
-
-/// The `workflow_text` of the golden row called `name`.
-fn golden_text(name: &str) -> String {
-    GOLDEN
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|row| row["name"] == name)
-        .and_then(|row| row["workflow_text"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("golden row {name} missing"))
-}
 
 fn bench_hash(c: &mut Criterion) {
     let mut group = c.benchmark_group("hash_value");

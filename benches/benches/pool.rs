@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use benches::record_figure;
+use benches::runtime;
+use benches::workflow::trivial;
 use comfy_client::{Client, RunOptions};
 use comfy_sim::{SimCluster, SimConfig};
 use criterion::{Criterion, Throughput, criterion_group};
@@ -28,7 +30,6 @@ use pool_core::{
     JobKey, JobOptions, JobQueue, Pool, QueueEntry, ServerBackend, ServerConfig, ServerId,
     ServerView, ShutdownMode, WorkflowHash,
 };
-use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -37,22 +38,6 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const SERVERS: usize = 4;
 const BATCH: usize = 200;
 const QUEUED: usize = 100_000;
-
-fn trivial(i: usize) -> Value {
-    json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i}},
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench"}}
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
-}
 
 /// `jobs` prompts, one in flight per server, each server driven by its own client; the
 /// time of the whole batch and each prompt's latency (`run` to its result).

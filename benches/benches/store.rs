@@ -14,40 +14,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::record_figure;
+use benches::runtime;
+use benches::workflow::golden;
 use criterion::{Criterion, Throughput, criterion_group};
 use pool_core::{
     AttemptOutcome, JobOptions, JobOutput, JobRecord, JobSpec, JobStore, Timestamp, Transition,
     WorkflowHash,
 };
 use pool_store::{PostgresStore, SqliteStore};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const CALLERS: usize = 64;
 const BATCH: usize = 1024;
 const FINISHED: usize = 2000;
-
-const GOLDEN: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../crates/workflow-hash/tests/data/workflow-hash.jsonl"
-));
-
-/// The 7-node `simple-txt2img` workflow of the golden rows.
-fn txt2img() -> Value {
-    GOLDEN
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|row| row["name"] == "real/simple-txt2img.json")
-        .and_then(|row| serde_json::from_str(row["workflow_text"].as_str()?).ok())
-        .unwrap_or_else(|| panic!("golden row simple-txt2img missing"))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
-}
 
 /// `n` jobs accepted now, ids unique across calls.
 fn jobs(spec: &Arc<JobSpec>, n: usize, prefix: &str) -> Vec<JobRecord> {
@@ -58,7 +37,7 @@ fn jobs(spec: &Arc<JobSpec>, n: usize, prefix: &str) -> Vec<JobRecord> {
 }
 
 fn spec() -> Arc<JobSpec> {
-    let workflow = txt2img();
+    let workflow = golden("real/simple-txt2img.json");
     let hash = WorkflowHash::of(&workflow).unwrap_or_else(|e| panic!("hash: {e}"));
     Arc::new(JobSpec::new(
         Arc::new(workflow),

@@ -13,6 +13,20 @@ pub mod workflow;
 /// (`cargo xtask bench` sets it).
 pub const FIGURES_ENV: &str = "COMFY_BENCH_FIGURES";
 
+/// The runtime every bench runs its async work on: two worker threads, as many as the
+/// machine the figures are measured on has cores.
+///
+/// # Panics
+///
+/// If the runtime cannot be built.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
 /// Prints a measured figure and, when [`FIGURES_ENV`] names a directory, writes it there as
 /// `<name>.json` = `{"figure": ..., "value": ..., "unit": ...}`.
 ///

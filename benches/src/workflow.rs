@@ -1,4 +1,5 @@
-//! Deterministic synthetic ComfyUI API-format workflows for the hash benchmarks.
+//! The workflows of the benchmarks: the golden rows of comfyui-node's hash vectors, a trivial
+//! three-node prompt for simulated servers, and deterministic synthetic workflows.
 //!
 //! [`synthetic_workflow`] repeats a ten-node txt2img pipeline (checkpoint, LoRA, two prompts,
 //! latent, sampler, VAE, decode, upscale, save), each node with a `_meta` title, wired inside
@@ -6,6 +7,46 @@
 //! 500 nodes make about 92 KB of compact JSON, the size the comfyui-node comparison used.
 
 use serde_json::{Map, Value, json};
+
+/// comfyui-node's hash vectors: one JSON row per workflow (`name`, `workflow_text`, …).
+const GOLDEN: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../crates/workflow-hash/tests/data/workflow-hash.jsonl"
+));
+
+/// The `workflow_text` of the golden row called `name` (say `real/simple-txt2img.json`).
+///
+/// # Panics
+///
+/// If there is no such row.
+pub fn golden_text(name: &str) -> String {
+    GOLDEN
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|row| row["name"] == name)
+        .and_then(|row| row["workflow_text"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("golden row {name} missing"))
+}
+
+/// The workflow of the golden row called `name`, parsed.
+///
+/// # Panics
+///
+/// If there is no such row.
+pub fn golden(name: &str) -> Value {
+    serde_json::from_str(&golden_text(name))
+        .unwrap_or_else(|e| panic!("golden row {name} does not parse: {e}"))
+}
+
+/// EmptyImage → ImageInvert → SaveImage: a prompt a simulated server runs in no time;
+/// `color` tells one from another (it does not change the hash).
+pub fn trivial(color: usize) -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench"}}
+    })
+}
 
 /// Nodes per repeated pipeline block.
 const BLOCK: usize = 10;

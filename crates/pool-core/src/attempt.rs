@@ -22,9 +22,6 @@ use crate::{
 pub(crate) enum AttemptEnd {
     Finished(Result<AttemptOutput, AttemptFailure>),
     Stopped(StopReason),
-    /// The prompt was taken back from its server's queue before it started (queue-ahead):
-    /// it will never run there, and the job is placed again.
-    PulledBack,
 }
 
 impl AttemptEnd {
@@ -37,7 +34,7 @@ impl AttemptEnd {
             // A detaching pool leaves the prompt running on purpose.
             Self::Stopped(StopReason::Detach) => false,
             Self::Stopped(_) => true,
-            Self::Finished(Ok(_)) | Self::PulledBack => false,
+            Self::Finished(Ok(_)) => false,
             Self::Finished(Err(f)) => {
                 matches!(f.class, FailureClass::ServerDown | FailureClass::Stuck)
             }
@@ -53,8 +50,9 @@ pub(crate) struct AttemptDone {
     pub(crate) server: ServerId,
     pub(crate) prompt_id: String,
     pub(crate) end: AttemptEnd,
-    /// Whether anything reached the server (false: stopped before the write-ahead settled,
-    /// so there is no prompt to clean up).
+    /// Whether the server may hold a prompt of the attempt (false: stopped before the
+    /// write-ahead settled, or its prompt was taken back from the server's queue before it
+    /// started), so that it must be cleaned up there.
     pub(crate) submitted: bool,
     /// The attempt freed its server's slot before it ended (`Command::SlotFreed`).
     pub(crate) slot_freed: bool,
@@ -181,6 +179,9 @@ pub(crate) async fn run(task: AttemptTask) {
     tokio::pin!(settle_by);
     let prompt_done = rx.done_signal();
     let mut pull = Pull::new(pull);
+    // Its prompt was taken back from the server's queue before it started (queue-ahead): it
+    // never runs there, nothing is left to clean up, and the job is placed again (withdrawn).
+    let mut pulled_back = false;
     let end = loop {
         tokio::select! {
             biased;
@@ -197,14 +198,11 @@ pub(crate) async fn run(task: AttemptTask) {
                 break AttemptEnd::Stopped(settled(reason, accepted));
             }
             // No answer in time: the prompt may or may not reach the server; it is left to
-            // whoever takes the job up next, who finds it there (and follows it) or not (and
-            // queues the job again).
+            // whoever takes the job up next (as if accepted), who finds it there (and follows
+            // it) or not (and queues the job again).
             () = &mut settle_by, if settling.is_some() => {
                 let reason = settling.unwrap_or(StopReason::Detach);
-                break AttemptEnd::Stopped(match reason {
-                    StopReason::LeaseLost => StopReason::Detach,
-                    other => other,
-                });
+                break AttemptEnd::Stopped(settled(reason, true));
             }
             // The server is done with the prompt: its slot takes the next one before the
             // events still on their way and the result are handled.
@@ -214,34 +212,35 @@ pub(crate) async fn run(task: AttemptTask) {
             }
             step = pull.next() => match step {
                 PullStep::Asked => {
-                    if !pull.on_asked(executing, &backend, &prompt_id) {
+                    if !pull.on_asked(executing, accepted, &backend, &prompt_id) {
                         let _ = done.send(Command::PullRefused { key, attempt });
                     }
                 }
-                PullStep::Answer(Ok(true)) => break AttemptEnd::PulledBack,
+                PullStep::Answer(Ok(true)) => {
+                    pulled_back = true;
+                    break AttemptEnd::Stopped(StopReason::Withdraw);
+                }
                 PullStep::Answer(Ok(false)) => {
                     let _ = done.send(Command::PullRefused { key, attempt });
                 }
                 PullStep::Answer(Err(failure)) => break AttemptEnd::Finished(Err(failure)),
             },
             Some(event) = rx.recv() => {
-                if matches!(event, RunEvent::Accepted { .. }) {
-                    pull.on_accepted(&backend, &prompt_id);
-                }
-                if !executing && !matches!(event, RunEvent::Accepted { .. }) {
+                let is_acceptance = matches!(event, RunEvent::Accepted { .. });
+                if !executing && !is_acceptance {
                     executing = true;
                     if !matches!(event, RunEvent::Executing) {
                         // A backend that skipped the start: say it for it.
                         let _ = done.send(Command::Run { key, attempt, event: RunEvent::Executing });
                     }
                 }
-                let was_accepted = matches!(event, RunEvent::Accepted { .. });
                 let _ = done.send(Command::Run { key, attempt, event });
-                if was_accepted {
+                if is_acceptance {
                     accepted = true;
                     if let Some(reason) = settling {
                         break AttemptEnd::Stopped(settled(reason, true));
                     }
+                    pull.on_accepted(&backend, &prompt_id);
                 }
                 if executing && let Some(limit) = between_events {
                     idle.as_mut().reset(Instant::now() + limit);
@@ -258,7 +257,8 @@ pub(crate) async fn run(task: AttemptTask) {
                     && pull.is_withdrawing()
                     && matches!(pull.next().await, PullStep::Answer(Ok(true)))
                 {
-                    break AttemptEnd::PulledBack;
+                    pulled_back = true;
+                    break AttemptEnd::Stopped(StopReason::Withdraw);
                 }
                 if let Some(reason) = settling
                     && result.is_err()
@@ -293,7 +293,7 @@ pub(crate) async fn run(task: AttemptTask) {
         server,
         prompt_id,
         end,
-        submitted: true,
+        submitted: !pulled_back,
         slot_freed,
         followed: mode == AttemptMode::Follow,
     };
@@ -315,7 +315,6 @@ struct Pull {
     ask: Option<oneshot::Receiver<()>>,
     /// Asked before the server accepted the prompt: withdraw once it does.
     deferred: bool,
-    accepted: bool,
     /// The withdrawal in progress.
     withdrawing: Option<Withdrawal>,
 }
@@ -337,7 +336,6 @@ impl Pull {
         Self {
             ask,
             deferred: false,
-            accepted: false,
             withdrawing: None,
         }
     }
@@ -367,13 +365,14 @@ impl Pull {
     fn on_asked(
         &mut self,
         executing: bool,
+        accepted: bool,
         backend: &Arc<dyn ServerBackend>,
         prompt_id: &str,
     ) -> bool {
         if executing {
             return false;
         }
-        if self.accepted {
+        if accepted {
             self.start(backend, prompt_id);
         } else {
             self.deferred = true;
@@ -383,7 +382,6 @@ impl Pull {
 
     /// The server accepted the prompt: a pull asked before starts now.
     fn on_accepted(&mut self, backend: &Arc<dyn ServerBackend>, prompt_id: &str) {
-        self.accepted = true;
         if std::mem::take(&mut self.deferred) {
             self.start(backend, prompt_id);
         }

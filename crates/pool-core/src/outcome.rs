@@ -42,7 +42,6 @@ impl Engine {
             RunEvent::Executing => Some(Transition::ExecutionStarted { attempt }),
             _ => None,
         };
-
         let kind = JobEventKind::Run(event);
         match transition {
             Some(transition) => self.transition(key, &transition, vec![kind]),
@@ -79,7 +78,7 @@ impl Engine {
                 AttemptEnd::Finished(Err(_)) | AttemptEnd::Stopped(StopReason::ServerOffline) => {
                     s.failed += 1;
                 }
-                AttemptEnd::Stopped(_) | AttemptEnd::PulledBack => {}
+                AttemptEnd::Stopped(_) => {}
             }
         }
         if cleanup {
@@ -119,11 +118,11 @@ impl Engine {
             AttemptEnd::Stopped(StopReason::Cancel | StopReason::Detach) => {
                 (AttemptOutcome::Cancelled, None)
             }
-            // A prompt taken back from its server's queue never runs there: the job is
-            // placed again, like a withdrawn one, with nothing to clean up. The attempt task
-            // reports a lost lease as `Withdraw` or `Detach`.
-            AttemptEnd::Stopped(StopReason::Withdraw | StopReason::LeaseLost)
-            | AttemptEnd::PulledBack => (AttemptOutcome::Withdrawn, None),
+            // The attempt task reports a lost lease as `Withdraw` or `Detach`, and a prompt
+            // taken back from its server's queue as `Withdraw`.
+            AttemptEnd::Stopped(StopReason::Withdraw | StopReason::LeaseLost) => {
+                (AttemptOutcome::Withdrawn, None)
+            }
             AttemptEnd::Stopped(StopReason::Deadline(_)) => (AttemptOutcome::TimedOut, None),
             AttemptEnd::Stopped(StopReason::ServerOffline) => {
                 let why = self
@@ -221,12 +220,6 @@ impl Engine {
                     &server,
                     AttemptFailure::new(FailureClass::ServerDown, reason),
                 );
-            }
-            AttemptEnd::PulledBack => {
-                // Frees a probe slot; blocks nothing.
-                let events = strategy.record_failure(&server, &hash, FailureClass::Cancelled, now);
-                self.publish_failover(&events);
-                self.place(key);
             }
             AttemptEnd::Stopped(reason) => {
                 // Frees a probe slot; blocks nothing.

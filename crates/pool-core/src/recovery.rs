@@ -31,9 +31,9 @@ use crate::{
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 impl Engine {
-    /// Restores the store's blocks and takes up its unfinished jobs.
-    pub(crate) async fn recover(&mut self, store: &dyn JobStore) {
-        let blocks = patiently("read the failover blocks", || store.blocks()).await;
+    /// Restores stored blocks into the failover strategy (those still running, their end
+    /// moved from the wall clock to this process's clock).
+    pub(crate) fn restore_blocks(&mut self, blocks: Vec<crate::StoredBlock>) {
         let now = Instant::now();
         let wall = Timestamp::now();
         for block in blocks {
@@ -50,6 +50,12 @@ impl Engine {
             );
             self.publish_failover(&events);
         }
+    }
+
+    /// Restores the store's blocks and takes up its unfinished jobs.
+    pub(crate) async fn recover(&mut self, store: &dyn JobStore) {
+        let blocks = patiently("read the failover blocks", || store.blocks()).await;
+        self.restore_blocks(blocks);
         let records = patiently("read the unfinished jobs", || store.unfinished()).await;
         for record in records {
             if self.defers_to_lease(&record) {

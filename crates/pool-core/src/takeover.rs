@@ -11,12 +11,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pool_failover::ServerId;
-use tokio::time::Instant;
 
 use crate::engine::{Engine, StopReason, Work};
 use crate::fleet_link::{FleetInput, FleetLink, FleetTasks};
 use crate::job::JobCell;
-use crate::{JobId, Lease, StoredBlock, Timestamp};
+use crate::{JobId, Lease, StoredBlock};
 
 /// What the engine keeps about its fleet.
 #[derive(Debug)]
@@ -170,22 +169,7 @@ impl Engine {
         if !still_leased || self.server(id).is_none_or(|s| s.leased) {
             return;
         }
-        let now = Instant::now();
-        let wall = Timestamp::now();
-        for block in blocks {
-            let Some(until) = block.until else { continue };
-            let until = now + until.saturating_duration_since(wall);
-            let events = self.shared.strategy.restore_block(
-                &block.server,
-                &block.hash,
-                block.class,
-                block.failures,
-                block.blocked_count,
-                until,
-                now,
-            );
-            self.publish_failover(&events);
-        }
+        self.restore_blocks(blocks);
         if let Some(server) = self.server_mut(id) {
             server.leased = true;
         }

@@ -293,6 +293,17 @@ async fn a_lease_lost_during_a_refused_submission_queues_the_job_again() {
     );
 }
 
+/// A job accepted by another process (stored, its notice delivered here), given the time to
+/// be mirrored; its record.
+async fn mirrored_here(fleet: &ScriptedFleet, store: &MemoryStore, id: &str) -> JobRecord {
+    let record = accepted_elsewhere(store, id).await;
+    fleet
+        .deliver(FleetNotice::Accepted { job: id.into() })
+        .await;
+    pass(Duration::from_millis(10)).await;
+    record
+}
+
 /// A job another process dispatched to `server` under `prompt` (its record running there),
 /// the server's acceptance recorded or not.
 async fn dispatched_elsewhere(
@@ -409,13 +420,7 @@ async fn a_job_accepted_elsewhere_is_mirrored_and_run_here() {
     let pool = fleet_pool(&fleet, &store, &[&a]);
     pool.ready().await;
     pass(Duration::from_millis(10)).await;
-    accepted_elsewhere(&store, "remote").await;
-    fleet
-        .deliver(FleetNotice::Accepted {
-            job: "remote".into(),
-        })
-        .await;
-    pass(Duration::from_millis(10)).await;
+    mirrored_here(&fleet, &store, "remote").await;
     let job = pool.job("remote").expect("mirrored");
     job.result().await.unwrap();
     assert_eq!(
@@ -433,13 +438,7 @@ async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
     pool.ready().await;
     pass(Duration::from_millis(10)).await;
     // Mirrored here while no server is leased: it waits in the local queue.
-    let mut record = accepted_elsewhere(&store, "raced").await;
-    fleet
-        .deliver(FleetNotice::Accepted {
-            job: "raced".into(),
-        })
-        .await;
-    pass(Duration::from_millis(10)).await;
+    let mut record = mirrored_here(&fleet, &store, "raced").await;
     let job = pool.job("raced").expect("mirrored");
     // Another process changes it (its notice lost): this copy is stale.
     change(&store, &mut record, Transition::CancelRequested).await;
@@ -496,13 +495,7 @@ async fn cancels_cross_processes() {
     // A job this process only follows (it runs elsewhere): the cancel goes to the others.
     fleet.grant(&[]);
     pass(TTL).await;
-    let mut record = accepted_elsewhere(&store, "there").await;
-    fleet
-        .deliver(FleetNotice::Accepted {
-            job: "there".into(),
-        })
-        .await;
-    pass(Duration::from_millis(10)).await;
+    let mut record = mirrored_here(&fleet, &store, "there").await;
     assert!(pool.job("there").is_some(), "mirrored");
     change(&store, &mut record, Transition::CancelRequested).await;
     fleet
@@ -544,13 +537,7 @@ async fn a_copy_the_store_refused_once_writes_nothing_more() {
     let pool = fleet_pool(&fleet, &store, &[&a]);
     pool.ready().await;
     pass(Duration::from_millis(10)).await;
-    let mut record = accepted_elsewhere(&store, "stale").await;
-    fleet
-        .deliver(FleetNotice::Accepted {
-            job: "stale".into(),
-        })
-        .await;
-    pass(Duration::from_millis(10)).await;
+    let mut record = mirrored_here(&fleet, &store, "stale").await;
     let job = pool.job("stale").expect("mirrored");
     // Another process changes the job (version 2); this copy does not know.
     let expired = Transition::DeadlineExpired {

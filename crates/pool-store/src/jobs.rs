@@ -185,24 +185,35 @@ pub(crate) async fn update(
         )
         .await?;
     if updated == 0 {
-        let stored = conn
-            .fetch_optional(
-                &Query::new("SELECT version FROM jobs WHERE id = $1").bind(change.id.as_str()),
-            )
-            .await?;
-        return Ok(match stored {
-            None => Err(StoreError::NotFound(change.id.clone())),
-            Some(row) => row.int(0).and_then(|stored| {
-                Err(StoreError::Conflict {
-                    id: change.id.clone(),
-                    stored: u64::try_from(stored).unwrap_or(0),
-                    expected,
-                })
-            }),
-        });
+        let stored = stored_version(conn, &change.id).await?;
+        return Ok(stored.and_then(|stored| Err(missed(&change.id, stored, expected))));
     }
     refer(conn, &change.id, &change.blobs).await?;
     Ok(Ok(Done::Nothing))
+}
+
+/// The version stored for job `id` (`None`: no such job).
+pub(crate) async fn stored_version(
+    conn: &mut WriteConn,
+    id: &str,
+) -> Result<Result<Option<i64>, StoreError>, sqlx::Error> {
+    let row = conn
+        .fetch_optional(&Query::new("SELECT version FROM jobs WHERE id = $1").bind(id))
+        .await?;
+    Ok(row.map(|r| r.int(0)).transpose())
+}
+
+/// Why an update of job `id` expecting version `expected` changed nothing, given the version
+/// stored (`None`: no such job).
+pub(crate) fn missed(id: &str, stored: Option<i64>, expected: u64) -> StoreError {
+    match stored {
+        None => StoreError::NotFound(id.to_owned()),
+        Some(stored) => StoreError::Conflict {
+            id: id.to_owned(),
+            stored: u64::try_from(stored).unwrap_or(0),
+            expected,
+        },
+    }
 }
 
 /// Records that job `id` refers to `blobs`.

@@ -11,8 +11,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pool_core::StoreError;
-
 use crate::codec::int;
 use crate::jobs::{self, JobChange};
 use crate::sql::{Query, WriteConn};
@@ -63,34 +61,21 @@ pub(crate) async fn update_all(
             outcomes.push(Ok(Done::Nothing));
             continue;
         }
-        // Missed: what is stored says why (once per job).
+        // Missed: what is stored says why (read once per job).
         let version = match stored.get(change.id()) {
             Some(version) => *version,
-            None => {
-                let row = conn
-                    .fetch_optional(
-                        &Query::new("SELECT version FROM jobs WHERE id = $1").bind(change.id()),
-                    )
-                    .await?;
-                let version = match row.map(|r| r.int(0)).transpose() {
-                    Ok(version) => version,
-                    Err(e) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
-                };
-                stored.insert(change.id(), version);
-                version
-            }
+            None => match jobs::stored_version(conn, change.id()).await? {
+                Ok(version) => {
+                    stored.insert(change.id(), version);
+                    version
+                }
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            },
         };
-        outcomes.push(match version {
-            None => Err(StoreError::NotFound(change.id().to_owned())),
-            Some(stored) => Err(StoreError::Conflict {
-                id: change.id().to_owned(),
-                stored: u64::try_from(stored).unwrap_or(0),
-                expected: change.expected(),
-            }),
-        });
+        outcomes.push(Err(jobs::missed(change.id(), version, change.expected())));
     }
     Ok(outcomes)
 }
