@@ -3,46 +3,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 
 use serde_json::{Value, json};
-use support::{PATIENCE, comfy_pool, run, scratch_file, text, wait_until};
-
-/// `method path` with a bearer key and a JSON body: the status and the body.
-fn request(base: &str, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, String) {
-    let authority = base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
-         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
+use support::{PATIENCE, comfy_pool, request, run, scratch_file, stdout_lines, text, wait_until};
 
 /// Reads `count` lines from a child's standard output (killing it if they do not come).
 fn read_lines(child: &mut Child, count: usize) -> Vec<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stdout_lines(child);
     let mut lines = Vec::new();
     while lines.len() < count {
         match rx.recv_timeout(PATIENCE) {

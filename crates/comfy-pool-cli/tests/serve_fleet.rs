@@ -20,14 +20,17 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{PATIENCE, ScratchDir, Sim, comfy_pool, get, seeds_in_history, wait_until, workflow};
+use support::{
+    PATIENCE, ScratchDir, Sim, comfy_pool, get, request, seeds_in_history, stdout_lines,
+    wait_until, workflow,
+};
 
 /// The seed of job `i` is `FIRST_SEED + i`.
 const FIRST_SEED: u64 = 10_000;
@@ -48,27 +51,6 @@ static TURN: Mutex<()> = Mutex::new(());
 fn take_turn() -> MutexGuard<'static, ()> {
     TURN.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// `method path` with a bearer key and a JSON body: the status and the body.
-fn request(base: &str, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, String) {
-    let authority = base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
-         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
 }
 
 /// A job's event stream on `base`, read to its end (HTTP/1.0: no chunking; the stream
@@ -128,15 +110,7 @@ impl Replica {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stdout_lines(&mut child);
         let url = match rx.recv_timeout(PATIENCE) {
             Ok(Ok(line)) if line.starts_with("url: ") => line["url: ".len()..].to_owned(),
             other => {

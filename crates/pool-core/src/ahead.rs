@@ -21,17 +21,17 @@ use crate::engine::{Engine, ServerKey, Timer, Work};
 
 /// A job whose prompt waits in its server's queue.
 #[derive(Debug)]
-pub(crate) struct Waiting {
+struct Waiting {
     /// The server it waits on.
-    pub(crate) server: ServerId,
+    server: ServerId,
     /// Its attempt.
-    pub(crate) attempt: u32,
+    attempt: u32,
     /// When it was dispatched (the latest is pulled first: it would start last).
-    pub(crate) since: Instant,
+    since: Instant,
     /// Asks its attempt to take the prompt back; `None` once asked (or if it cannot be).
-    pub(crate) pull: Option<oneshot::Sender<()>>,
+    pull: Option<oneshot::Sender<()>>,
     /// The free server a pull in progress is for.
-    pub(crate) pulled_for: Option<ServerId>,
+    pulled_for: Option<ServerId>,
 }
 
 /// A prompt is taken back only from a server whose prompts take at least this long on

@@ -49,20 +49,18 @@ impl Server {
     }
 
     pub(crate) fn has_free_slot(&self) -> bool {
-        self.leased
-            && self.is_online()
-            && self.caps.known
-            && self.in_flight + self.cleaning < self.max_concurrent
+        self.takes_below(self.max_concurrent)
     }
 
-    /// Whether the server is busy (no free slot) but may take a prompt to wait in its own
-    /// queue: fewer than `max_concurrent + ahead` held (queue-ahead).
+    /// Whether the server may take a prompt to wait in its own queue: fewer than
+    /// `max_concurrent + ahead` held (queue-ahead).
     pub(crate) fn has_ahead_slot(&self, ahead: usize) -> bool {
-        ahead > 0
-            && self.leased
-            && self.is_online()
-            && self.caps.known
-            && self.in_flight + self.cleaning < self.max_concurrent + ahead
+        ahead > 0 && self.takes_below(self.max_concurrent + ahead)
+    }
+
+    /// Whether the server takes work and holds fewer than `limit` prompts.
+    fn takes_below(&self, limit: usize) -> bool {
+        self.leased && self.is_online() && self.caps.known && self.in_flight + self.cleaning < limit
     }
 
     /// Whether the server counts as a place a job could ever run (not leaving the pool).

@@ -1,5 +1,5 @@
 //! Helpers of the integration tests: the `comfy-pool` binary, the demo workflows, a
-//! `comfy-pool sim` child process, and a tiny HTTP GET.
+//! `comfy-pool sim` child process, a child's output lines, and a tiny HTTP client.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use serde_json::Value;
 
 /// A guard against a child that never answers; nothing waits this long when things work.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -88,15 +90,7 @@ impl Sim {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stdout_lines(&mut child);
         let mut urls = Vec::new();
         while urls.len() < count {
             let line = match rx.recv_timeout(PATIENCE) {
@@ -153,6 +147,48 @@ impl Drop for Sim {
             let _ = child.wait();
         }
     }
+}
+
+/// The lines `child` writes to its (piped) standard output, as they come; the channel ends
+/// with the output.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<std::io::Result<String>> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `method path` on `base` (`http://host:port`) with a bearer key and a JSON body: the status and the body.
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let authority = base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
+         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
 }
 
 /// `GET path` on `base` (`http://host:port`): the status code and the body.
