@@ -26,8 +26,7 @@ impl Engine {
         let constraint = self.constraint_for(&new.spec.options, &[]);
         let priority = new.spec.options.priority;
         // Acceptance is the record's first version; its first event says so.
-        new.cell
-            .emit(JobEventKind::Queued { priority }, &self.shared.events);
+        new.cell.announce(priority, &self.shared.events);
         let deadlines = new.spec.options.deadlines;
         let enqueued_at = new.enqueued_at;
         let job = Job {

@@ -39,8 +39,10 @@ pub enum FleetNotice {
         /// Its state now.
         state: JobState,
     },
-    /// An event of a job, for its subscribers in other processes (progress thinned out,
-    /// previews without their bytes, outputs left to the record).
+    /// An event of a job, for its copies in other processes (their subscribers see it under
+    /// the same `seq`): told by the process running a job it took up from the store, thinned
+    /// out (progress and previews at most every 250 ms per job, previews without their
+    /// bytes; outputs and the end left to the record).
     Event {
         /// The event.
         event: Box<JobEvent>,
@@ -114,6 +116,23 @@ pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
     /// send a smaller one, such as [`FleetNotice::Changed`], instead); those of the store
     /// otherwise.
     async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError>;
+
+    /// Tells every other process `notices`, in order, as [`notify`](Self::notify) does one
+    /// (a transport may send them together: PostgreSQL's sends many in one round trip). A
+    /// notice too large is left out and the others go; the error says so.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`notify`](Self::notify) (the last one, after every notice was tried).
+    async fn notify_all(&self, notices: &[FleetNotice]) -> Result<(), StoreError> {
+        let mut result = Ok(());
+        for notice in notices {
+            if let Err(error) = self.notify(notice).await {
+                result = Err(error);
+            }
+        }
+        result
+    }
 
     /// The notices of the other processes, from now on (once this returns), in the order
     /// they were sent. Best effort: notices sent while the transport reconnects, or while the

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use crate::command::Command;
 use crate::job::JobCell;
 use crate::{
-    Fleet, FleetNotice, JobId, JobQuery, JobRecord, JobState, JobStore, Lease, StoredBlock,
-    WorkflowEvent,
+    Fleet, FleetNotice, JobEvent, JobId, JobQuery, JobRecord, JobState, JobStore, Lease,
+    StoredBlock, WorkflowEvent,
 };
 
 /// How often the queued jobs of the store are listed again (lost notices repaired).
@@ -48,6 +48,8 @@ pub(crate) enum FleetInput {
     },
     /// Another process asks the one running `job` to cancel it.
     Cancel(JobId),
+    /// An event of a job another process runs.
+    Event(Box<JobEvent>),
     /// A block changed in another process.
     Workflow(WorkflowEvent),
     /// The store refused this process's end of a job (another process changed it): the job
@@ -88,11 +90,16 @@ impl FleetLink {
     }
 }
 
+/// Notices sent together at most (what queued while the previous ones were sent).
+const NOTIFY_BATCH: usize = 512;
+
 async fn notify(fleet: Arc<dyn Fleet>, mut rx: mpsc::UnboundedReceiver<FleetNotice>) {
-    while let Some(notice) = rx.recv().await {
-        if let Err(error) = fleet.notify(&notice).await {
+    let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+    while rx.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        if let Err(error) = fleet.notify_all(&batch).await {
             tracing::warn!(%error, "comfy-pool: a fleet notice was not sent");
         }
+        batch.clear();
     }
 }
 
@@ -243,8 +250,7 @@ async fn listen(
             },
             FleetNotice::Cancel { job } => FleetInput::Cancel(job),
             FleetNotice::Workflow { event } => FleetInput::Workflow(event),
-            // Events of jobs running elsewhere are not relayed to subscribers here (yet).
-            _ => continue,
+            FleetNotice::Event { event } => FleetInput::Event(event),
         };
         if !send(&engine, input) {
             return;

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::time::Instant;
 
 use crate::engine::StopReason;
+use crate::relay::Relay;
 use crate::stream::{EventLog, JobEvents};
 use crate::{
     Constraint, Error, JobEvent, JobEventKind, JobId, JobKey, JobOutput, JobRecord, JobSpec,
@@ -36,6 +37,8 @@ struct Inner {
     /// The job's end waiting for the store (its terminal events, numbered): not given out
     /// yet while not empty.
     pending: Vec<JobEvent>,
+    /// With a fleet, for a job taken up from the store: its events told to the others.
+    relay: Option<Relay>,
 }
 
 impl JobCell {
@@ -48,6 +51,7 @@ impl JobCell {
                 record,
                 detached: false,
                 pending: Vec::new(),
+                relay: None,
             }),
             done: Notify::new(),
         }
@@ -122,6 +126,22 @@ impl JobCell {
         self.done.notify_waiters();
     }
 
+    /// Announces the job's acceptance to the pool's subscribers: its `Queued`, event 1,
+    /// stamped with the record's creation. The record counts it from its creation (another
+    /// process taking the job up numbers on from it), and the job's own subscribers get it
+    /// rebuilt from the record (see `view`).
+    pub(crate) fn announce(&self, priority: i32, pool: &broadcast::Sender<PoolEvent>) {
+        let inner = self.inner.lock();
+        if inner.record.last_seq != 1 || inner.record.state.is_terminal() || inner.detached {
+            return;
+        }
+        let at = inner.record.created_at;
+        to_pool(
+            pool,
+            &JobEvent::new(self.id.clone(), 1, at, JobEventKind::Queued { priority }),
+        );
+    }
+
     /// Emits one event that changes nothing in the record (what a running prompt reports).
     pub(crate) fn emit(&self, kind: JobEventKind, pool: &broadcast::Sender<PoolEvent>) {
         let mut inner = self.inner.lock();
@@ -138,11 +158,33 @@ impl JobCell {
         pool: &broadcast::Sender<PoolEvent>,
     ) {
         let event = Self::number(inner, id, kind);
+        if let Some(relay) = &mut inner.relay {
+            relay.pass(&event);
+        }
         // The acceptance is rebuilt from the record when replayed (see `view`), so it is
         // not kept in the log.
         let keep = event.seq > 1;
         to_pool(pool, &event);
         inner.log.push(event, keep);
+    }
+
+    /// From now on the job's events are told to the other processes of the fleet (see
+    /// `relay`).
+    pub(crate) fn relay_to(&self, relay: Relay) {
+        self.inner.lock().relay = Some(relay);
+    }
+
+    /// An event of this job told by the process that runs it: added to the stream under its
+    /// own `seq` if it is newer than every event here and the copy has not ended.
+    pub(crate) fn relayed(&self, event: JobEvent, pool: &broadcast::Sender<PoolEvent>) {
+        let mut inner = self.inner.lock();
+        let closed = inner.record.state.is_terminal() || inner.detached;
+        if closed || event.kind.is_terminal() || event.seq <= inner.record.last_seq {
+            return;
+        }
+        inner.record.last_seq = event.seq;
+        to_pool(pool, &event);
+        inner.log.push(event, true);
     }
 
     /// Gives an event its `seq` (the record's next) and time: the acceptance is stamped with
@@ -200,7 +242,15 @@ impl JobCell {
             return;
         }
         inner.pending.clear();
-        let last_seq = inner.record.last_seq.max(record.last_seq);
+        // The end takes the number the stored end has (the process that ended the job
+        // numbered it last), so the numbers agree at every process; unless this copy has
+        // numbered past it.
+        let here = inner.record.last_seq;
+        let last_seq = if record.last_seq > here {
+            record.last_seq - 1
+        } else {
+            here
+        };
         inner.record = record;
         inner.record.last_seq = last_seq;
         inner.detached = false;
@@ -276,8 +326,6 @@ impl JobCell {
     }
 }
 
-/// The pool-wide copy of a job event: previews without their bytes (the job's own stream has
-/// them), so the pool's channel never holds images.
 /// Sends a copy of a job's event to the pool's subscribers, if there are any (without
 /// them, the copy would be made only to be dropped).
 fn to_pool(pool: &broadcast::Sender<PoolEvent>, event: &JobEvent) {
@@ -286,7 +334,9 @@ fn to_pool(pool: &broadcast::Sender<PoolEvent>, event: &JobEvent) {
     }
 }
 
-fn for_pool(mut event: JobEvent) -> JobEvent {
+/// The pool-wide copy of a job event: previews without their bytes (the job's own stream has
+/// them), so the pool's channel never holds images.
+pub(crate) fn for_pool(mut event: JobEvent) -> JobEvent {
     if let JobEventKind::Run(RunEvent::Preview { image, .. }) = &mut event.kind {
         *image = bytes::Bytes::new();
     }

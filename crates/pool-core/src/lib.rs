@@ -126,6 +126,7 @@ mod queue;
 mod record;
 mod recovery;
 mod registry;
+mod relay;
 mod seed;
 #[cfg(test)]
 mod serde_props;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::engine::{Engine, Work};
 use crate::fleet_link::spawn_load;
 use crate::job::JobCell;
-use crate::{FleetNotice, JobId, JobKey, JobRecord, JobState};
+use crate::{FleetNotice, JobEvent, JobId, JobKey, JobRecord, JobState};
 
 impl Engine {
     /// Whether `id` is a job this process runs or has queued (or ended, or is accepting
@@ -76,15 +76,32 @@ impl Engine {
     /// Drops the copy of `id` waiting here if the store has a newer version of it (another
     /// process claimed, ended or requeued it): this copy could only lose its claim.
     fn drop_stale_copy(&mut self, id: &JobId, version: u64) {
+        self.drop_waiting_copy(id, |local| version > local);
+    }
+
+    /// Drops the copy of `id` waiting here (queued or in backoff) if `stale` says so of its
+    /// version.
+    fn drop_waiting_copy(&mut self, id: &JobId, stale: impl FnOnce(u64) -> bool) {
         let key = self.shared.registry.lock().get(id.as_str()).map(|c| c.key);
         let Some(key) = key else { return };
         let Some(job) = self.jobs.get(&key) else {
             return;
         };
         let (state, local) = job.cell.read(|r| (r.state, r.version));
-        if matches!(state, JobState::Queued | JobState::RetryWait) && version > local {
+        if matches!(state, JobState::Queued | JobState::RetryWait) && stale(local) {
             self.queue.remove(key);
             self.drop_local(key);
+        }
+    }
+
+    /// An event of a job another process runs: the job's copies followed here add it to their
+    /// streams. A copy still waiting here is dropped first (followed from then on): the job
+    /// is the other process's.
+    pub(crate) fn on_relayed(&mut self, event: &JobEvent) {
+        self.drop_waiting_copy(&event.job, |_| true);
+        let Some(fleet) = &self.fleet else { return };
+        for cell in fleet.followed.get(&event.job).into_iter().flatten() {
+            cell.relayed(event.clone(), &self.shared.events);
         }
     }
 

@@ -233,7 +233,7 @@ pub struct JobRecord {
     pub updated_at: Timestamp,
     /// How many transitions it went through (1 after acceptance).
     pub version: u64,
-    /// The `seq` of its last event.
+    /// The `seq` of its last event (1 after acceptance: its `Queued` is event 1).
     pub last_seq: u64,
 }
 
@@ -252,7 +252,7 @@ impl JobRecord {
             created_at: at,
             updated_at: at,
             version: 1,
-            last_seq: 0,
+            last_seq: 1,
         }
     }
 

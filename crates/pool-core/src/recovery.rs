@@ -86,6 +86,10 @@ impl Engine {
         let state = record.state;
         let current = record.current();
         let cell = Arc::new(JobCell::new(key, record));
+        if let Some(fleet) = &self.fleet {
+            // Another process may have accepted the job: its copy there follows the run.
+            cell.relay_to(crate::relay::Relay::new(Arc::clone(&fleet.link)));
+        }
         self.shared.registry.lock().insert(Arc::clone(&cell));
         let now = Instant::now();
         let age = Timestamp::now().saturating_duration_since(created);

@@ -96,6 +96,7 @@ impl Engine {
                 state,
             } => self.on_changed(&job, version, state),
             FleetInput::Cancel(job) => self.on_remote_cancel(&job),
+            FleetInput::Event(event) => self.on_relayed(&event),
             FleetInput::Workflow(event) => self.publish(crate::PoolEvent::Workflow(event)),
             FleetInput::Follow(cell) => self.follow_stored(cell),
             FleetInput::Stale(cell) => self.on_stale(&cell),

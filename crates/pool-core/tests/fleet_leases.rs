@@ -12,10 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use pool_core::{
-    Backoff, Error, Fleet, FleetNotice, JobOptions, JobRecord, JobSpec, JobState, JobStore, Lease,
-    MemoryStore, Pool, ServerId, StoreError, Timestamp, Transition, WorkflowHash,
+    Backoff, Error, Fleet, FleetNotice, JobEvent, JobEventKind, JobOptions, JobRecord, JobSpec,
+    JobState, JobStore, Lease, MemoryStore, Pool, RunEvent, ServerId, StoreError, Timestamp,
+    Transition, WorkflowHash,
 };
 use support::{Fake, Step, workflow};
 use tokio::sync::mpsc;
@@ -558,4 +560,131 @@ async fn a_copy_the_store_refused_once_writes_nothing_more() {
     );
     assert_eq!(end.err(), stored.error);
     assert_eq!(pool.record("stale").unwrap().version, stored.version);
+}
+
+/// The job events told to the others, per job: `(job, seq, name)`.
+fn told_events(fleet: &ScriptedFleet) -> Vec<(String, u64, &'static str)> {
+    fleet
+        .sent
+        .lock()
+        .iter()
+        .filter_map(|n| match n {
+            FleetNotice::Event { event } => Some((
+                event.job.to_string(),
+                event.seq,
+                support::names(std::slice::from_ref(&event.kind))[0],
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_taken_up_from_the_store_tells_its_run_to_the_others() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    mirrored_here(&fleet, &store, "remote").await;
+    pool.job("remote")
+        .expect("mirrored")
+        .result()
+        .await
+        .unwrap();
+    let local = pool.enqueue(workflow("w"), options("local")).await.unwrap();
+    local.result().await.unwrap();
+    pass(Duration::from_millis(10)).await;
+
+    // The run of the job accepted elsewhere, numbered as here; not its output (the record
+    // has it) nor its end (told as a change). A job accepted here tells no events: its
+    // handles are here.
+    let told = told_events(&fleet);
+    let expected = [
+        (2, "started"),
+        (3, "accepted"),
+        (4, "executing"),
+        (5, "node"),
+        (6, "progress"),
+    ]
+    .map(|(seq, name)| ("remote".to_owned(), seq, name));
+    assert_eq!(told, expected);
+    let stored = store.get("remote").await.unwrap().unwrap();
+    assert_eq!(stored.last_seq, 8, "output 7 and the end 8 were not told");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_here_follows_the_run_another_process_tells() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    // Accepted here while this process leases no server: it waits in the queue here.
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    let mut events = job.events_after(0);
+    let event = |seq: u64, kind: JobEventKind| FleetNotice::Event {
+        event: Box::new(JobEvent::new("j".into(), seq, Timestamp::now(), kind)),
+    };
+    let started = JobEventKind::Started {
+        server: ServerId::new("b"),
+        attempt: 1,
+        probe: false,
+    };
+    let accepted = JobEventKind::Run(RunEvent::Accepted {
+        prompt_id: "p".into(),
+    });
+    let progress = JobEventKind::Run(RunEvent::Progress {
+        node: None,
+        value: 3,
+        max: 10,
+    });
+    for notice in [
+        event(2, started),
+        event(3, accepted),
+        // Told twice, or out of order: only a newer event counts.
+        event(3, JobEventKind::Run(RunEvent::Executing)),
+        event(5, progress),
+    ] {
+        fleet.deliver(notice).await;
+    }
+    pass(Duration::from_millis(10)).await;
+
+    // The job is the other process's: a server leased here now does not run it.
+    fleet.grant(&["a"]);
+    pass(TTL).await;
+    assert_eq!(a.run_count(), 0, "the copy here left the queue");
+
+    // It ends there: the copy ends as stored, under the stored end's number.
+    let mut record = store.get("j").await.unwrap().unwrap();
+    record.last_seq = 7;
+    let end = Transition::Finished {
+        outcome: Err(Error::Cancelled),
+    };
+    change(&store, &mut record, end).await;
+    fleet
+        .deliver(FleetNotice::Changed {
+            job: "j".into(),
+            version: record.version,
+            state: JobState::Cancelled,
+        })
+        .await;
+    assert!(matches!(job.result().await, Err(Error::Cancelled)));
+    let mut seen = Vec::new();
+    while let Some(event) = events.next().await {
+        seen.push((event.seq, support::names(&[event.kind])[0]));
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, "queued"),
+            (2, "started"),
+            (3, "accepted"),
+            (5, "progress"),
+            (7, "cancelled")
+        ]
+    );
 }

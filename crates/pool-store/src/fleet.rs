@@ -35,9 +35,10 @@ const MAX_PROCESS_ID: usize = 40;
 ///   `servers % live` live processes in id order and down for the rest. Each take of a
 ///   server raises its epoch.
 /// - [`leave`](Fleet::leave) frees this process's leases at once.
-/// - [`notify`](Fleet::notify) is `pg_notify` on one channel with the notice as JSON and the
-///   sender's id; a notice whose JSON would reach 8,000 bytes (PostgreSQL's limit) is refused
-///   with [`StoreError::Rejected`] and nothing is sent.
+/// - [`notify_all`](Fleet::notify_all) is one statement of `pg_notify` on one channel: the
+///   notices as JSON arrays in envelopes with the sender's id, as many to an envelope as fit
+///   under 8,000 bytes (PostgreSQL's limit). A notice that alone would reach it is refused
+///   with [`StoreError::Rejected`] and not sent (the others are).
 /// - [`notices`](Fleet::notices) listens on its own connection (`application_name`
 ///   `comfy-pool fleet PROCESS`) and listens again, with a log line, after losing it.
 ///
@@ -129,8 +130,13 @@ impl Fleet for PgFleet {
     }
 
     async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError> {
-        let payload = fleet_sql::payload(&self.process, notice)?;
-        fleet_sql::notify(&self.pool, &payload).await
+        self.notify_all(std::slice::from_ref(notice)).await
+    }
+
+    async fn notify_all(&self, notices: &[FleetNotice]) -> Result<(), StoreError> {
+        let (payloads, refused) = fleet_sql::payloads(&self.process, notices)?;
+        fleet_sql::notify(&self.pool, &payloads).await?;
+        refused.map_or(Ok(()), Err)
     }
 
     async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError> {

@@ -16,7 +16,7 @@ use crate::fleet_sql::{CHANNEL, Envelope};
 use crate::sql::unavailable;
 
 /// Notices a receiver may fall behind by before further ones are dropped.
-pub(crate) const NOTICE_BUFFER: usize = 1024;
+pub(crate) const NOTICE_BUFFER: usize = 4096;
 
 /// The first wait before listening again after a failure; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -141,7 +141,8 @@ async fn relisten(
     }
 }
 
-/// Hands one payload to the receiver, unless it is this process's own or unreadable. A full
+/// Hands the notices of one payload to the receiver, unless it is this process's own or
+/// unreadable. A full
 /// receiver loses it (logged once per run of losses).
 fn deliver(process: &str, payload: &str, tx: &mpsc::Sender<FleetNotice>, overflowing: &mut bool) {
     let envelope: Envelope<String, FleetNotice> = match serde_json::from_str(payload) {
@@ -158,19 +159,21 @@ fn deliver(process: &str, payload: &str, tx: &mpsc::Sender<FleetNotice>, overflo
     if envelope.from == process {
         return;
     }
-    match tx.try_send(envelope.notice) {
-        Ok(()) => *overflowing = false,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            if !*overflowing {
-                warn!(
-                    process,
-                    "fleet notices: the receiver is {NOTICE_BUFFER} notices behind; dropping \
-                     notices until it catches up"
-                );
-                *overflowing = true;
+    for notice in envelope.into_notices() {
+        match tx.try_send(notice) {
+            Ok(()) => *overflowing = false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !*overflowing {
+                    warn!(
+                        process,
+                        "fleet notices: the receiver is {NOTICE_BUFFER} notices behind; \
+                         dropping notices until it catches up"
+                    );
+                    *overflowing = true;
+                }
             }
+            // The feed ends at its next turn.
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
-        // The feed ends at its next turn.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
 }

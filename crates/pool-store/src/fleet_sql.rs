@@ -16,14 +16,30 @@ pub(crate) const CHANNEL: &str = "comfy_pool_fleet";
 /// PostgreSQL's limit: a payload must be shorter than 8,000 bytes (its default build).
 pub(crate) const MAX_PAYLOAD: usize = 7_999;
 
-/// What travels on the channel: the notice and who sent it (so that the sender can skip its
-/// own).
+/// What travels on the channel: notices in the order they were sent and who sent them (so
+/// that the sender can skip its own). Senders write `notices`; one `notice` alone is read too.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Envelope<F, N> {
     /// The sending process.
     pub(crate) from: F,
-    /// The notice.
-    pub(crate) notice: N,
+    /// The notices.
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notices: Vec<N>,
+    /// One notice (the envelope of a single notice).
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub(crate) notice: Option<N>,
+}
+
+/// No notice (serde's default of [`Envelope::notice`]).
+fn none<N>() -> Option<N> {
+    None
+}
+
+impl<F, N> Envelope<F, N> {
+    /// Its notices, in order.
+    pub(crate) fn into_notices(self) -> impl Iterator<Item = N> {
+        self.notice.into_iter().chain(self.notices)
+    }
 }
 
 /// One heartbeat of `process` over `servers` (see `fleet_lease` in the migration).
@@ -70,29 +86,71 @@ pub(crate) async fn leave(pool: &PgPool, process: &str) -> Result<(), StoreError
         .map_err(unavailable)
 }
 
-/// The payload of `notice` from `process`, or [`StoreError::Rejected`] when it is too long for
-/// the channel.
+/// The payload of `notice` alone from `process`, or [`StoreError::Rejected`] when it is too
+/// long for the channel.
+#[cfg(test)]
 pub(crate) fn payload(process: &str, notice: &FleetNotice) -> Result<String, StoreError> {
-    let envelope = Envelope {
-        from: process,
-        notice,
-    };
-    let payload = serde_json::to_string(&envelope)
-        .map_err(|e| StoreError::Rejected(format!("a fleet notice that is not JSON: {e}")))?;
-    if payload.len() > MAX_PAYLOAD {
-        return Err(StoreError::Rejected(format!(
-            "a fleet notice of {} bytes is over the limit of {MAX_PAYLOAD}",
-            payload.len()
-        )));
+    let (mut payloads, refused) = payloads(process, std::slice::from_ref(notice))?;
+    match refused {
+        Some(error) => Err(error),
+        None => Ok(payloads.pop().unwrap_or_default()),
     }
-    Ok(payload)
 }
 
-/// Sends `payload` on the channel (delivered when no transaction is open: at once).
-pub(crate) async fn notify(pool: &PgPool, payload: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
+/// `notices` from `process` packed in order into as few payloads as the channel's limit
+/// allows; a notice too long to travel even alone is left out, and the last such refusal is
+/// returned beside the payloads.
+pub(crate) fn payloads(
+    process: &str,
+    notices: &[FleetNotice],
+) -> Result<(Vec<String>, Option<StoreError>), StoreError> {
+    let not_json = |e: serde_json::Error| {
+        StoreError::Rejected(format!("a fleet notice that is not JSON: {e}"))
+    };
+    let head = format!(
+        "{{\"from\":{},\"notices\":[",
+        serde_json::to_string(process).map_err(not_json)?
+    );
+    const TAIL: &str = "]}";
+    let mut payloads = Vec::new();
+    let mut refused = None;
+    let mut current = String::new();
+    for notice in notices {
+        let json = serde_json::to_string(notice).map_err(not_json)?;
+        let alone = head.len() + json.len() + TAIL.len();
+        if alone > MAX_PAYLOAD {
+            refused = Some(StoreError::Rejected(format!(
+                "a fleet notice of {alone} bytes is over the limit of {MAX_PAYLOAD}"
+            )));
+            continue;
+        }
+        if !current.is_empty() && current.len() + 1 + json.len() + TAIL.len() > MAX_PAYLOAD {
+            current.push_str(TAIL);
+            payloads.push(std::mem::take(&mut current));
+        }
+        if current.is_empty() {
+            current.push_str(&head);
+        } else {
+            current.push(',');
+        }
+        current.push_str(&json);
+    }
+    if !current.is_empty() {
+        current.push_str(TAIL);
+        payloads.push(current);
+    }
+    Ok((payloads, refused))
+}
+
+/// Sends `payloads` on the channel in one statement (delivered in order when it commits: at
+/// once).
+pub(crate) async fn notify(pool: &PgPool, payloads: &[String]) -> Result<(), StoreError> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n")
         .bind(CHANNEL)
-        .bind(payload)
+        .bind(payloads)
         .execute(pool)
         .await
         .map(drop)
@@ -125,6 +183,35 @@ mod tests {
     fn a_payload_names_its_sender_and_reads_back() {
         let text = payload("p0", &cancel(3)).unwrap();
         let back: Envelope<String, FleetNotice> = serde_json::from_str(&text).unwrap();
-        assert_eq!((back.from.as_str(), back.notice), ("p0", cancel(3)));
+        assert_eq!(back.from, "p0");
+        assert_eq!(back.into_notices().collect::<Vec<_>>(), [cancel(3)]);
+    }
+
+    #[test]
+    fn an_envelope_of_one_notice_alone_reads_back() {
+        let text = r#"{"from":"p1","notice":{"notice":"cancel","job":"jjj"}}"#;
+        let back: Envelope<String, FleetNotice> = serde_json::from_str(text).unwrap();
+        assert_eq!(back.into_notices().collect::<Vec<_>>(), [cancel(3)]);
+    }
+
+    #[test]
+    fn notices_are_packed_in_order_under_the_limit_and_one_too_long_is_left_out() {
+        let mut notices: Vec<FleetNotice> = (0..300).map(|i| cancel(10 + i % 90)).collect();
+        notices.insert(150, cancel(MAX_PAYLOAD));
+        let (payloads, refused) = payloads("p0", &notices).unwrap();
+        assert!(
+            matches!(refused, Some(StoreError::Rejected(_))),
+            "{refused:?}"
+        );
+        assert!(payloads.len() > 1, "300 notices need several payloads");
+        let mut back = Vec::new();
+        for payload in &payloads {
+            assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+            let envelope: Envelope<String, FleetNotice> = serde_json::from_str(payload).unwrap();
+            assert_eq!(envelope.from, "p0");
+            back.extend(envelope.into_notices());
+        }
+        notices.remove(150);
+        assert_eq!(back, notices);
     }
 }

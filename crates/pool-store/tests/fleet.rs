@@ -372,6 +372,29 @@ async fn notices_reach_the_others_and_not_the_sender() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_notices_sent_together_arrive_all_and_in_order() {
+    let url = database().await;
+    let fleet = members(&url, 2).await;
+    let mut feed = fleet[1].notices().await.unwrap();
+    // Far more than one payload holds, one too large among them: the rest go, in order.
+    let mut notices: Vec<FleetNotice> = (0..2_000).map(|i| accepted(&format!("job-{i}"))).collect();
+    notices.insert(
+        700,
+        FleetNotice::Cancel {
+            job: JobId::from("j".repeat(8_000)),
+        },
+    );
+    let err = fleet[0].notify_all(&notices).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+    notices.remove(700);
+    for notice in &notices {
+        assert_eq!(&next(&mut feed).await, notice);
+    }
+    fleet[0].notify(&accepted("last")).await.unwrap();
+    assert_eq!(next(&mut feed).await, accepted("last"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_notice_is_refused_and_the_largest_allowed_arrives() {
     let url = database().await;
     let fleet = members(&url, 2).await;

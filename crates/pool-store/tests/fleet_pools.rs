@@ -528,3 +528,77 @@ async fn a_rolling_restart_loses_nothing_and_runs_nothing_twice() {
     }
     assert!(started.elapsed() < BOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_at_one_process_follows_the_run_in_another() {
+    let started = Instant::now();
+    let url = database().await;
+    let cluster = SimCluster::start(1, SimConfig::default().exec_time(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let servers = vec![ServerConfig::new(cluster.urls()[0].as_str()).id("s0")];
+    let mut processes: Vec<Process> = ["p0", "p1"]
+        .iter()
+        .map(|name| Process::start(name, &url, servers.clone()))
+        .collect();
+    for p in &processes {
+        let pool = p.pool.clone();
+        p.run(async move { pool.ready().await }).await;
+    }
+    // One server, two processes: one holds it, the job is accepted by the other.
+    let holder_name = loop {
+        if let Some(name) = holder(&url, "s0").await {
+            break name;
+        }
+        assert!(started.elapsed() < BOUND, "nobody leased s0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let here = processes
+        .iter()
+        .find(|p| p.name != holder_name)
+        .expect("two processes");
+    let pool = here.pool.clone();
+    let seen = here
+        .run(async move {
+            let options = JobOptions::new().job_id("watched").backoff(Backoff::none());
+            let job = pool.enqueue(workflow("watched", 2), options).await.unwrap();
+            let mut events = job.events_after(0);
+            let mut seen = Vec::new();
+            while let Some(event) = tokio::time::timeout(BOUND, events.recv()).await.unwrap() {
+                seen.push(event);
+            }
+            seen
+        })
+        .await;
+    let observer = PostgresStore::connect(&url).await.unwrap();
+    let stored = observer.get("watched").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Completed);
+
+    // The run as the holder numbered it: accepted here, started, the server's acceptance and
+    // execution told by the holder, the end under the stored end's number.
+    let kinds: Vec<String> = seen
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.kind).unwrap()["type"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?} {kinds:?}");
+    assert_eq!(
+        &kinds[..4],
+        ["queued", "started", "accepted", "executing"],
+        "{kinds:?}"
+    );
+    assert_eq!(seqs[..4], [1, 2, 3, 4], "{kinds:?}");
+    assert!(
+        matches!(&seen[1].kind, pool_core::JobEventKind::Started { server, .. } if server.as_str() == "s0")
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("completed"));
+    assert_eq!(seqs.last(), Some(&stored.last_seq));
+    for p in &mut processes {
+        p.stop(true);
+    }
+}
