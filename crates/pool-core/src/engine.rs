@@ -207,6 +207,7 @@ impl Engine {
         }
         self.shared.recovered.send_replace(true);
         self.drain_work();
+        self.flush_loads();
         self.check_ready();
         let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(86_400));
         tokio::pin!(sleep);
@@ -242,6 +243,7 @@ impl Engine {
                     self.drain_work();
                 }
             }
+            self.flush_loads();
             if self.is_done() {
                 break;
             }

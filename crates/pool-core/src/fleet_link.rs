@@ -228,16 +228,30 @@ async fn listen(
             }
         }
     };
+    let mut next = None;
     loop {
-        let notice = tokio::select! {
-            notice = rx.recv() => notice,
-            _ = stop.changed() => None,
+        let notice = match next.take() {
+            Some(notice) => Some(notice),
+            None => tokio::select! {
+                notice = rx.recv() => notice,
+                _ = stop.changed() => None,
+            },
         };
         let Some(notice) = notice else { return };
         let input = match notice {
             FleetNotice::Accepted { job } => {
-                let records = load(store.as_ref(), std::slice::from_ref(&job)).await;
-                FleetInput::Records(records)
+                // The jobs accepted elsewhere that arrived together are read together.
+                let mut jobs = vec![job];
+                while let Ok(notice) = rx.try_recv() {
+                    match notice {
+                        FleetNotice::Accepted { job } if jobs.len() < LOAD_CHUNK => jobs.push(job),
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                FleetInput::Records(load(store.as_ref(), &jobs).await)
             }
             FleetNotice::Changed {
                 job,
@@ -301,15 +315,24 @@ async fn resync(
 /// The stored records of `jobs` (those the store has), input files attached.
 pub(crate) async fn load(store: &dyn JobStore, jobs: &[JobId]) -> Vec<JobRecord> {
     let mut records = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match store.get(job.as_str()).await {
-            Ok(Some(record)) => records.push(with_inputs(store, record).await),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, %job, "comfy-pool: cannot read a fleet job"),
+    for chunk in jobs.chunks(LOAD_CHUNK) {
+        match store.get_many(chunk).await {
+            Ok(found) => {
+                for record in found {
+                    records.push(with_inputs(store, record).await);
+                }
+            }
+            Err(error) => {
+                let n = chunk.len();
+                tracing::warn!(%error, "comfy-pool: cannot read {n} fleet jobs");
+            }
         }
     }
     records
 }
+
+/// Jobs read from the store in one query at most.
+const LOAD_CHUNK: usize = 256;
 
 /// A record with the bytes of its input files (an unfinished one only; one whose files are
 /// gone stays as it is, and fails where it is taken up).

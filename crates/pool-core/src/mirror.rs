@@ -206,7 +206,21 @@ impl Engine {
         self.load(ids);
     }
 
-    fn load(&self, ids: Vec<JobId>) {
+    /// Reads `ids` from the store (with the other reads asked in the same turn of the engine:
+    /// see [`flush_loads`](Self::flush_loads)); the records come back as a fleet input.
+    fn load(&mut self, ids: Vec<JobId>) {
+        if let Some(fleet) = &mut self.fleet {
+            fleet.loads.extend(ids);
+        }
+    }
+
+    /// Starts the reads asked since the last call, as one.
+    pub(crate) fn flush_loads(&mut self) {
+        let Some(fleet) = &mut self.fleet else { return };
+        if fleet.loads.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut fleet.loads);
         if let Some(store) = &self.shared.store {
             spawn_load(store, ids, self.commands.clone());
         }

@@ -184,6 +184,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// The stored record of a job.
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
 
+    /// The stored records of `ids` (those the store has, in no particular order): what a
+    /// process of a fleet reads for the jobs other processes told it about. A store may read
+    /// them at once; the default reads them one by one.
+    async fn get_many(&self, ids: &[crate::JobId]) -> Result<Vec<JobRecord>, StoreError> {
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.get(id.as_str()).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
     /// Every unfinished job (not completed, failed or cancelled), in acceptance order (the
     /// order of their inserts).
     async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError>;

@@ -29,6 +29,8 @@ pub(crate) struct FleetState {
     /// Followed jobs whose cancel was asked here: told again at each resync until they end
     /// (a notice may be lost).
     pub(crate) cancels: HashSet<JobId>,
+    /// Jobs to read from the store at the end of the engine's turn.
+    pub(crate) loads: Vec<JobId>,
     pub(crate) tasks: Option<FleetTasks>,
 }
 
@@ -39,6 +41,7 @@ impl FleetState {
             leased: HashSet::new(),
             followed: HashMap::new(),
             cancels: HashSet::new(),
+            loads: Vec::new(),
             tasks: None,
         }
     }

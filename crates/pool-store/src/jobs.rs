@@ -1,7 +1,7 @@
 //! The SQL of jobs and blobs: the writes the writer task runs (insert, compare-and-set update,
 //! blobs, purge) and the reads that go through the read pool (get, unfinished, list, blob).
 
-use pool_core::{JobPage, JobQuery, JobRecord, StoreError, Timestamp, referenced_blobs};
+use pool_core::{JobId, JobPage, JobQuery, JobRecord, StoreError, Timestamp, referenced_blobs};
 
 use crate::codec::{self, int, millis, record_from};
 use crate::sql::{Arg, Query, ReadPool, Row, WriteConn};
@@ -313,6 +313,27 @@ pub(crate) async fn get(pool: &ReadPool, id: &str) -> Result<Option<JobRecord>, 
         .map(|row| record_of(&row))
         .transpose()
 }
+
+/// The records of `ids` that are stored, in one query per [`MANY`] ids.
+pub(crate) async fn get_many(pool: &ReadPool, ids: &[JobId]) -> Result<Vec<JobRecord>, StoreError> {
+    let mut records = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MANY) {
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len());
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|id| param(&mut args, id.as_str().into()))
+            .collect();
+        let sql = format!("{RECORDS} WHERE j.id IN ({})", list.join(", "));
+        let query = args.into_iter().fold(Query::new(sql), Query::bind);
+        for row in pool.fetch_all(&query).await? {
+            records.push(record_of(&row)?);
+        }
+    }
+    Ok(records)
+}
+
+/// Ids per query of [`get_many`] (well under SQLite's limit of bound parameters).
+const MANY: usize = 500;
 
 pub(crate) async fn unfinished(pool: &ReadPool) -> Result<Vec<JobRecord>, StoreError> {
     // The predicate is the one of the `jobs_unfinished` index.

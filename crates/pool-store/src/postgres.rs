@@ -49,9 +49,12 @@ impl SqlStore<Postgres> {
             .run(&mut conn)
             .await
             .map_err(|e| scrubbed(migrations::error(e), url))?;
+        // No round trip to test a connection before each read (it doubled the cost of a
+        // read); a read that finds its connection lost is run again on another.
         let reads = PgPoolOptions::new()
             .max_connections(READERS)
             .min_connections(0)
+            .test_before_acquire(false)
             .connect_lazy_with(options.clone());
         let url = url.to_owned();
         let (writer, task) = Writer::spawn(

@@ -253,9 +253,28 @@ pub(crate) enum ReadPool {
 }
 
 impl ReadPool {
-    /// Runs a query; every row.
+    /// Runs a query; every row. Run again when its connection was lost (a read changes
+    /// nothing), as many times as the pool has connections that may be lost too.
     pub(crate) async fn fetch_all(&self, q: &Query) -> Result<Vec<Row>, StoreError> {
-        let rows = match self {
+        let mut tries = self.size();
+        loop {
+            match self.fetch_all_once(q).await {
+                Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
+                other => return other.map_err(unavailable),
+            }
+        }
+    }
+
+    /// How many connections the pool keeps at most.
+    fn size(&self) -> u32 {
+        match self {
+            Self::Sqlite(p) => p.options().get_max_connections(),
+            Self::Postgres(p) => p.options().get_max_connections(),
+        }
+    }
+
+    async fn fetch_all_once(&self, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
+        match self {
             Self::Sqlite(p) => q
                 .bound::<Sqlite>()
                 .fetch_all(p)
@@ -266,13 +285,23 @@ impl ReadPool {
                 .fetch_all(p)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
-        };
-        rows.map_err(unavailable)
+        }
     }
 
-    /// Runs a query; its first row, if any.
+    /// Runs a query; its first row, if any. Run again when its connection was lost, as
+    /// [`fetch_all`](Self::fetch_all) is.
     pub(crate) async fn fetch_optional(&self, q: &Query) -> Result<Option<Row>, StoreError> {
-        let row = match self {
+        let mut tries = self.size();
+        loop {
+            match self.fetch_optional_once(q).await {
+                Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
+                other => return other.map_err(unavailable),
+            }
+        }
+    }
+
+    async fn fetch_optional_once(&self, q: &Query) -> Result<Option<Row>, sqlx::Error> {
+        match self {
             Self::Sqlite(p) => q
                 .bound::<Sqlite>()
                 .fetch_optional(p)
@@ -283,8 +312,7 @@ impl ReadPool {
                 .fetch_optional(p)
                 .await
                 .map(|row| row.map(Row::Postgres)),
-        };
-        row.map_err(unavailable)
+        }
     }
 
     /// Closes every connection.
@@ -293,6 +321,20 @@ impl ReadPool {
             Self::Sqlite(p) => p.close().await,
             Self::Postgres(p) => p.close().await,
         }
+    }
+}
+
+/// Whether `e` says the connection a statement went out on is gone (the server closed it,
+/// restarted, or the socket broke): the same statement may succeed on another connection.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        // Class 08, connection exception; 57P01-57P03, the server shutting down or
+        // terminating the backend.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -116,6 +116,10 @@ impl<D: 'static> JobStore for SqlStore<D> {
         jobs::get(&self.reads, id).await
     }
 
+    async fn get_many(&self, ids: &[pool_core::JobId]) -> Result<Vec<JobRecord>, StoreError> {
+        jobs::get_many(&self.reads, ids).await
+    }
+
     async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
         jobs::unfinished(&self.reads).await
     }

@@ -93,3 +93,40 @@ async fn a_write_the_database_refuses_fails_alone() {
     let stats = store.write_stats();
     assert_eq!((stats.rollbacks, stats.commits), (2, 31), "{stats:?}");
 }
+
+/// Reads take their connection without testing it first; one whose backend was terminated
+/// (a restart, an administrator) is found out by the read, which runs again on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_connection_was_lost_is_run_again() {
+    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let record = job("job-1", None, at(1));
+    store.insert(&record).await.unwrap();
+    for _ in 0..3 {
+        // Every connection of the read pool open and idle first.
+        let reads = (0..8).map(|_| store.get("job-1"));
+        for read in futures_util::future::join_all(reads).await {
+            read.unwrap();
+        }
+        // Every other backend on the database goes: the read pool's idle connections with
+        // them (and the writer's, which reconnects by itself).
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+        assert_eq!(store.get("job-1").await.unwrap(), Some(record.clone()));
+        let many = store
+            .get_many(std::slice::from_ref(&record.id))
+            .await
+            .unwrap();
+        assert_eq!(many.as_slice(), std::slice::from_ref(&record));
+    }
+    store.close().await;
+}

@@ -30,6 +30,28 @@ pub async fn insert_get_and_idempotent_insert(store: &dyn JobStore) {
     assert_eq!(store.get("job-2").await.unwrap(), None);
 }
 
+/// Several records read at once are those stored, each as `get` reads it; unknown ids are
+/// left out; more ids than one query takes are read all the same.
+pub async fn get_many_reads_what_get_reads(store: &dyn JobStore) {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let record = job(&format!("many-{i}"), None, at(i + 1));
+        store.insert(&record).await.unwrap();
+        ids.push(record.id.clone());
+    }
+    ids.insert(1, "missing".into());
+    // 600 unknown ids after them: more than one query's worth.
+    ids.extend((0..600).map(|i| pool_core::JobId::from(format!("absent-{i}"))));
+    let mut got = store.get_many(&ids).await.unwrap();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = Vec::new();
+    for i in 0..3 {
+        expected.push(store.get(&format!("many-{i}")).await.unwrap().unwrap());
+    }
+    assert_eq!(got, expected);
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+}
+
 /// An update is a compare-and-set on the version: the next version is taken, a stale or
 /// skipped one is a conflict, an unknown job is not found.
 pub async fn update_is_compare_and_set(store: &dyn JobStore) {
@@ -559,6 +581,7 @@ macro_rules! job_store_conformance {
     ($make:expr) => {
         job_store_conformance!(@tests $make;
             insert_get_and_idempotent_insert,
+            get_many_reads_what_get_reads,
             update_is_compare_and_set,
             updates_sent_together_end_as_in_sequence,
             unfinished_in_acceptance_order,
