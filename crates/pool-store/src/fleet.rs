@@ -98,9 +98,12 @@ impl PgFleet {
                 scrub(&e.to_string(), url)
             ))
         })?;
+        // No test round trip before each statement: one that finds its connection lost runs
+        // again on another.
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .min_connections(0)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Self::join(pool, process).await.map_err(|e| match e {

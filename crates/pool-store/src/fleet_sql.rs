@@ -8,7 +8,24 @@ use pool_core::{FleetNotice, Lease, ServerId, StoreError};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row as _};
 
-use crate::sql::unavailable;
+use crate::sql::{connection_lost, unavailable};
+
+/// Runs `call` (one statement that may run twice: a heartbeat, a leave, notices) again when
+/// its connection was lost, as many times as the pool has connections that may be lost too
+/// (they are not tested before use).
+async fn on_live_connection<T, F, Fut>(pool: &PgPool, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = pool.options().get_max_connections();
+    loop {
+        match call().await {
+            Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
+            other => return other.map_err(unavailable),
+        }
+    }
+}
 
 /// The channel every process of a fleet listens on (one per database).
 pub(crate) const CHANNEL: &str = "comfy_pool_fleet";
@@ -58,13 +75,14 @@ pub(crate) async fn lease(
     let mut names: Vec<&str> = servers.iter().map(ServerId::as_str).collect();
     names.sort_unstable();
     names.dedup();
-    let rows = sqlx::query("SELECT held_server, held_epoch FROM fleet_lease($1, $2, $3)")
-        .bind(process)
-        .bind(&names)
-        .bind(ttl_ms)
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?;
+    let rows = on_live_connection(pool, || {
+        sqlx::query("SELECT held_server, held_epoch FROM fleet_lease($1, $2, $3)")
+            .bind(process)
+            .bind(&names)
+            .bind(ttl_ms)
+            .fetch_all(pool)
+    })
+    .await?;
     rows.iter()
         .map(|row| {
             let server: String = row.try_get(0).map_err(unavailable)?;
@@ -78,12 +96,13 @@ pub(crate) async fn lease(
 
 /// `process` leaves: its leases are free, its presence gone.
 pub(crate) async fn leave(pool: &PgPool, process: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT fleet_leave($1)")
-        .bind(process)
-        .execute(pool)
-        .await
-        .map(drop)
-        .map_err(unavailable)
+    on_live_connection(pool, || {
+        sqlx::query("SELECT fleet_leave($1)")
+            .bind(process)
+            .execute(pool)
+    })
+    .await
+    .map(drop)
 }
 
 /// The payload of `notice` alone from `process`, or [`StoreError::Rejected`] when it is too
@@ -148,13 +167,17 @@ pub(crate) async fn notify(pool: &PgPool, payloads: &[String]) -> Result<(), Sto
     if payloads.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n")
+    on_live_connection(pool, || {
+        sqlx::query(
+            "SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n) \
+             ORDER BY n",
+        )
         .bind(CHANNEL)
         .bind(payloads)
         .execute(pool)
-        .await
-        .map(drop)
-        .map_err(unavailable)
+    })
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -62,6 +62,11 @@ pub(crate) struct JobChange {
 }
 
 impl JobChange {
+    /// Whether the update also records blob references (a second statement).
+    pub(crate) fn refers_to_blobs(&self) -> bool {
+        !self.blobs.is_empty()
+    }
+
     /// The job's id.
     pub(crate) fn id(&self) -> &str {
         &self.id

@@ -326,7 +326,7 @@ impl ReadPool {
 
 /// Whether `e` says the connection a statement went out on is gone (the server closed it,
 /// restarted, or the socket broke): the same statement may succeed on another connection.
-fn connection_lost(e: &sqlx::Error) -> bool {
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         // Class 08, connection exception; 57P01-57P03, the server shutting down or

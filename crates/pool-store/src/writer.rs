@@ -204,8 +204,15 @@ impl Task {
     }
 }
 
-/// BEGIN, every work, COMMIT.
+/// BEGIN, every work, COMMIT; or a lone update of a job's row, which is one statement and so
+/// atomic by itself, without the two round trips of a transaction (a dispatch's write-ahead
+/// on an idle pool).
 async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<Vec<Outcome>, sqlx::Error> {
+    if let [Work::Update(change)] = works
+        && !change.refers_to_blobs()
+    {
+        return Ok(vec![jobs::update(conn, change).await?]);
+    }
     conn.raw(match conn.dialect() {
         // Take the write lock now: waiting for it is then covered by the busy timeout.
         Dialect::Sqlite => "BEGIN IMMEDIATE",

@@ -460,6 +460,20 @@ async fn the_feed_survives_the_loss_of_its_connection() {
     }
     fleet[0].notify(&accepted("after")).await.unwrap();
     assert_eq!(next(&mut feed).await, accepted("after"));
+
+    // The sender's own connections go too: its next heartbeat and notice find them lost
+    // and run again on new ones (nothing tests a connection before use).
+    let others = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                  WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                  AND application_name <> 'comfy-pool fleet p1'";
+    let spare = sqlx::PgPool::connect(&url).await.unwrap();
+    for _ in 0..2 {
+        sqlx::query(others).execute(&spare).await.unwrap();
+        fleet[0].lease(&servers(2), LONG).await.unwrap();
+        fleet[0].notify(&accepted("again")).await.unwrap();
+        assert_eq!(next(&mut feed).await, accepted("again"));
+    }
+    spare.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
