@@ -516,6 +516,13 @@ fn evaluate(r: &Results) -> Vec<Row> {
             sqlite_ratio,
         ),
         row(
+            "pool throughput, SQLite with synchronous=normal vs in-memory (4 zero-time sims)",
+            "report only",
+            Target::None,
+            figure(r, "pool_sqlite_normal_vs_memory_ratio")
+                .map(|(ratio, _)| (ratio, format!("{:.1}% (interleaved runs)", ratio * 100.0))),
+        ),
+        row(
             "store: durable enqueue, PostgreSQL, 64 callers",
             "report only",
             Target::None,

@@ -46,6 +46,7 @@ use std::sync::Arc;
 pub use fleet::PgFleet;
 pub use pool_core::{Fleet, FleetNotice, JobStore, Lease, StoreError};
 pub use service::{ApiKey, ServiceStore, WebhookDelivery, WebhookState};
+pub use sqlite::Synchronous;
 pub use store::{Postgres, PostgresStore, SqlStore, Sqlite, SqliteStore};
 pub use writer::WriteStats;
 
@@ -68,7 +69,8 @@ mod writer;
 
 use locator::Location;
 
-/// Opens the store a URL names: `sqlite:PATH` (created if missing), `sqlite::memory:` (or
+/// Opens the store a URL names: `sqlite:PATH` (created if missing; `?synchronous=normal`
+/// for commits that do not wait for the disk, see [`Synchronous`]), `sqlite::memory:` (or
 /// `:memory:`, private to this store) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`. The
 /// store serves as both `Arc<dyn ServiceStore>` and, upcast, `Arc<dyn JobStore>`:
 ///
@@ -92,7 +94,9 @@ use locator::Location;
 pub async fn open(url: &str) -> Result<Arc<dyn ServiceStore>, StoreError> {
     Ok(match Location::parse(url)? {
         Location::SqliteMemory => Arc::new(SqliteStore::open(":memory:").await?),
-        Location::SqliteFile(path) => Arc::new(SqliteStore::open(path).await?),
+        Location::SqliteFile(path, synchronous) => {
+            Arc::new(SqliteStore::open_with(path, synchronous).await?)
+        }
         Location::Postgres(url) => Arc::new(PostgresStore::connect(&url).await?),
     })
 }

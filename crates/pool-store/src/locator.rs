@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use pool_core::StoreError;
 
+use crate::Synchronous;
+
 /// A parsed store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Location {
-    /// An SQLite database file.
-    SqliteFile(PathBuf),
+    /// An SQLite database file, and when it waits for the disk (`?synchronous=`).
+    SqliteFile(PathBuf, Synchronous),
     /// A private in-memory SQLite database (tests).
     SqliteMemory,
     /// A PostgreSQL server (the URL as given).
@@ -33,13 +35,20 @@ impl Location {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
-            let path = path.split_once('?').map_or(path, |(path, _)| path);
+            let (path, query) = path.split_once('?').unwrap_or((path, ""));
             if path.is_empty() {
                 return Err(StoreError::Config(format!(
                     "an SQLite store URL needs a path ({FORMS})"
                 )));
             }
-            return Ok(Self::SqliteFile(PathBuf::from(path)));
+            // `synchronous` is read; other parameters (sqlx's `mode`, ...) are left alone.
+            let mut synchronous = Synchronous::Full;
+            for pair in query.split('&') {
+                if let Some(("synchronous", value)) = pair.split_once('=') {
+                    synchronous = Synchronous::parse(value)?;
+                }
+            }
+            return Ok(Self::SqliteFile(PathBuf::from(path), synchronous));
         }
         Err(StoreError::Config(format!(
             "unsupported store URL {}: expected {FORMS}",
@@ -127,12 +136,27 @@ mod tests {
         assert_eq!(Location::parse(":memory:"), Ok(Location::SqliteMemory));
         assert_eq!(
             Location::parse("sqlite:/var/lib/pool.db"),
-            Ok(Location::SqliteFile("/var/lib/pool.db".into()))
+            Ok(Location::SqliteFile(
+                "/var/lib/pool.db".into(),
+                Synchronous::Full
+            ))
         );
         assert_eq!(
             Location::parse("sqlite://pool.db?mode=rwc"),
-            Ok(Location::SqliteFile("pool.db".into()))
+            Ok(Location::SqliteFile("pool.db".into(), Synchronous::Full))
         );
+        assert_eq!(
+            Location::parse("sqlite:pool.db?mode=rwc&synchronous=NORMAL"),
+            Ok(Location::SqliteFile("pool.db".into(), Synchronous::Normal))
+        );
+        assert_eq!(
+            Location::parse("sqlite:pool.db?synchronous=full"),
+            Ok(Location::SqliteFile("pool.db".into(), Synchronous::Full))
+        );
+        assert!(matches!(
+            Location::parse("sqlite:pool.db?synchronous=off"),
+            Err(StoreError::Config(m)) if m.contains("synchronous=off")
+        ));
         assert_eq!(
             Location::parse("postgres://u:p@h/db"),
             Ok(Location::Postgres("postgres://u:p@h/db".into()))

@@ -1,10 +1,13 @@
-//! Opening a [`SqliteStore`]: one file in WAL mode with `synchronous = FULL`, a write
-//! connection for the group-commit writer and a pool of read connections beside it.
+//! Opening a [`SqliteStore`]: one file in WAL mode with `synchronous = FULL` (or `NORMAL`,
+//! asked for), a write connection for the group-commit writer and a pool of read connections
+//! beside it.
 //!
 //! Durability: WAL with `synchronous = FULL` fsyncs the log at every commit, so a job whose
-//! `insert` returned survives a process kill *and* a power loss or kernel crash. (`NORMAL`
-//! would survive a process kill but may lose the last commits on power loss; group commit
-//! makes the fsync cheap enough not to need it.)
+//! `insert` returned survives a process kill *and* a power loss or kernel crash; group commit
+//! shares one fsync among the writes that queued together. [`Synchronous::Normal`] fsyncs
+//! only at checkpoints: a commit survives a process kill (it is in the operating system's
+//! hands) but the last ones may be lost on power loss or a kernel crash, in exchange for
+//! commits without a wait on the disk.
 
 use std::marker::PhantomData;
 use std::path::Path;
@@ -22,6 +25,37 @@ use crate::store::{SqlStore, Sqlite};
 use crate::writer::Writer;
 use crate::{SqliteStore, migrations};
 
+/// When an SQLite store waits for the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// Every commit is on disk before it is answered (an fsync per group commit): nothing
+    /// acknowledged is lost, whatever happens to the machine. The default.
+    #[default]
+    Full,
+    /// Commits are answered once written to the log, which is fsynced at checkpoints:
+    /// nothing acknowledged is lost when the process dies, the last commits may be when the
+    /// machine loses power or its kernel crashes. (`sqlite:PATH?synchronous=normal`)
+    Normal,
+}
+
+impl Synchronous {
+    /// The setting named `name` (`full` or `normal`, any case).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for another name.
+    pub fn parse(name: &str) -> Result<Self, StoreError> {
+        match name.to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            other => Err(StoreError::Config(format!(
+                "synchronous={other} is not an SQLite store setting: expected full or normal"
+            ))),
+        }
+    }
+}
+
 /// Read connections beside the writer.
 const READERS: u32 = 4;
 
@@ -38,6 +72,19 @@ impl SqlStore<Sqlite> {
     /// [`StoreError::Unavailable`] if the file cannot be opened or prepared;
     /// [`StoreError::Corrupt`] if it was written by a newer version.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, Synchronous::Full).await
+    }
+
+    /// As [`open`](Self::open), waiting for the disk as `synchronous` says (see
+    /// [`Synchronous`]; an in-memory database never waits).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`open`](Self::open).
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        synchronous: Synchronous,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let memory = matches!(path.to_str(), Some(":memory:" | "sqlite::memory:"));
         let options = if memory {
@@ -49,7 +96,10 @@ impl SqlStore<Sqlite> {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
         }
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(match synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+        })
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
         let what = if memory {

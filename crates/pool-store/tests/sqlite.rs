@@ -121,7 +121,7 @@ mod file_only {
         assert_eq!(store.unfinished().await.unwrap(), records[..64]);
     }
 
-    /// Where the child of `no_acknowledged_job_is_lost_to_a_kill` keeps its store.
+    /// The store URL of the child of `no_acknowledged_job_is_lost_to_a_kill`.
     const CHILD_DB: &str = "POOL_STORE_TEST_CHILD_DB";
 
     /// Run by the next test as a process of its own: inserts jobs from 16 tasks and prints
@@ -129,8 +129,8 @@ mod file_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "a child process of no_acknowledged_job_is_lost_to_a_kill"]
     async fn child_inserts_until_killed() {
-        let path = std::env::var(CHILD_DB).expect("the parent names the database");
-        let store = Arc::new(SqliteStore::open(path).await.unwrap());
+        let url = std::env::var(CHILD_DB).expect("the parent names the database");
+        let store = pool_store::open(&url).await.unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for t in 0..16u64 {
             let store = Arc::clone(&store);
@@ -150,12 +150,26 @@ mod file_only {
 
     #[tokio::test]
     async fn no_acknowledged_job_is_lost_to_a_kill() {
+        killed_child_loses_nothing("").await;
+    }
+
+    /// `synchronous = NORMAL` promises the same when the process dies (only a machine that
+    /// loses power may lose the last commits).
+    #[tokio::test]
+    async fn no_acknowledged_job_is_lost_to_a_kill_with_synchronous_normal() {
+        killed_child_loses_nothing("?synchronous=normal").await;
+    }
+
+    /// A child inserting into an SQLite file opened with the URL's `query` is killed after
+    /// 500 acknowledgements: every job it acknowledged is in the file.
+    async fn killed_child_loses_nothing(query: &str) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pool.db");
+        let url = format!("sqlite:{}{query}", path.display());
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "file_only::child_inserts_until_killed"])
             .args(["--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DB, &path)
+            .env(CHILD_DB, &url)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -77,8 +77,9 @@ pub struct RunArgs {
     /// Print one JSON object per finished job, then a `{"summary": ...}` line.
     #[arg(long)]
     pub json: bool,
-    /// Where jobs are kept: `sqlite:PATH`, `postgres://USER@HOST/DB`, or `memory` (nothing
-    /// survives the process). With a durable store, running the same command again after a
+    /// Where jobs are kept: `sqlite:PATH` (`?synchronous=normal`: no wait for the disk, safe
+    /// against a crash of the process but not of the machine), `postgres://USER@HOST/DB`,
+    /// or `memory` (nothing survives the process). With a durable store, running the same command again after a
     /// crash or an interrupt reports the jobs that finished, follows those that were running
     /// and runs the rest; nothing runs twice.
     #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]

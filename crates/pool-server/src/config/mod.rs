@@ -131,7 +131,9 @@ pub struct Config {
     /// Where to listen (default `127.0.0.1:8080`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The store: `sqlite:PATH`, `postgres://…` or `memory:` (default `sqlite:comfy-pool.db`).
+    /// The store: `sqlite:PATH` (`?synchronous=normal`: commits that survive the process
+    /// dying but not a power loss, without waiting for the disk), `postgres://…` or `memory:`
+    /// (default `sqlite:comfy-pool.db`).
     #[serde(default = "default_store")]
     pub store: Secret,
     /// The admin key in clear (prefer [`admin_key_sha256`](Self::admin_key_sha256) or the
