@@ -4,7 +4,7 @@
 use pool_core::{JobId, JobPage, JobQuery, JobRecord, StoreError, Timestamp, referenced_blobs};
 
 use crate::codec::{self, int, millis, record_from};
-use crate::sql::{Arg, Query, ReadPool, Row, WriteConn};
+use crate::sql::{Arg, Dialect, Query, ReadPool, Row, WriteConn};
 use crate::writer::{Done, Outcome};
 
 /// The most jobs one page of a listing holds (as the in-memory store).
@@ -120,26 +120,36 @@ impl JobChange {
 }
 
 pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome, sqlx::Error> {
-    let inserted = conn
-        .fetch_optional(
-            &Query::new(
-                "INSERT INTO jobs (id, tenant, state, priority, hash, created_at, updated_at, \
-                 version, last_seq, record) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (id) DO NOTHING RETURNING seq",
-            )
-            .bind(job.id.as_str())
-            .bind(job.tenant.clone())
-            .bind(job.state)
-            .bind(job.priority)
-            .bind(job.hash.as_str())
-            .bind(job.created_at)
-            .bind(job.updated_at)
-            .bind(job.version)
-            .bind(job.last_seq)
-            .bind(job.rest.as_str()),
+    const INSERT_JOB: &str = "INSERT INTO jobs (id, tenant, state, priority, hash, created_at, \
+                              updated_at, version, last_seq, record) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                              ON CONFLICT (id) DO NOTHING RETURNING seq";
+    // PostgreSQL writes the job's row and its spec's in one statement (one round trip); the
+    // spec follows the row only if the row was new. SQLite has no writes in `WITH`.
+    let together = conn.dialect() == Dialect::Postgres;
+    let sql = if together {
+        format!(
+            "WITH j AS ({INSERT_JOB}) INSERT INTO job_specs (seq, spec) \
+             SELECT seq, $11 FROM j RETURNING seq"
         )
-        .await?;
+    } else {
+        INSERT_JOB.to_owned()
+    };
+    let mut query = Query::new(sql)
+        .bind(job.id.as_str())
+        .bind(job.tenant.clone())
+        .bind(job.state)
+        .bind(job.priority)
+        .bind(job.hash.as_str())
+        .bind(job.created_at)
+        .bind(job.updated_at)
+        .bind(job.version)
+        .bind(job.last_seq)
+        .bind(job.rest.as_str());
+    if together {
+        query = query.bind(job.spec.as_str());
+    }
+    let inserted = conn.fetch_optional(&query).await?;
     let Some(inserted) = inserted else {
         let row = conn.fetch_optional(&by_id(&job.id)).await?;
         return Ok(match row {
@@ -154,12 +164,14 @@ pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome
         Ok(seq) => seq,
         Err(e) => return Ok(Err(e)),
     };
-    conn.execute(
-        &Query::new("INSERT INTO job_specs (seq, spec) VALUES ($1, $2)")
-            .bind(seq)
-            .bind(job.spec.as_str()),
-    )
-    .await?;
+    if !together {
+        conn.execute(
+            &Query::new("INSERT INTO job_specs (seq, spec) VALUES ($1, $2)")
+                .bind(seq)
+                .bind(job.spec.as_str()),
+        )
+        .await?;
+    }
     refer(conn, &job.id, &job.blobs).await?;
     Ok(Ok(Done::Existing(None)))
 }
