@@ -24,9 +24,8 @@ impl Engine {
         let route = variants::route_key(&new.spec);
         self.variant_sets.add(route, &new.spec);
         let constraint = self.constraint_for(&new.spec.options, &[]);
-        let priority = new.spec.options.priority;
         // Acceptance is the record's first version; its first event says so.
-        new.cell.announce(priority, &self.shared.events);
+        new.cell.announce(&self.shared.events);
         let deadlines = new.spec.options.deadlines;
         let enqueued_at = new.enqueued_at;
         let job = Job {

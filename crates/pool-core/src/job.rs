@@ -130,16 +130,12 @@ impl JobCell {
     /// stamped with the record's creation. The record counts it from its creation (another
     /// process taking the job up numbers on from it), and the job's own subscribers get it
     /// rebuilt from the record (see `view`).
-    pub(crate) fn announce(&self, priority: i32, pool: &broadcast::Sender<PoolEvent>) {
+    pub(crate) fn announce(&self, pool: &broadcast::Sender<PoolEvent>) {
         let inner = self.inner.lock();
         if inner.record.last_seq != 1 || inner.record.state.is_terminal() || inner.detached {
             return;
         }
-        let at = inner.record.created_at;
-        to_pool(
-            pool,
-            &JobEvent::new(self.id.clone(), 1, at, JobEventKind::Queued { priority }),
-        );
+        to_pool(pool, &acceptance(&inner.record));
     }
 
     /// Emits one event that changes nothing in the record (what a running prompt reports).
@@ -161,11 +157,8 @@ impl JobCell {
         if let Some(relay) = &mut inner.relay {
             relay.pass(&event);
         }
-        // The acceptance is rebuilt from the record when replayed (see `view`), so it is
-        // not kept in the log.
-        let keep = event.seq > 1;
         to_pool(pool, &event);
-        inner.log.push(event, keep);
+        inner.log.push(event, true);
     }
 
     /// From now on the job's events are told to the other processes of the fleet (see
@@ -187,17 +180,12 @@ impl JobCell {
         inner.log.push(event, true);
     }
 
-    /// Gives an event its `seq` (the record's next) and time: the acceptance is stamped with
-    /// the record's creation.
+    /// Gives an event its `seq` (the record's next: the acceptance is event 1 from the
+    /// record's creation, see [`announce`](Self::announce)) and the time.
     fn number(inner: &mut Inner, id: &JobId, kind: JobEventKind) -> JobEvent {
         let seq = inner.record.last_seq + 1;
         inner.record.last_seq = seq;
-        let at = if seq == 1 && matches!(kind, JobEventKind::Queued { .. }) {
-            inner.record.created_at
-        } else {
-            Timestamp::now()
-        };
-        JobEvent::new(id.clone(), seq, at, kind)
+        JobEvent::new(id.clone(), seq, Timestamp::now(), kind)
     }
 
     /// The job was never accepted (the store refused it, or the pool stopped): it ends with
@@ -311,19 +299,22 @@ impl JobCell {
     /// has ended.
     fn view(inner: &Inner) -> (Option<JobEvent>, u64, bool) {
         let record = &inner.record;
-        let first = (record.last_seq >= 1).then(|| {
-            JobEvent::new(
-                record.id.clone(),
-                1,
-                record.created_at,
-                JobEventKind::Queued {
-                    priority: record.priority(),
-                },
-            )
-        });
+        let first = (record.last_seq >= 1).then(|| acceptance(record));
         let closed = (record.state.is_terminal() && inner.pending.is_empty()) || inner.detached;
         (first, record.last_seq, closed)
     }
+}
+
+/// A job's first event, its acceptance (`Queued`, event 1, at the record's creation), as the
+/// record holds it.
+fn acceptance(record: &JobRecord) -> JobEvent {
+    let priority = record.priority();
+    JobEvent::new(
+        record.id.clone(),
+        1,
+        record.created_at,
+        JobEventKind::Queued { priority },
+    )
 }
 
 /// Sends a copy of a job's event to the pool's subscribers, if there are any (without

@@ -8,24 +8,7 @@ use pool_core::{FleetNotice, Lease, ServerId, StoreError};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row as _};
 
-use crate::sql::{connection_lost, unavailable};
-
-/// Runs `call` (one statement that may run twice: a heartbeat, a leave, notices) again when
-/// its connection was lost, as many times as the pool has connections that may be lost too
-/// (they are not tested before use).
-async fn on_live_connection<T, F, Fut>(pool: &PgPool, mut call: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
-{
-    let mut tries = pool.options().get_max_connections();
-    loop {
-        match call().await {
-            Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
-            other => return other.map_err(unavailable),
-        }
-    }
-}
+use crate::sql::{on_live_connection, unavailable};
 
 /// The channel every process of a fleet listens on (one per database).
 pub(crate) const CHANNEL: &str = "comfy_pool_fleet";
@@ -75,7 +58,7 @@ pub(crate) async fn lease(
     let mut names: Vec<&str> = servers.iter().map(ServerId::as_str).collect();
     names.sort_unstable();
     names.dedup();
-    let rows = on_live_connection(pool, || {
+    let rows = on_live_connection(pool.options().get_max_connections(), || {
         sqlx::query("SELECT held_server, held_epoch FROM fleet_lease($1, $2, $3)")
             .bind(process)
             .bind(&names)
@@ -96,7 +79,7 @@ pub(crate) async fn lease(
 
 /// `process` leaves: its leases are free, its presence gone.
 pub(crate) async fn leave(pool: &PgPool, process: &str) -> Result<(), StoreError> {
-    on_live_connection(pool, || {
+    on_live_connection(pool.options().get_max_connections(), || {
         sqlx::query("SELECT fleet_leave($1)")
             .bind(process)
             .execute(pool)
@@ -167,7 +150,7 @@ pub(crate) async fn notify(pool: &PgPool, payloads: &[String]) -> Result<(), Sto
     if payloads.is_empty() {
         return Ok(());
     }
-    on_live_connection(pool, || {
+    on_live_connection(pool.options().get_max_connections(), || {
         sqlx::query(
             "SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n) \
              ORDER BY n",

@@ -256,13 +256,7 @@ impl ReadPool {
     /// Runs a query; every row. Run again when its connection was lost (a read changes
     /// nothing), as many times as the pool has connections that may be lost too.
     pub(crate) async fn fetch_all(&self, q: &Query) -> Result<Vec<Row>, StoreError> {
-        let mut tries = self.size();
-        loop {
-            match self.fetch_all_once(q).await {
-                Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
-                other => return other.map_err(unavailable),
-            }
-        }
+        on_live_connection(self.size(), || self.fetch_all_once(q)).await
     }
 
     /// How many connections the pool keeps at most.
@@ -291,13 +285,7 @@ impl ReadPool {
     /// Runs a query; its first row, if any. Run again when its connection was lost, as
     /// [`fetch_all`](Self::fetch_all) is.
     pub(crate) async fn fetch_optional(&self, q: &Query) -> Result<Option<Row>, StoreError> {
-        let mut tries = self.size();
-        loop {
-            match self.fetch_optional_once(q).await {
-                Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
-                other => return other.map_err(unavailable),
-            }
-        }
+        on_live_connection(self.size(), || self.fetch_optional_once(q)).await
     }
 
     async fn fetch_optional_once(&self, q: &Query) -> Result<Option<Row>, sqlx::Error> {
@@ -324,9 +312,26 @@ impl ReadPool {
     }
 }
 
+/// Runs `call` (a statement that may run twice) again when its connection was lost, at most
+/// `spares` more times: a pool whose connections are not tested before use may hand out
+/// that many lost ones in a row.
+pub(crate) async fn on_live_connection<T, F, Fut>(spares: u32, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = spares;
+    loop {
+        match call().await {
+            Err(e) if tries > 0 && connection_lost(&e) => tries -= 1,
+            other => return other.map_err(unavailable),
+        }
+    }
+}
+
 /// Whether `e` says the connection a statement went out on is gone (the server closed it,
 /// restarted, or the socket broke): the same statement may succeed on another connection.
-pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         // Class 08, connection exception; 57P01-57P03, the server shutting down or

@@ -89,6 +89,12 @@ impl Process {
         }
     }
 
+    /// Waits until the process's pool is ready.
+    async fn ready(&self) {
+        let pool = self.pool.clone();
+        self.run(async move { pool.ready().await }).await;
+    }
+
     /// Runs `f` on the process's runtime.
     async fn run<T: Send + 'static>(
         &self,
@@ -105,6 +111,21 @@ impl Process {
             thread.join().unwrap();
         }
     }
+}
+
+/// The servers of `cluster`, `s0`, `s1`, …, each with its `max_concurrent` from `limits`.
+fn servers_of(cluster: &SimCluster, limits: &[usize]) -> Vec<ServerConfig> {
+    cluster
+        .urls()
+        .iter()
+        .zip(limits)
+        .enumerate()
+        .map(|(i, (url, max))| {
+            ServerConfig::new(url.as_str())
+                .id(format!("s{i}"))
+                .max_concurrent(*max)
+        })
+        .collect()
 }
 
 /// A workflow whose prompts name their job (in the `SaveImage` prefix).
@@ -249,25 +270,14 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
         .await
         .unwrap();
     let limits = [2usize, 1, 2, 1];
-    let servers: Vec<ServerConfig> = cluster
-        .urls()
-        .iter()
-        .zip(limits)
-        .enumerate()
-        .map(|(i, (url, max))| {
-            ServerConfig::new(url.as_str())
-                .id(format!("s{i}"))
-                .max_concurrent(max)
-        })
-        .collect();
+    let servers = servers_of(&cluster, &limits);
     let observer = PostgresStore::connect(&url).await.unwrap();
     let mut processes: Vec<Process> = ["p0", "p1", "p2"]
         .iter()
         .map(|name| Process::start(name, &url, servers.clone()))
         .collect();
     for p in &processes {
-        let pool = p.pool.clone();
-        p.run(async move { pool.ready().await }).await;
+        p.ready().await;
     }
 
     // 600 jobs from three tenants, through all three processes at once.
@@ -457,17 +467,7 @@ async fn a_rolling_restart_loses_nothing_and_runs_nothing_twice() {
         .await
         .unwrap();
     let limits = [1usize, 2, 1, 2];
-    let servers: Vec<ServerConfig> = cluster
-        .urls()
-        .iter()
-        .zip(limits)
-        .enumerate()
-        .map(|(i, (url, max))| {
-            ServerConfig::new(url.as_str())
-                .id(format!("s{i}"))
-                .max_concurrent(max)
-        })
-        .collect();
+    let servers = servers_of(&cluster, &limits);
     let observer = PostgresStore::connect(&url).await.unwrap();
     let mut processes: Vec<Process> = ["p0", "p1", "p2"]
         .iter()
@@ -499,8 +499,7 @@ async fn a_rolling_restart_loses_nothing_and_runs_nothing_twice() {
         process.stop(true);
         let name = format!("p{k}-again");
         let replacement = Process::start(&name, &url, servers.clone());
-        let pool = replacement.pool.clone();
-        replacement.run(async move { pool.ready().await }).await;
+        replacement.ready().await;
         *process = replacement;
     }
     until(&observer, started, "every job", |ended| ended >= total).await;
@@ -536,14 +535,13 @@ async fn a_subscriber_at_one_process_follows_the_run_in_another() {
     let cluster = SimCluster::start(1, SimConfig::default().exec_time(Duration::from_millis(50)))
         .await
         .unwrap();
-    let servers = vec![ServerConfig::new(cluster.urls()[0].as_str()).id("s0")];
+    let servers = servers_of(&cluster, &[1]);
     let mut processes: Vec<Process> = ["p0", "p1"]
         .iter()
         .map(|name| Process::start(name, &url, servers.clone()))
         .collect();
     for p in &processes {
-        let pool = p.pool.clone();
-        p.run(async move { pool.ready().await }).await;
+        p.ready().await;
     }
     // One server, two processes: one holds it, the job is accepted by the other.
     let holder_name = loop {
