@@ -56,6 +56,7 @@ mod fleet;
 mod fleet_listen;
 mod fleet_sql;
 mod jobs;
+mod lite;
 mod locator;
 mod migrations;
 mod postgres;

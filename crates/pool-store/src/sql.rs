@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use pool_core::StoreError;
 use sqlx::{Connection, Database, Encode, Executor, Row as _, Type};
-use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
+use sqlx::{PgConnection, PgPool, SqlitePool};
+
+use crate::lite::{FromLite, LiteConn, LiteRow};
 use sqlx::{Postgres, Sqlite};
 
 /// One argument of a query.
@@ -87,6 +89,16 @@ impl Query {
         self
     }
 
+    /// The statement's text.
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Its arguments, in order.
+    pub(crate) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
     /// The statement with its arguments bound, for database `DB`.
     fn bound<DB>(&self) -> sqlx::query::Query<'_, DB, <DB as Database>::Arguments<'_>>
     where
@@ -120,7 +132,10 @@ pub(crate) enum Dialect {
 
 /// One result row, read by column position.
 pub(crate) enum Row {
+    /// Read through sqlx's SQLite pool.
     Sqlite(sqlx::sqlite::SqliteRow),
+    /// Read on the SQLite store's write connection.
+    Lite(LiteRow),
     Postgres(sqlx::postgres::PgRow),
 }
 
@@ -128,11 +143,12 @@ macro_rules! getter {
     ($(#[$doc:meta])* $name:ident -> $ty:ty) => {
         $(#[$doc])*
         pub(crate) fn $name(&self, i: usize) -> Result<$ty, StoreError> {
-            match self {
-                Self::Sqlite(row) => row.try_get::<$ty, _>(i),
-                Self::Postgres(row) => row.try_get::<$ty, _>(i),
-            }
-            .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+            let value = match self {
+                Self::Sqlite(row) => row.try_get::<$ty, _>(i).map_err(|e| e.to_string()),
+                Self::Lite(row) => row.value(i).and_then(<$ty as FromLite>::from_lite),
+                Self::Postgres(row) => row.try_get::<$ty, _>(i).map_err(|e| e.to_string()),
+            };
+            value.map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
         }
     };
 }
@@ -166,7 +182,7 @@ impl Row {
 
 /// The connection the writer task owns (every write goes through it).
 pub(crate) enum WriteConn {
-    Sqlite(SqliteConnection),
+    Sqlite(LiteConn),
     Postgres(PgConnection),
 }
 
@@ -182,7 +198,7 @@ impl WriteConn {
     /// Runs a statement; the number of rows it changed.
     pub(crate) async fn execute(&mut self, q: &Query) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite(c) => q.bound::<Sqlite>().execute(&mut *c).await?.rows_affected(),
+            Self::Sqlite(c) => c.execute(q)?,
             Self::Postgres(c) => q
                 .bound::<Postgres>()
                 .execute(&mut *c)
@@ -194,11 +210,7 @@ impl WriteConn {
     /// Runs a query; its first row, if any.
     pub(crate) async fn fetch_optional(&mut self, q: &Query) -> Result<Option<Row>, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite(c) => q
-                .bound::<Sqlite>()
-                .fetch_optional(&mut *c)
-                .await?
-                .map(Row::Sqlite),
+            Self::Sqlite(c) => c.fetch(q, 1)?.pop().map(Row::Lite),
             Self::Postgres(c) => q
                 .bound::<Postgres>()
                 .fetch_optional(&mut *c)
@@ -210,12 +222,14 @@ impl WriteConn {
     /// Runs a query; the first column of every row, as text.
     pub(crate) async fn fetch_all_text(&mut self, q: &Query) -> Result<Vec<String>, sqlx::Error> {
         match self {
-            Self::Sqlite(c) => q
-                .bound::<Sqlite>()
-                .fetch_all(&mut *c)
-                .await?
+            Self::Sqlite(c) => c
+                .fetch(q, usize::MAX)?
                 .iter()
-                .map(|row| row.try_get::<String, _>(0))
+                .map(|row| {
+                    row.value(0)
+                        .and_then(String::from_lite)
+                        .map_err(|e| sqlx::Error::Decode(e.into()))
+                })
                 .collect(),
             Self::Postgres(c) => q
                 .bound::<Postgres>()
@@ -230,7 +244,7 @@ impl WriteConn {
     /// Runs SQL text without arguments (transaction control, pragmas).
     pub(crate) async fn raw(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(c) => c.execute(sql).await.map(drop),
+            Self::Sqlite(c) => c.raw(sql),
             Self::Postgres(c) => c.execute(sql).await.map(drop),
         }
     }
@@ -238,7 +252,7 @@ impl WriteConn {
     /// Closes the connection cleanly (SQLite checkpoints its write-ahead log).
     pub(crate) async fn close(self) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(c) => c.close().await,
+            Self::Sqlite(c) => c.close(),
             Self::Postgres(c) => c.close().await,
         }
     }

@@ -12,18 +12,19 @@
 use std::marker::PhantomData;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pool_core::StoreError;
-use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection};
 
 use crate::sql::{ReadPool, WriteConn, unavailable};
 use crate::store::{SqlStore, Sqlite};
 use crate::writer::Writer;
-use crate::{SqliteStore, migrations};
+use crate::{SqliteStore, lite, migrations};
 
 /// When an SQLite store waits for the disk (SQLite's `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,46 +88,67 @@ impl SqlStore<Sqlite> {
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let memory = matches!(path.to_str(), Some(":memory:" | "sqlite::memory:"));
-        let options = if memory {
-            // A named in-memory database shared by this store's connections only.
-            SqliteConnectOptions::from_str("sqlite::memory:").map_err(unavailable)?
-        } else {
-            SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-        }
-        .synchronous(match synchronous {
+        let sync = match synchronous {
             Synchronous::Full => SqliteSynchronous::Full,
             Synchronous::Normal => SqliteSynchronous::Normal,
-        })
-        .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
+        };
+        let (options, target) = if memory {
+            // A named in-memory database shared by this store's connections only.
+            static MEMORY_SEQ: AtomicU64 = AtomicU64::new(0);
+            let name = format!(
+                "comfy-pool-memory-{}-{}",
+                std::process::id(),
+                MEMORY_SEQ.fetch_add(1, Ordering::Relaxed)
+            );
+            let options = SqliteConnectOptions::from_str(&format!(
+                "sqlite:file:{name}?mode=memory&cache=shared"
+            ))
+            .map_err(unavailable)?;
+            (options, lite::Target::memory(&name, BUSY_TIMEOUT))
+        } else {
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            let level = match synchronous {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            };
+            (options, lite::Target::file(path, level, BUSY_TIMEOUT))
+        };
+        let options = options
+            .synchronous(sync)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
         let what = if memory {
             "sqlite::memory:".to_owned()
         } else {
             format!("sqlite:{}", path.display())
         };
 
-        let mut conn = connect(&options, &what).await?;
+        // Migrations through sqlx (its migrator), on a connection closed once they ran; an
+        // in-memory database lives on in the writer's connection, opened before it closes.
+        let mut migrating = connect(&options, &what).await?;
         migrations::SQLITE
-            .run(&mut conn)
+            .run(&mut migrating)
             .await
             .map_err(migrations::error)?;
+        let conn = target.open()?;
+        if let Err(e) = migrating.close().await {
+            tracing::warn!("closing the migration connection of {what}: {e}");
+        }
         let reads = SqlitePoolOptions::new()
             .max_connections(READERS)
             .min_connections(0)
             .test_before_acquire(false)
-            .connect_lazy_with(options.clone().read_only(!memory));
-        let reconnect = options.clone();
-        let reconnect_what = what.clone();
-        let (writer, task) = Writer::spawn(
+            .connect_lazy_with(options.read_only(!memory));
+        let (writer, task) = Writer::spawn_on_thread(
             WriteConn::Sqlite(conn),
             Box::new(move || {
-                let (options, what) = (reconnect.clone(), reconnect_what.clone());
-                Box::pin(async move { connect(&options, &what).await.map(WriteConn::Sqlite) })
+                let target = target.clone();
+                Box::pin(async move { target.open().map(WriteConn::Sqlite) })
             }),
-        );
+        )?;
         Ok(SqlStore {
             writer,
             reads: ReadPool::Sqlite(reads),

@@ -100,6 +100,41 @@ impl Writer {
         (Self { tx, counters }, handle)
     }
 
+    /// Starts the writer on a thread of its own, for a connection whose statements block
+    /// (the SQLite store's: each group runs there in one go, without a hop per statement).
+    /// The handle resolves once the thread has finished.
+    pub(crate) fn spawn_on_thread(
+        conn: WriteConn,
+        connect: Connect,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let task = Task {
+            conn: Some(conn),
+            connect,
+            counters: Arc::clone(&counters),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the store's writer: {e}"))
+            })?;
+        let (finished, done) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("comfy-pool-store-writer".to_owned())
+            .spawn(move || {
+                runtime.block_on(task.run(rx));
+                let _ = finished.send(());
+            })
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the store's writer: {e}"))
+            })?;
+        let handle = tokio::spawn(async move {
+            let _ = done.await;
+        });
+        Ok((Self { tx, counters }, handle))
+    }
+
     /// Runs `work` in the next transaction; returns once it is committed.
     pub(crate) async fn submit(&self, work: Work) -> Outcome {
         let (reply, answer) = oneshot::channel();

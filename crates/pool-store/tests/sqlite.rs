@@ -92,12 +92,22 @@ mod file_only {
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 
-    /// 64 inserts sent before the writer runs (one thread: it runs when this task waits)
-    /// share one transaction, and each caller gets its own answer.
+    /// 64 inserts sent while the writer waits for the file's write lock (held by another
+    /// connection) share one transaction once it is free, and each caller gets its own
+    /// answer: the writer holds at most the first of them in the transaction it was
+    /// starting, so there are two commits at most.
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_inserts_share_one_commit() {
+        use sqlx::{ConnectOptions, Connection, Executor};
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("pool.db")).await.unwrap();
+        let path = dir.path().join("pool.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
         let mut records: Vec<_> = (0..64u64)
             .map(|i| job(&format!("job-{i}"), None, at(i)))
             .collect();
@@ -110,6 +120,7 @@ mod file_only {
             std::task::Poll::Ready(())
         })
         .await;
+        holder.execute("COMMIT").await.unwrap();
         let results = futures_util::future::join_all(inserts).await;
         for result in &results[..64] {
             assert_eq!(result.as_ref().unwrap(), &None);
@@ -117,8 +128,9 @@ mod file_only {
         // The same id again, in the same transaction: the first one is returned.
         assert_eq!(results[64].as_ref().unwrap(), &Some(records[7].clone()));
         let stats = store.write_stats();
-        assert_eq!((stats.commits, stats.writes), (1, 65), "{stats:?}");
+        assert!(stats.commits <= 2 && stats.writes == 65, "{stats:?}");
         assert_eq!(store.unfinished().await.unwrap(), records[..64]);
+        holder.close().await.unwrap();
     }
 
     /// The store URL of the child of `no_acknowledged_job_is_lost_to_a_kill`.
