@@ -14,6 +14,10 @@ use crate::hub::text;
 use crate::life::Life;
 use crate::shared::Shared;
 
+/// Bytes a socket reads at most at once. tungstenite zero-fills this much of its buffer
+/// before every read: its default, 128 KiB, cost more than parsing the client's messages.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// Most queued messages written before one flush.
 const BATCH: usize = 64;
 
@@ -28,7 +32,8 @@ pub(crate) async fn upgrade(
         .cloned()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let life = shared.life();
-    ws.on_upgrade(move |socket| session(shared, life, socket, client_id))
+    ws.read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| session(shared, life, socket, client_id))
 }
 
 async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, client_id: String) {

@@ -25,6 +25,11 @@ type Socket = WebSocketStream<reqwest::Upgraded>;
 /// Events not yet read by every subscriber past which the task yields after each frame.
 const BACKLOG_YIELD: usize = 8;
 
+/// Bytes the socket reads at most at once. tungstenite zero-fills this much of its buffer
+/// before every read: with its default, 128 KiB, that fill cost more than parsing the
+/// server's messages (which are small but for previews, read in several pieces).
+const READ_BUFFER: usize = 16 * 1024;
+
 /// The first frame sent on every connection: ask for type-4 previews with metadata.
 const FEATURE_FLAGS: &str = r#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#;
 
@@ -112,6 +117,7 @@ async fn connect(config: &Config) -> Result<Socket, String> {
             .await
             .map_err(|e| chain(&e.without_url()))?;
         let ws_config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(config.max_message_size))
             .max_frame_size(Some(config.max_message_size));
         Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(ws_config)).await)
