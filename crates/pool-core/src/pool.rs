@@ -275,8 +275,7 @@ impl Pool {
     /// [`Error::InvalidWorkflow`] for a workflow that is not an object of nodes;
     /// [`Error::ShuttingDown`] once the pool has stopped.
     pub async fn fit(&self, workflow: &Value) -> Result<Vec<(ServerId, crate::Fit)>> {
-        validate(workflow)?;
-        let hash = WorkflowHash::of(workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))?;
+        let hash = checked_hash(workflow)?;
         let requirements = Arc::new(crate::capability::requirements_of(workflow));
         self.inner.engine.fit(hash, requirements).await
     }
@@ -358,7 +357,10 @@ async fn accept(
     store.insert(record).await
 }
 
-fn validate(workflow: &Value) -> Result<()> {
+/// The hash of `workflow` once it is found to be an object of nodes, each an object with a
+/// string `class_type`. Hashing walks the whole workflow and refuses one nested too deep, so
+/// the structure is checked in that one walk.
+fn checked_hash(workflow: &Value) -> Result<WorkflowHash> {
     let nodes = workflow.as_object().ok_or_else(|| {
         Error::InvalidWorkflow(format!(
             "expected an object of nodes, found {}",
@@ -381,7 +383,7 @@ fn validate(workflow: &Value) -> Result<()> {
             )));
         }
     }
-    workflow_hash::validate(workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
+    WorkflowHash::of(workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -438,10 +440,7 @@ fn checked_variants(workflows: Vec<Arc<Value>>) -> Result<Vec<Variant>> {
             crate::input::drop_deep(workflow);
             continue;
         }
-        let checked = validate(&workflow).and_then(|()| {
-            WorkflowHash::of(&workflow).map_err(|e| Error::InvalidWorkflow(e.to_string()))
-        });
-        match checked {
+        match checked_hash(&workflow) {
             Ok(hash) => variants.push(Variant::new(workflow, hash)),
             Err(error) => {
                 // A refused workflow may be nested deeper than a recursive drop can go.
