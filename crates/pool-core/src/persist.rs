@@ -2,7 +2,9 @@
 //! engine made them, plus the failover blocks. Writes queued together are handed to the store
 //! together (it commits them as one group); what must wait for durability waits for its write
 //! only: a dispatch's prompt id before the prompt is submitted (write-ahead), a job's terminal
-//! state before its terminal event.
+//! state before its terminal event. Writes that only record progress (prompt submitted,
+//! execution started, attempt ended) wait up to 20 ms for one that presses, so that a job's
+//! progress and its next write share a commit (and the store writes its row once).
 //!
 //! A store that fails transiently is retried with backoff, holding back the writes behind
 //! it (and so every dispatch: the pool stalls rather than act on what is not durable).
@@ -17,6 +19,13 @@ use workflow_hash::WorkflowHash;
 
 use crate::job::JobCell;
 use crate::{JobRecord, JobStore, PoolEvent, StoreError, StoredBlock, Transition};
+
+/// The longest a write that nothing waits for is held back, waiting for one that presses
+/// (see [`Write::presses`]) to go to the store with.
+const HOLD: Duration = Duration::from_millis(20);
+
+/// The most writes handed to the store at once.
+const MAX_GROUP: usize = 1024;
 
 /// One write.
 pub(crate) enum Write {
@@ -155,14 +164,34 @@ async fn run(
 ) {
     let mut batch = Vec::new();
     let mut poisoned = Poisoned::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while let Ok(next) = rx.try_recv() {
-            batch.push(next);
-            if batch.len() >= 1024 {
-                break;
+    // Since when `batch` holds writes that wait for a pressing one (see `Write::presses`).
+    let mut held_since: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match held_since {
+            None => rx.recv().await.map_or(Next::Closed, Next::Write),
+            Some(since) => tokio::select! {
+                biased;
+                next = rx.recv() => next.map_or(Next::Closed, Next::Write),
+                () = tokio::time::sleep_until(since + HOLD) => Next::HoldOver,
+            },
+        };
+        let closed = matches!(next, Next::Closed);
+        if let Next::Write(write) = next {
+            batch.push(write);
+        }
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
             }
         }
+        let now = tokio::time::Instant::now();
+        let due = held_since.is_some_and(|since| now >= since + HOLD);
+        if !closed && !due && batch.len() < MAX_GROUP && !batch.iter().any(Write::presses) {
+            held_since.get_or_insert(now);
+            continue;
+        }
+        held_since = None;
         match &fleet {
             None => write_group(store.as_ref(), &mut batch, &pool, None).await,
             Some(tap) => {
@@ -190,7 +219,19 @@ async fn run(
                 }
             }
         }
+        if closed {
+            break;
+        }
     }
+}
+
+/// What the writer's loop woke up for.
+enum Next {
+    Write(Write),
+    /// Every sender is gone: what is held is written, then the task ends.
+    Closed,
+    /// Writes were held for [`HOLD`]: they go now.
+    HoldOver,
 }
 
 /// Copies refused by the store (with a fleet), by address.
@@ -256,6 +297,33 @@ fn address(cell: &Arc<JobCell>) -> usize {
 }
 
 impl Write {
+    /// Whether something waits for this write, so it goes to the store at once with
+    /// everything held before it: a write-ahead, a job's end (its terminal event waits), a
+    /// flush, a failover block, and the transitions other processes of a fleet act on
+    /// (dispatched, retry scheduled, requeued, cancel requested, deadline expired). The
+    /// others (prompt submitted, execution started, attempt ended) only record progress
+    /// that the job's next write records as well: they are held for up to [`HOLD`] so that
+    /// they go with it, instead of costing a commit of their own each.
+    fn presses(&self) -> bool {
+        match self {
+            Self::Update {
+                durable: None,
+                transition,
+                ..
+            } => !matches!(
+                transition,
+                Transition::PromptSubmitted { .. }
+                    | Transition::ExecutionStarted { .. }
+                    | Transition::AttemptEnded { .. }
+            ),
+            Self::Update { .. }
+            | Self::Terminal { .. }
+            | Self::Block(_)
+            | Self::Unblock(..)
+            | Self::Flush(_) => true,
+        }
+    }
+
     /// The job's copy that made the write, if it is a job's.
     fn cell(&self) -> Option<&Arc<JobCell>> {
         match self {
