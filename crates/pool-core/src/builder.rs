@@ -207,7 +207,9 @@ impl PoolBuilder {
 
     /// Keeps every job in `store` (default: none, everything in memory): acceptance returns
     /// once the job is stored, every transition is persisted (an attempt's prompt id before
-    /// the prompt is submitted, a job's end before its terminal event), and a pool started on
+    /// the prompt is submitted, a job's end before its terminal event; a prompt's progress —
+    /// submitted, executing, its attempt's end — within 20 ms, or with the job's next write
+    /// if that comes first), and a pool started on
     /// the same store takes up its unfinished jobs (re-attaching to prompts still on their
     /// servers), its remembered blocks, and its job ids (idempotent enqueue across restarts).
     /// Finished jobs are purged from the store by age ([`retain_finished_for`]) and count
