@@ -27,6 +27,8 @@ struct Gated {
     /// Which transitions wait: "dispatched" or "finished".
     gated: &'static str,
     gate: Semaphore,
+    /// Each update as it reached the store: its transition's name and when.
+    seen: std::sync::Mutex<Vec<(&'static str, tokio::time::Instant)>>,
 }
 
 impl Gated {
@@ -35,6 +37,7 @@ impl Gated {
             inner: MemoryStore::default(),
             gated,
             gate: Semaphore::new(0),
+            seen: std::sync::Mutex::new(Vec::new()),
         })
     }
 }
@@ -47,9 +50,16 @@ impl JobStore for Gated {
     async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError> {
         let name = match transition {
             Transition::Dispatched { .. } => "dispatched",
+            Transition::PromptSubmitted { .. } => "submitted",
+            Transition::ExecutionStarted { .. } => "executing",
+            Transition::AttemptEnded { .. } => "ended",
             Transition::Finished { .. } => "finished",
             _ => "other",
         };
+        self.seen
+            .lock()
+            .unwrap()
+            .push((name, tokio::time::Instant::now()));
         if name == self.gated {
             self.gate.acquire().await.unwrap().forget();
         }
@@ -138,6 +148,37 @@ async fn a_prompt_is_submitted_only_once_its_id_is_durable() {
     assert_eq!(a.run_count(), 1);
     let record = store.get(job.id().as_str()).await.unwrap().unwrap();
     assert_eq!(record.attempts[0].prompt_id, a.runs.lock()[0].1);
+}
+
+/// A prompt's progress (submitted, executing) is not a commit of its own: it waits for the
+/// job's next write, but no longer than 20 ms, and its attempt's end goes with the job's end.
+#[tokio::test(start_paused = true)]
+async fn progress_goes_to_the_store_within_20_ms_or_with_the_next_write() {
+    let store = Gated::new("none");
+    let a = Fake::scripted("a", |_| Step::Sleep(Duration::from_secs(10)));
+    let pool = pool_on(store.clone(), &[&a]).build().unwrap();
+    let job = pool
+        .enqueue(workflow("w"), JobOptions::new())
+        .await
+        .unwrap();
+    job.result().await.unwrap();
+    let seen = store.seen.lock().unwrap().clone();
+    let at = |name: &str| {
+        seen.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, at)| *at)
+            .unwrap_or_else(|| panic!("no {name} write in {seen:?}"))
+    };
+    let dispatched = at("dispatched");
+    for progress in ["submitted", "executing"] {
+        let delay = at(progress) - dispatched;
+        assert!(
+            delay > Duration::ZERO && delay <= Duration::from_millis(20),
+            "{progress} reached the store {delay:?} after the dispatch: {seen:?}"
+        );
+    }
+    assert_eq!(at("ended"), at("finished"), "{seen:?}");
+    assert_eq!(at("finished") - dispatched, Duration::from_secs(10));
 }
 
 #[tokio::test(start_paused = true)]
