@@ -167,18 +167,24 @@ async fn run(
     // Since when `batch` holds writes that wait for a pressing one (see `Write::presses`).
     let mut held_since: Option<tokio::time::Instant> = None;
     loop {
+        // Wait for a write, or for the hold to run out; `closed` once every sender is gone
+        // (what is held is written, then the task ends).
         let next = match held_since {
-            None => rx.recv().await.map_or(Next::Closed, Next::Write),
+            None => Some(rx.recv().await),
             Some(since) => tokio::select! {
                 biased;
-                next = rx.recv() => next.map_or(Next::Closed, Next::Write),
-                () = tokio::time::sleep_until(since + HOLD) => Next::HoldOver,
+                next = rx.recv() => Some(next),
+                () = tokio::time::sleep_until(since + HOLD) => None,
             },
         };
-        let closed = matches!(next, Next::Closed);
-        if let Next::Write(write) = next {
-            batch.push(write);
-        }
+        let closed = match next {
+            Some(Some(write)) => {
+                batch.push(write);
+                false
+            }
+            Some(None) => true,
+            None => false,
+        };
         while batch.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(write) => batch.push(write),
@@ -223,15 +229,6 @@ async fn run(
             break;
         }
     }
-}
-
-/// What the writer's loop woke up for.
-enum Next {
-    Write(Write),
-    /// Every sender is gone: what is held is written, then the task ends.
-    Closed,
-    /// Writes were held for [`HOLD`]: they go now.
-    HoldOver,
 }
 
 /// Copies refused by the store (with a fleet), by address.

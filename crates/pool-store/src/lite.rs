@@ -301,3 +301,68 @@ impl DatabaseError for LiteError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::unavailable;
+
+    fn conn(name: &str) -> LiteConn {
+        let target = Target::memory(
+            &format!("lite-test-{name}-{}", std::process::id()),
+            Duration::from_secs(1),
+        );
+        let mut conn = target.open().unwrap();
+        conn.raw("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, flag BOOLEAN, b BLOB)")
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn placeholders_bind_by_number_in_any_order_and_more_than_once() {
+        let mut conn = conn("bind");
+        let insert = Query::new("INSERT INTO t (n, id, flag, b) VALUES ($2, $1, $3, $4)")
+            .bind("a")
+            .bind(7_i64)
+            .bind(true)
+            .bind(vec![1_u8, 2]);
+        assert_eq!(conn.execute(&insert).unwrap(), 1);
+        let read =
+            Query::new("SELECT id, n, flag, b FROM t WHERE n = $1 AND n < $1 + 1").bind(7_i64);
+        let rows = conn.fetch(&read, usize::MAX).unwrap();
+        assert_eq!(rows.len(), 1);
+        let row = crate::sql::Row::Lite(rows.into_iter().next().unwrap());
+        assert_eq!(row.text(0).unwrap(), "a");
+        assert_eq!(row.int(1).unwrap(), 7);
+        assert!(row.boolean(2).unwrap());
+        assert_eq!(row.bytes(3).unwrap(), vec![1, 2]);
+        // A column of another type is a corrupt store, not a panic.
+        assert!(matches!(row.int(0), Err(StoreError::Corrupt(_))));
+        assert!(matches!(row.int(9), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_placeholder_without_its_argument_is_an_error() {
+        let mut conn = conn("missing");
+        let insert = Query::new("INSERT INTO t (id, n) VALUES ($1, $2)").bind("a");
+        assert!(matches!(
+            conn.execute(&insert),
+            Err(sqlx::Error::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_refused_constraint_is_rejected_and_other_errors_are_unavailable() {
+        let mut conn = conn("errors");
+        let insert = Query::new("INSERT INTO t (id) VALUES ($1)").bind("a");
+        conn.execute(&insert).unwrap();
+        let again = conn.execute(&insert).unwrap_err();
+        assert!(
+            matches!(&again, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation),
+            "{again:?}"
+        );
+        assert!(matches!(unavailable(again), StoreError::Rejected(_)));
+        let missing = conn.raw("SELECT * FROM nowhere").unwrap_err();
+        assert!(matches!(unavailable(missing), StoreError::Unavailable(_)));
+    }
+}
