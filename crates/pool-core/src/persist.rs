@@ -169,6 +169,8 @@ async fn run(
     loop {
         // Wait for a write, or for the hold to run out; `closed` once every sender is gone
         // (what is held is written, then the task ends).
+        // What is held presses for nothing: only the writes taken now can.
+        let held = batch.len();
         let next = match held_since {
             None => Some(rx.recv().await),
             Some(since) => tokio::select! {
@@ -193,7 +195,7 @@ async fn run(
         }
         let now = tokio::time::Instant::now();
         let due = held_since.is_some_and(|since| now >= since + HOLD);
-        if !closed && !due && batch.len() < MAX_GROUP && !batch.iter().any(Write::presses) {
+        if !closed && !due && batch.len() < MAX_GROUP && !batch[held..].iter().any(Write::presses) {
             held_since.get_or_insert(now);
             continue;
         }

@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use pool_core::StoreError;
 use sqlx::{Connection, Database, Encode, Executor, Row as _, Type};
 use sqlx::{PgConnection, PgPool, SqlitePool};
+use sqlx::{Postgres, Sqlite};
 
 use crate::lite::{FromLite, LiteConn, LiteRow};
-use sqlx::{Postgres, Sqlite};
 
 /// One argument of a query.
 #[derive(Debug, Clone)]

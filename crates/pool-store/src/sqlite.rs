@@ -88,9 +88,9 @@ impl SqlStore<Sqlite> {
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let memory = matches!(path.to_str(), Some(":memory:" | "sqlite::memory:"));
-        let sync = match synchronous {
-            Synchronous::Full => SqliteSynchronous::Full,
-            Synchronous::Normal => SqliteSynchronous::Normal,
+        let (sync, level) = match synchronous {
+            Synchronous::Full => (SqliteSynchronous::Full, "FULL"),
+            Synchronous::Normal => (SqliteSynchronous::Normal, "NORMAL"),
         };
         let (options, target) = if memory {
             // A named in-memory database shared by this store's connections only.
@@ -110,10 +110,6 @@ impl SqlStore<Sqlite> {
                 .filename(path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal);
-            let level = match synchronous {
-                Synchronous::Full => "FULL",
-                Synchronous::Normal => "NORMAL",
-            };
             (options, lite::Target::file(path, level, BUSY_TIMEOUT))
         };
         let options = options

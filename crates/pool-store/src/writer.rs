@@ -89,6 +89,12 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer task on `conn`; `connect` replaces the connection if it breaks.
     pub(crate) fn spawn(conn: WriteConn, connect: Connect) -> (Self, tokio::task::JoinHandle<()>) {
+        let (writer, task, rx) = Self::new(conn, connect);
+        (writer, tokio::spawn(task.run(rx)))
+    }
+
+    /// The callers' side, and the task with its end of the channel (not yet running).
+    fn new(conn: WriteConn, connect: Connect) -> (Self, Task, mpsc::UnboundedReceiver<Op>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let task = Task {
@@ -96,8 +102,7 @@ impl Writer {
             connect,
             counters: Arc::clone(&counters),
         };
-        let handle = tokio::spawn(task.run(rx));
-        (Self { tx, counters }, handle)
+        (Self { tx, counters }, task, rx)
     }
 
     /// Starts the writer on a thread of its own, for a connection whose statements block
@@ -107,18 +112,13 @@ impl Writer {
         conn: WriteConn,
         connect: Connect,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let counters = Arc::new(Counters::default());
-        let task = Task {
-            conn: Some(conn),
-            connect,
-            counters: Arc::clone(&counters),
+        let not_started = |e: std::io::Error| {
+            StoreError::Unavailable(format!("cannot start the store's writer: {e}"))
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot start the store's writer: {e}"))
-            })?;
+            .map_err(not_started)?;
+        let (writer, task, rx) = Self::new(conn, connect);
         let (finished, done) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("comfy-pool-store-writer".to_owned())
@@ -126,13 +126,11 @@ impl Writer {
                 runtime.block_on(task.run(rx));
                 let _ = finished.send(());
             })
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot start the store's writer: {e}"))
-            })?;
+            .map_err(not_started)?;
         let handle = tokio::spawn(async move {
             let _ = done.await;
         });
-        Ok((Self { tx, counters }, handle))
+        Ok((writer, handle))
     }
 
     /// Runs `work` in the next transaction; returns once it is committed.
