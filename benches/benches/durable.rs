@@ -181,8 +181,9 @@ fn bench_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::
     let after = store.write_stats();
     let jobs = (INTERLEAVED * BATCH) as f64;
     println!(
-        "SQLite pool: {:.1} writes and {:.2} commits per job",
+        "SQLite pool: {:.1} writes, {:.2} job rows written and {:.2} commits per job",
         (after.writes - before.writes) as f64 / jobs,
+        (after.job_rows - before.job_rows) as f64 / jobs,
         (after.commits - before.commits) as f64 / jobs
     );
     println!(

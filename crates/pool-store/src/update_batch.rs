@@ -19,17 +19,19 @@ use crate::writer::{Done, Outcome};
 /// Rows of one statement at most (7 arguments each: far below both databases' limits).
 const MAX_ROWS: usize = 256;
 
-/// Runs `changes` in order, as [`jobs::update`] one after the other would.
+/// Runs `changes` in order, as [`jobs::update`] one after the other would; also says how
+/// many rows were written (one per job when they go as one statement).
 pub(crate) async fn update_all(
     conn: &mut WriteConn,
     changes: &[&JobChange],
-) -> Result<Vec<Outcome>, sqlx::Error> {
+) -> Result<(Vec<Outcome>, u64), sqlx::Error> {
     if changes.len() == 1 || !chained(changes) {
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in changes {
             outcomes.push(jobs::update(conn, change).await?);
         }
-        return Ok(outcomes);
+        let written = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+        return Ok((outcomes, written));
     }
     // Per job: its first write (for the expected version) and its last (what is stored).
     let mut order: Vec<&str> = Vec::new();
@@ -77,7 +79,7 @@ pub(crate) async fn update_all(
         };
         outcomes.push(Err(jobs::missed(change.id(), version, change.expected())));
     }
-    Ok(outcomes)
+    Ok((outcomes, written.len() as u64))
 }
 
 /// Whether every job's writes follow each other version by version (a write of version 0,

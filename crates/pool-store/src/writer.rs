@@ -60,6 +60,9 @@ pub struct WriteStats {
     /// Transactions rolled back (a statement failed; a group that failed is then run again
     /// one write per transaction).
     pub rollbacks: u64,
+    /// Job rows written in committed transactions: each new job, and each update of a job's
+    /// row (several updates of one job in a transaction write its row once).
+    pub job_rows: u64,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +70,7 @@ struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
     rollbacks: AtomicU64,
+    job_rows: AtomicU64,
 }
 
 struct Op {
@@ -146,6 +150,7 @@ impl Writer {
             commits: self.counters.commits.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
             rollbacks: self.counters.rollbacks.load(Ordering::Relaxed),
+            job_rows: self.counters.job_rows.load(Ordering::Relaxed),
         }
     }
 }
@@ -215,11 +220,12 @@ impl Task {
         };
         let result = run(conn, works).await;
         match result {
-            Ok(outcomes) => {
+            Ok((outcomes, rows)) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .writes
                     .fetch_add(works.len() as u64, Ordering::Relaxed);
+                self.counters.job_rows.fetch_add(rows, Ordering::Relaxed);
                 Ok(outcomes)
             }
             Err(e) => {
@@ -239,12 +245,14 @@ impl Task {
 
 /// BEGIN, every work, COMMIT; or a lone update of a job's row, which is one statement and so
 /// atomic by itself, without the two round trips of a transaction (a dispatch's write-ahead
-/// on an idle pool).
-async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<Vec<Outcome>, sqlx::Error> {
+/// on an idle pool). The outcomes, and how many job rows were written.
+async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64), sqlx::Error> {
     if let [Work::Update(change)] = works
         && !change.refers_to_blobs()
     {
-        return Ok(vec![jobs::update(conn, change).await?]);
+        let outcome = jobs::update(conn, change).await?;
+        let written = u64::from(outcome.is_ok());
+        return Ok((vec![outcome], written));
     }
     conn.raw(match conn.dialect() {
         // Take the write lock now: waiting for it is then covered by the busy timeout.
@@ -253,6 +261,7 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<Vec<Outcome>, sqlx
     })
     .await?;
     let mut outcomes = Vec::with_capacity(works.len());
+    let mut rows = 0;
     let mut updates: Vec<&jobs::JobChange> = Vec::new();
     for work in works {
         if let Work::Update(change) = work {
@@ -260,16 +269,24 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<Vec<Outcome>, sqlx
             continue;
         }
         if !updates.is_empty() {
-            outcomes.extend(update_batch::update_all(conn, &updates).await?);
+            let (done, written) = update_batch::update_all(conn, &updates).await?;
+            outcomes.extend(done);
+            rows += written;
             updates.clear();
         }
-        outcomes.push(apply(conn, work).await?);
+        let outcome = apply(conn, work).await?;
+        if matches!(work, Work::Insert(_)) && matches!(outcome, Ok(Done::Existing(None))) {
+            rows += 1;
+        }
+        outcomes.push(outcome);
     }
     if !updates.is_empty() {
-        outcomes.extend(update_batch::update_all(conn, &updates).await?);
+        let (done, written) = update_batch::update_all(conn, &updates).await?;
+        outcomes.extend(done);
+        rows += written;
     }
     conn.raw("COMMIT").await?;
-    Ok(outcomes)
+    Ok((outcomes, rows))
 }
 
 async fn apply(conn: &mut WriteConn, work: &Work) -> Result<Outcome, sqlx::Error> {

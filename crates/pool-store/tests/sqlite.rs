@@ -39,11 +39,11 @@ mod file_only {
     use std::process::{Command, Stdio};
     use std::sync::Arc;
 
-    use pool_core::{JobStore, StoreError};
+    use pool_core::{JobStore, StoreError, Transition};
     use pool_store::SqliteStore;
     use sqlx::{ConnectOptions, Executor};
 
-    use crate::support::records::{at, job};
+    use crate::support::records::{a_successful_run, at, job};
 
     #[tokio::test]
     async fn a_reopened_file_has_every_job() {
@@ -129,7 +129,61 @@ mod file_only {
         assert_eq!(results[64].as_ref().unwrap(), &Some(records[7].clone()));
         let stats = store.write_stats();
         assert!(stats.commits <= 2 && stats.writes == 65, "{stats:?}");
+        assert_eq!(
+            stats.job_rows, 64,
+            "the repeated id writes no row: {stats:?}"
+        );
         assert_eq!(store.unfinished().await.unwrap(), records[..64]);
+        holder.close().await.unwrap();
+    }
+
+    /// Three transitions of one job and one of another, queued while the file's write lock
+    /// is held elsewhere: the first job's row is written once for its three (they share a
+    /// transaction, but for the first write, which the writer may have started alone).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_jobs_transitions_in_one_transaction_write_its_row_once() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (mut chain, mut single) = (job("chain", None, at(1)), job("single", None, at(1)));
+        store.insert(&chain).await.unwrap();
+        store.insert(&single).await.unwrap();
+        let before = store.write_stats();
+        let mut writes = Vec::new();
+        for (i, t) in a_successful_run("chain", at(2))
+            .into_iter()
+            .take(3)
+            .enumerate()
+        {
+            chain.apply(&t, at(2 + i as u64));
+            writes.push((chain.clone(), t));
+        }
+        single.apply(&Transition::CancelRequested, at(2));
+        writes.push((single.clone(), Transition::CancelRequested));
+        let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        let mut updates: Vec<_> = writes.iter().map(|(r, t)| store.update(r, t)).collect();
+        std::future::poll_fn(|cx| {
+            for update in &mut updates {
+                assert!(update.as_mut().poll(cx).is_pending());
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        holder.execute("COMMIT").await.unwrap();
+        for result in futures_util::future::join_all(updates).await {
+            result.unwrap();
+        }
+        let stats = store.write_stats();
+        let rows = stats.job_rows - before.job_rows;
+        assert!((2..=3).contains(&rows), "4 writes, {rows} rows: {stats:?}");
+        assert_eq!(store.get("chain").await.unwrap(), Some(chain));
+        assert_eq!(store.get("single").await.unwrap(), Some(single));
         holder.close().await.unwrap();
     }
 
