@@ -3,8 +3,9 @@
 //! together (it commits them as one group); what must wait for durability waits for its write
 //! only: a dispatch's prompt id before the prompt is submitted (write-ahead), a job's terminal
 //! state before its terminal event. Writes that only record progress (prompt submitted,
-//! execution started, attempt ended) wait up to 20 ms for one that presses, so that a job's
-//! progress and its next write share a commit (and the store writes its row once).
+//! execution started, attempt ended) wait up to 20 ms for their own job's next write, so that
+//! the two share a commit and the store writes the job's row once; another job's write does
+//! not take them along (it would cost a row write of their own).
 //!
 //! A store that fails transiently is retried with backoff, holding back the writes behind
 //! it (and so every dispatch: the pool stalls rather than act on what is not durable).
@@ -164,7 +165,8 @@ async fn run(
 ) {
     let mut batch = Vec::new();
     let mut poisoned = Poisoned::new();
-    // Since when `batch` holds writes that wait for a pressing one (see `Write::presses`).
+    // Since when `batch` holds writes that wait for their job's next write (see
+    // `Write::presses`).
     let mut held_since: Option<tokio::time::Instant> = None;
     loop {
         // Wait for a write, or for the hold to run out; `closed` once every sender is gone
@@ -199,7 +201,19 @@ async fn run(
             held_since.get_or_insert(now);
             continue;
         }
-        held_since = None;
+        // A pressing write takes along only the held writes of its own job (they then share
+        // its row's update); the others stay held until their own job writes again or the
+        // hold runs out. A flush, the end and a full batch take everything.
+        let kept = if closed || due || batch.len() >= MAX_GROUP {
+            Vec::new()
+        } else {
+            split_pressed(&mut batch)
+        };
+        held_since = if kept.is_empty() {
+            None
+        } else {
+            Some(held_since.unwrap_or(now))
+        };
         match &fleet {
             None => write_group(store.as_ref(), &mut batch, &pool, None).await,
             Some(tap) => {
@@ -227,10 +241,43 @@ async fn run(
                 }
             }
         }
+        batch = kept;
         if closed {
             break;
         }
     }
+}
+
+/// Leaves in `batch` what goes to the store now, in order: every write that presses, every
+/// write that is not a job's, and every write of a job that has one that presses; returns
+/// the rest (progress of other jobs), in order. A flush takes everything.
+fn split_pressed(batch: &mut Vec<Write>) -> Vec<Write> {
+    if batch.iter().any(|w| matches!(w, Write::Flush(_))) {
+        return Vec::new();
+    }
+    let pressed: HashSet<&str> = batch
+        .iter()
+        .filter(|w| w.presses())
+        .filter_map(Write::job_id)
+        .collect();
+    let goes: Vec<bool> = batch
+        .iter()
+        .map(|w| w.job_id().is_none_or(|id| pressed.contains(id)))
+        .collect();
+    if goes.iter().all(|g| *g) {
+        return Vec::new();
+    }
+    let mut kept = Vec::new();
+    let mut going = Vec::with_capacity(batch.len());
+    for (write, goes) in batch.drain(..).zip(goes) {
+        if goes {
+            going.push(write);
+        } else {
+            kept.push(write);
+        }
+    }
+    *batch = going;
+    kept
 }
 
 /// Copies refused by the store (with a fleet), by address.
@@ -296,8 +343,8 @@ fn address(cell: &Arc<JobCell>) -> usize {
 }
 
 impl Write {
-    /// Whether something waits for this write, so it goes to the store at once with
-    /// everything held before it: a write-ahead, a job's end (its terminal event waits), a
+    /// Whether something waits for this write, so it goes to the store at once with its
+    /// job's writes held before it: a write-ahead, a job's end (its terminal event waits), a
     /// flush, a failover block, and the transitions other processes of a fleet act on
     /// (dispatched, retry scheduled, requeued, cancel requested, deadline expired). The
     /// others (prompt submitted, execution started, attempt ended) only record progress
@@ -333,7 +380,12 @@ impl Write {
 
     /// The job's id, if it is a job's write.
     fn job(&self) -> Option<String> {
-        self.cell().map(|c| c.id.to_string())
+        self.job_id().map(str::to_owned)
+    }
+
+    /// The job's id, borrowed, if it is a job's write.
+    fn job_id(&self) -> Option<&str> {
+        self.cell().map(|c| c.id.as_str())
     }
 }
 

@@ -20,6 +20,9 @@ use pool_failover::{SmartConfig, SmartStrategy};
 use support::{Fake, Step, workflow};
 use tokio::sync::Semaphore;
 
+/// An update as a store saw it: the job's id, the transition's name, when.
+type Seen = (String, &'static str, tokio::time::Instant);
+
 /// A store whose updates of one kind wait for permits (to see what waits for durability).
 #[derive(Debug)]
 struct Gated {
@@ -27,8 +30,8 @@ struct Gated {
     /// Which transitions wait: "dispatched" or "finished".
     gated: &'static str,
     gate: Semaphore,
-    /// Each update as it reached the store: its transition's name and when.
-    seen: std::sync::Mutex<Vec<(&'static str, tokio::time::Instant)>>,
+    /// Each update as it reached the store: its job, its transition's name and when.
+    seen: std::sync::Mutex<Vec<Seen>>,
 }
 
 impl Gated {
@@ -59,7 +62,7 @@ impl JobStore for Gated {
         self.seen
             .lock()
             .unwrap()
-            .push((name, tokio::time::Instant::now()));
+            .push((record.id.to_string(), name, tokio::time::Instant::now()));
         if name == self.gated {
             self.gate.acquire().await.unwrap().forget();
         }
@@ -163,12 +166,7 @@ async fn progress_goes_to_the_store_within_20_ms_or_with_the_next_write() {
         .unwrap();
     job.result().await.unwrap();
     let seen = store.seen.lock().unwrap().clone();
-    let at = |name: &str| {
-        seen.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, at)| *at)
-            .unwrap_or_else(|| panic!("no {name} write in {seen:?}"))
-    };
+    let at = |name: &str| written_at(&seen, job.id().as_str(), name);
     let dispatched = at("dispatched");
     for progress in ["submitted", "executing"] {
         let delay = at(progress) - dispatched;
@@ -179,6 +177,52 @@ async fn progress_goes_to_the_store_within_20_ms_or_with_the_next_write() {
     }
     assert_eq!(at("ended"), at("finished"), "{seen:?}");
     assert_eq!(at("finished") - dispatched, Duration::from_secs(10));
+}
+
+/// When `job`'s `transition` reached the store (its first such write).
+fn written_at(seen: &[Seen], job: &str, transition: &str) -> tokio::time::Instant {
+    seen.iter()
+        .find(|(id, name, _)| id == job && *name == transition)
+        .map(|(_, _, at)| *at)
+        .unwrap_or_else(|| panic!("no {transition} write of {job} in {seen:?}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_waits_for_its_own_jobs_next_write_not_another_jobs() {
+    let store = Gated::new("none");
+    let slow = Fake::scripted("slow", |_| Step::Sleep(Duration::from_millis(10)));
+    let fast = Fake::scripted("fast", |_| Step::Sleep(Duration::from_millis(5)));
+    let pool = pool_on(store.clone(), &[&slow, &fast]).build().unwrap();
+    pool.ready().await;
+    let mut jobs = Vec::new();
+    for name in ["one", "two"] {
+        jobs.push(
+            pool.enqueue(workflow(name), JobOptions::new())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut on = std::collections::HashMap::new();
+    for job in &jobs {
+        let output = job.result().await.unwrap();
+        on.insert(output.server.to_string(), job.id().to_string());
+    }
+    let (slow_job, fast_job) = (&on["slow"], &on["fast"]);
+    let seen = store.seen.lock().unwrap().clone();
+    let at = |job: &str, name: &str| written_at(&seen, job, name);
+    // The fast job's end was written (a write that presses) while the slow job ran...
+    assert!(
+        at(fast_job, "finished") < at(slow_job, "finished"),
+        "{seen:?}"
+    );
+    // ...and did not take the slow job's progress along: that went with its own end.
+    for progress in ["submitted", "executing", "ended"] {
+        assert_eq!(
+            at(slow_job, progress),
+            at(slow_job, "finished"),
+            "{progress}: {seen:?}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
