@@ -8,7 +8,8 @@
 //! - `store/postgres_*`: the same against the run's PostgreSQL (`test_infra::pg_url`).
 //! - Bytes on disk per finished job (SQLite): 2,000 jobs run to completion (five transitions
 //!   each), the file measured after close, less an empty store's file; printed before the
-//!   groups and recorded as `store_bytes_per_finished_job`.
+//!   groups and recorded as `store_bytes_per_finished_job`. Their results repeat their
+//!   attempts in their timings, as the pool's results do.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ use benches::runtime;
 use benches::workflow::golden;
 use criterion::{Criterion, Throughput, criterion_group};
 use pool_core::{
-    AttemptOutcome, JobOptions, JobOutput, JobRecord, JobSpec, JobStore, Timestamp, Transition,
-    WorkflowHash,
+    AttemptOutcome, AttemptRecord, JobOptions, JobOutput, JobRecord, JobSpec, JobStore, Timestamp,
+    Transition, WorkflowHash,
 };
 use pool_store::{PostgresStore, SqliteStore};
 use serde_json::json;
@@ -131,13 +132,15 @@ fn dispatched() -> Transition {
     Transition::Dispatched { attempt }
 }
 
-fn completed(id: &str) -> Transition {
+/// A successful end, its timings repeating the job's `attempts` as the pool's results do.
+fn completed(id: &str, attempts: &[AttemptRecord]) -> Transition {
+    let attempts = serde_json::to_value(attempts).unwrap_or_else(|e| panic!("attempts: {e}"));
     let output: JobOutput = serde_json::from_value(json!({
         "job": id, "server": "gpu-1", "prompt_id": "6f1c0a52-3c2e-4a43-9a8e-5b1f0f0d2f11",
         "outputs": {"9": {"images": [{"filename": "ComfyUI_00001_.png", "subfolder": "", "type": "output"}]}},
         "seeds": [{"node": "3", "input": "seed", "value": 156680208700286_u64}],
         "metadata": {"user": "bench"},
-        "timings": {"queue_wait_ms": 12.5, "total_ms": 2300.0, "attempts": [], "nodes": [
+        "timings": {"queue_wait_ms": 12.5, "total_ms": 2300.0, "attempts": attempts, "nodes": [
             {"node": "4", "duration_ms": 0.0, "cached": true},
             {"node": "3", "duration_ms": 2100.0, "cached": false},
             {"node": "8", "duration_ms": 150.0, "cached": false},
@@ -191,7 +194,6 @@ fn bytes_per_finished_job(rt: &tokio::runtime::Runtime) -> f64 {
                         reason: None,
                         duration: Duration::from_millis(2300),
                     },
-                    completed(&id),
                 ];
                 for t in &transitions {
                     record.apply(t, Timestamp::now());
@@ -200,6 +202,12 @@ fn bytes_per_finished_job(rt: &tokio::runtime::Runtime) -> f64 {
                         .await
                         .unwrap_or_else(|e| panic!("update: {e}"));
                 }
+                let end = completed(&id, &record.attempts);
+                record.apply(&end, Timestamp::now());
+                store
+                    .update(&record, &end)
+                    .await
+                    .unwrap_or_else(|e| panic!("update: {e}"));
             }
         });
         concurrently(records, move |record| run(record)).await;

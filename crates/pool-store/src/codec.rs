@@ -1,5 +1,6 @@
 //! How a [`JobRecord`] is kept: its spec as JSON, written once at insert (it can be 100 KB),
-//! and the rest of the record as JSON, rewritten by each update; read back as one record.
+//! and the rest of the record as JSON, rewritten by each update, without the copy of the
+//! attempts that a finished job's result repeats; read back as one record.
 //! Also the integer forms of times and counters.
 
 use pool_core::{JobRecord, StoreError, Timestamp};
@@ -15,8 +16,33 @@ pub(crate) fn spec_json(record: &JobRecord) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("job {}: spec not serializable: {e}", record.id)))
 }
 
-/// The record without its spec, as a JSON object.
+/// The last member of a stored rest whose result's timings left out the attempts that the
+/// record lists already (the same ones: a finished job's result repeats them).
+const ATTEMPTS_ELIDED: &str = ",\"result_attempts\":\"record\"}";
+
+/// The record without its spec, as a JSON object. A result's `timings.attempts`, when they
+/// are the record's own `attempts` (as in every result the pool makes), are written once:
+/// the object then ends with [`ATTEMPTS_ELIDED`] and [`record_from`] puts them back.
 pub(crate) fn rest_json(record: &JobRecord) -> Result<String, StoreError> {
+    let repeated = record.result.as_deref().filter(|result| {
+        !result.timings.attempts.is_empty() && result.timings.attempts == record.attempts
+    });
+    let Some(result) = repeated else {
+        return write_rest(record);
+    };
+    let mut slim = result.clone();
+    slim.timings.attempts = Vec::new();
+    let mut without = record.clone();
+    without.result = Some(std::sync::Arc::new(slim));
+    let mut rest = write_rest(&without)?;
+    if rest.ends_with('}') {
+        rest.pop();
+        rest.push_str(ATTEMPTS_ELIDED);
+    }
+    Ok(rest)
+}
+
+fn write_rest(record: &JobRecord) -> Result<String, StoreError> {
     let mut out = Vec::with_capacity(512);
     record
         .serialize(WithoutSpec(&mut serde_json::Serializer::new(&mut out)))
@@ -28,6 +54,16 @@ pub(crate) fn rest_json(record: &JobRecord) -> Result<String, StoreError> {
 
 /// The record whose spec and rest were stored as `spec` and `rest`.
 pub(crate) fn record_from(spec: &str, rest: &str) -> Result<JobRecord, StoreError> {
+    let mut record = parse_record(spec, rest)?;
+    if rest.trim_end().ends_with(ATTEMPTS_ELIDED)
+        && let Some(result) = record.result.as_mut()
+    {
+        std::sync::Arc::make_mut(result).timings.attempts = record.attempts.clone();
+    }
+    Ok(record)
+}
+
+fn parse_record(spec: &str, rest: &str) -> Result<JobRecord, StoreError> {
     let fields = rest
         .trim()
         .strip_prefix('{')
@@ -277,6 +313,87 @@ mod tests {
         let back = record_from(&spec, &rest).unwrap();
         assert_eq!(back.spec.variants().len(), 2);
         assert_eq!(back, record);
+    }
+
+    /// `record()` after one attempt and a successful end whose timings list `attempts`
+    /// (`None`: the record's own).
+    fn finished(attempts: Option<Value>) -> JobRecord {
+        let mut record = record();
+        let attempt = serde_json::from_value(json!({
+            "attempt": 1,
+            "server": "gpu-1",
+            "prompt_id": "prompt-1",
+            "started_at": 10,
+            "duration_ms": 0.0,
+            "outcome": {"status": "running"},
+        }))
+        .unwrap();
+        assert!(record.apply(
+            &Transition::Dispatched { attempt },
+            Timestamp::from_millis(10)
+        ));
+        let attempts = attempts.unwrap_or_else(|| serde_json::to_value(&record.attempts).unwrap());
+        let output = serde_json::from_value(json!({
+            "job": "job-1",
+            "server": "gpu-1",
+            "prompt_id": "prompt-1",
+            "outputs": {"9": {"images": []}},
+            "seeds": [],
+            "metadata": null,
+            "timings": {"queue_wait_ms": 5.0, "total_ms": 9.0, "attempts": attempts, "nodes": []},
+        }))
+        .unwrap();
+        let end = Transition::Finished {
+            outcome: Ok(Arc::new(output)),
+        };
+        assert!(record.apply(&end, Timestamp::from_millis(20)));
+        record
+    }
+
+    #[test]
+    fn a_result_repeating_the_records_attempts_stores_them_once() {
+        let record = finished(None);
+        let result = record.result.as_deref().unwrap();
+        assert_eq!(result.timings.attempts, record.attempts);
+        let (spec, rest) = (spec_json(&record).unwrap(), rest_json(&record).unwrap());
+        assert_eq!(
+            rest.matches("\"prompt_id\":\"prompt-1\"").count(),
+            2,
+            "{rest}"
+        );
+        let value: Value = serde_json::from_str(&rest).unwrap();
+        assert_eq!(value["result"]["timings"]["attempts"], json!([]), "{rest}");
+        assert_eq!(
+            value["attempts"].as_array().map(Vec::len),
+            Some(1),
+            "{rest}"
+        );
+        assert!(rest.len() < rest_json_in_full(&record).len());
+        assert_eq!(record_from(&spec, &rest).unwrap(), record);
+    }
+
+    #[test]
+    fn a_result_with_attempts_of_its_own_keeps_them() {
+        for attempts in [
+            json!([]),
+            json!([{"attempt": 7, "server": "elsewhere",
+            "prompt_id": "p-7", "started_at": 3, "duration_ms": 1.0,
+            "outcome": {"status": "succeeded"}}]),
+        ] {
+            let record = finished(Some(attempts.clone()));
+            assert_ne!(
+                record.result.as_deref().unwrap().timings.attempts,
+                record.attempts
+            );
+            let (spec, rest) = (spec_json(&record).unwrap(), rest_json(&record).unwrap());
+            assert!(!rest.contains("result_attempts"), "{rest}");
+            assert_eq!(record_from(&spec, &rest).unwrap(), record, "{attempts}");
+        }
+    }
+
+    /// The rest as it is written without leaving anything out.
+    fn rest_json_in_full(record: &JobRecord) -> String {
+        write_rest(record).unwrap()
     }
 
     #[test]
