@@ -22,6 +22,10 @@ const SUBSCRIBER_BYTES: usize = 8 << 20;
 const LOG_EVENTS: usize = 512;
 const LOG_BYTES: usize = 4 << 20;
 
+/// The room a log makes at its first event (the events of a short run: a 3-node prompt has
+/// 9 after its acceptance).
+const FIRST_ROOM: usize = 16;
+
 /// A bounded queue of events that makes room by dropping expendable events first.
 #[derive(Debug, Default)]
 struct Bounded {
@@ -55,8 +59,10 @@ impl Bounded {
         }
         self.bytes += weight;
         if self.events.len() == self.events.capacity() {
-            // Grow by doubling from one: most jobs keep only a few events.
-            self.events.reserve_exact(self.events.len().max(1));
+            // Room for the few events of a run at once, then doubling (a job's log starts
+            // with its first stored event: its dispatch).
+            let more = self.events.len().max(FIRST_ROOM);
+            self.events.reserve_exact(more);
         }
         self.events.push_back(event);
         (first, dropped)
@@ -216,16 +222,10 @@ impl EventLog {
         for feed in state.subscribers.drain(..) {
             feed.close();
         }
-        let kept: Vec<JobEvent> = state
-            .recent
-            .events
-            .drain(..)
-            .filter(|e| !e.kind.is_expendable())
-            .collect();
-        state.recent = Bounded::default();
-        for event in kept {
-            state.recent.push(event, LOG_EVENTS, LOG_BYTES);
-        }
+        let recent = &mut state.recent;
+        recent.events.retain(|e| !e.kind.is_expendable());
+        recent.events.shrink_to_fit();
+        recent.bytes = recent.events.iter().map(|e| e.kind.weight()).sum();
     }
 
     /// The job's events as far as they are known: `first` (rebuilt from the record) and the
@@ -387,6 +387,19 @@ mod tests {
     }
 
     #[test]
+    fn a_log_makes_room_for_sixteen_events_then_doubles() {
+        let mut log = Bounded::default();
+        let mut capacities = Vec::new();
+        for seq in 1..=18 {
+            let event = JobEvent::new(JobId::from("j"), seq, Timestamp::EPOCH, progress(seq));
+            log.push(event, LOG_EVENTS, LOG_BYTES);
+            capacities.push(log.events.capacity());
+        }
+        assert_eq!(capacities[..16], [16; 16]);
+        assert_eq!(capacities[16..], [32, 32]);
+    }
+
+    #[test]
     fn a_queued_job_with_nobody_watching_keeps_no_log() {
         let mut job = Job::new();
         job.emit(JobEventKind::Queued { priority: 0 });
@@ -431,7 +444,10 @@ mod tests {
         let seqs = |v: Vec<(u64, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
         assert_eq!(seqs(drain(&mut from_start)), [1, 2, 3, 4, 5]);
         assert_eq!(seqs(drain(&mut resumed)), [4, 5]);
-        // After the end, only the state changes are kept.
+        // After the end, only the state changes are kept, in no more room than they take
+        // (a finished job stays in memory for a while).
+        let kept = &job.log.0.as_ref().map(|s| &s.recent.events);
+        assert_eq!(kept.map(|e| (e.len(), e.capacity())), Some((1, 1)));
         let mut late = job.subscribe(0);
         assert_eq!(
             drain(&mut late),
