@@ -5,7 +5,8 @@
 //! state before its terminal event. Writes that only record progress (prompt submitted,
 //! execution started, attempt ended) wait up to 20 ms for their own job's next write, so that
 //! the two share a commit and the store writes the job's row once; another job's write does
-//! not take them along (it would cost a row write of their own).
+//! not take them along (it would cost a row write of their own), but with a fleet, where a
+//! job's writes go to the store one per group, it does.
 //!
 //! A store that fails transiently is retried with backoff, holding back the writes behind
 //! it (and so every dispatch: the pool stalls rather than act on what is not durable).
@@ -203,8 +204,10 @@ async fn run(
         }
         // A pressing write takes along only the held writes of its own job (they then share
         // its row's update); the others stay held until their own job writes again or the
-        // hold runs out. A flush, the end and a full batch take everything.
-        let kept = if closed || due || batch.len() >= MAX_GROUP {
+        // hold runs out. A flush, the end and a full batch take everything; so does any
+        // pressing write with a fleet, where a job's writes go out one per group (below):
+        // there, a job's held progress would make its end wait one round trip per write.
+        let kept = if closed || due || batch.len() >= MAX_GROUP || fleet.is_some() {
             Vec::new()
         } else {
             split_pressed(&mut batch)
