@@ -3,6 +3,8 @@
 //! attempts that a finished job's result repeats; read back as one record.
 //! Also the integer forms of times and counters.
 
+use std::sync::Arc;
+
 use pool_core::{JobRecord, StoreError, Timestamp};
 use serde::Serialize;
 use serde::ser::{self, Impossible, SerializeStruct};
@@ -33,7 +35,7 @@ pub(crate) fn rest_json(record: &JobRecord) -> Result<String, StoreError> {
     let mut slim = result.clone();
     slim.timings.attempts = Vec::new();
     let mut without = record.clone();
-    without.result = Some(std::sync::Arc::new(slim));
+    without.result = Some(Arc::new(slim));
     let mut rest = write_rest(&without)?;
     if rest.ends_with('}') {
         rest.pop();
@@ -58,7 +60,7 @@ pub(crate) fn record_from(spec: &str, rest: &str) -> Result<JobRecord, StoreErro
     if rest.trim_end().ends_with(ATTEMPTS_ELIDED)
         && let Some(result) = record.result.as_mut()
     {
-        std::sync::Arc::make_mut(result).timings.attempts = record.attempts.clone();
+        Arc::make_mut(result).timings.attempts = record.attempts.clone();
     }
     Ok(record)
 }
@@ -250,8 +252,6 @@ impl<S: SerializeStruct> SerializeStruct for Fields<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use pool_core::{JobOptions, JobSpec, Transition, Variant, WorkflowHash};
     use serde_json::{Value, json};
 
