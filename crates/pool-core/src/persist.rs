@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use workflow_hash::WorkflowHash;
 
 use crate::job::JobCell;
-use crate::{JobRecord, JobStore, PoolEvent, StoreError, StoredBlock, Transition};
+use crate::{JobId, JobRecord, JobStore, PoolEvent, StoreError, StoredBlock, Transition};
 
 /// The longest a write that nothing waits for is held back, waiting for one that presses
 /// (see [`Write::presses`]) to go to the store with.
@@ -258,27 +258,14 @@ fn split_pressed(batch: &mut Vec<Write>) -> Vec<Write> {
     if batch.iter().any(|w| matches!(w, Write::Flush(_))) {
         return Vec::new();
     }
-    let pressed: HashSet<&str> = batch
+    let pressed: HashSet<JobId> = batch
         .iter()
         .filter(|w| w.presses())
-        .filter_map(Write::job_id)
+        .filter_map(|w| w.cell().map(|c| c.id.clone()))
         .collect();
-    let goes: Vec<bool> = batch
-        .iter()
-        .map(|w| w.job_id().is_none_or(|id| pressed.contains(id)))
-        .collect();
-    if goes.iter().all(|g| *g) {
-        return Vec::new();
-    }
-    let mut kept = Vec::new();
-    let mut going = Vec::with_capacity(batch.len());
-    for (write, goes) in batch.drain(..).zip(goes) {
-        if goes {
-            going.push(write);
-        } else {
-            kept.push(write);
-        }
-    }
+    let (going, kept) = std::mem::take(batch)
+        .into_iter()
+        .partition(|w| w.job_id().is_none_or(|id| pressed.contains(id)));
     *batch = going;
     kept
 }

@@ -60,6 +60,12 @@ impl Target {
         }
     }
 
+    /// What the connection opens: a file path, or an in-memory database's URI (the same
+    /// name for sqlx's connections to share the database).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Opens a connection and sets it up (WAL, synchronous, foreign keys, busy timeout).
     pub(crate) fn open(&self) -> Result<LiteConn, StoreError> {
         let opened = |e: rusqlite::Error| {

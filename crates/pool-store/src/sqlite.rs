@@ -100,11 +100,10 @@ impl SqlStore<Sqlite> {
                 std::process::id(),
                 MEMORY_SEQ.fetch_add(1, Ordering::Relaxed)
             );
-            let options = SqliteConnectOptions::from_str(&format!(
-                "sqlite:file:{name}?mode=memory&cache=shared"
-            ))
-            .map_err(unavailable)?;
-            (options, lite::Target::memory(&name, BUSY_TIMEOUT))
+            let target = lite::Target::memory(&name, BUSY_TIMEOUT);
+            let options = SqliteConnectOptions::from_str(&format!("sqlite:{}", target.name()))
+                .map_err(unavailable)?;
+            (options, target)
         } else {
             let options = SqliteConnectOptions::new()
                 .filename(path)

@@ -262,31 +262,35 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64
     .await?;
     let mut outcomes = Vec::with_capacity(works.len());
     let mut rows = 0;
-    let mut updates: Vec<&jobs::JobChange> = Vec::new();
-    for work in works {
-        if let Work::Update(change) = work {
-            updates.push(change);
-            continue;
-        }
-        if !updates.is_empty() {
+    // Consecutive updates go as one run (see `update_batch`); any other work ends a run.
+    for run in works.chunk_by(|a, b| is_update(a) && is_update(b)) {
+        if is_update(run[0]) {
+            let updates: Vec<&jobs::JobChange> = run
+                .iter()
+                .filter_map(|work| match work {
+                    Work::Update(change) => Some(change),
+                    _ => None,
+                })
+                .collect();
             let (done, written) = update_batch::update_all(conn, &updates).await?;
             outcomes.extend(done);
             rows += written;
-            updates.clear();
+            continue;
         }
-        let outcome = apply(conn, work).await?;
-        if matches!(work, Work::Insert(_)) && matches!(outcome, Ok(Done::Existing(None))) {
-            rows += 1;
+        for work in run {
+            let outcome = apply(conn, work).await?;
+            if matches!(work, Work::Insert(_)) && matches!(outcome, Ok(Done::Existing(None))) {
+                rows += 1;
+            }
+            outcomes.push(outcome);
         }
-        outcomes.push(outcome);
-    }
-    if !updates.is_empty() {
-        let (done, written) = update_batch::update_all(conn, &updates).await?;
-        outcomes.extend(done);
-        rows += written;
     }
     conn.raw("COMMIT").await?;
     Ok((outcomes, rows))
+}
+
+fn is_update(work: &Work) -> bool {
+    matches!(work, Work::Update(_))
 }
 
 async fn apply(conn: &mut WriteConn, work: &Work) -> Result<Outcome, sqlx::Error> {

@@ -35,7 +35,9 @@ mod memory {
 }
 
 mod file_only {
+    use std::future::Future;
     use std::io::{BufRead, BufReader, Write};
+    use std::pin::Pin;
     use std::process::{Command, Stdio};
     use std::sync::Arc;
 
@@ -98,30 +100,15 @@ mod file_only {
     /// starting, so there are two commits at most.
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_inserts_share_one_commit() {
-        use sqlx::{ConnectOptions, Connection, Executor};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pool.db");
         let store = SqliteStore::open(&path).await.unwrap();
-        let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
-        holder.execute("BEGIN IMMEDIATE").await.unwrap();
         let mut records: Vec<_> = (0..64u64)
             .map(|i| job(&format!("job-{i}"), None, at(i)))
             .collect();
         records.push(records[7].clone());
-        let mut inserts: Vec<_> = records.iter().map(|r| store.insert(r)).collect();
-        std::future::poll_fn(|cx| {
-            for insert in &mut inserts {
-                assert!(insert.as_mut().poll(cx).is_pending());
-            }
-            std::task::Poll::Ready(())
-        })
-        .await;
-        holder.execute("COMMIT").await.unwrap();
-        let results = futures_util::future::join_all(inserts).await;
+        let inserts = records.iter().map(|r| store.insert(r)).collect();
+        let results = queued_behind_a_lock(&path, inserts).await;
         for result in &results[..64] {
             assert_eq!(result.as_ref().unwrap(), &None);
         }
@@ -134,7 +121,6 @@ mod file_only {
             "the repeated id writes no row: {stats:?}"
         );
         assert_eq!(store.unfinished().await.unwrap(), records[..64]);
-        holder.close().await.unwrap();
     }
 
     /// Three transitions of one job and one of another, queued while the file's write lock
@@ -142,7 +128,6 @@ mod file_only {
     /// transaction, but for the first write, which the writer may have started alone).
     #[tokio::test(flavor = "current_thread")]
     async fn a_jobs_transitions_in_one_transaction_write_its_row_once() {
-        use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pool.db");
         let store = SqliteStore::open(&path).await.unwrap();
@@ -161,22 +146,8 @@ mod file_only {
         }
         single.apply(&Transition::CancelRequested, at(2));
         writes.push((single.clone(), Transition::CancelRequested));
-        let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
-        holder.execute("BEGIN IMMEDIATE").await.unwrap();
-        let mut updates: Vec<_> = writes.iter().map(|(r, t)| store.update(r, t)).collect();
-        std::future::poll_fn(|cx| {
-            for update in &mut updates {
-                assert!(update.as_mut().poll(cx).is_pending());
-            }
-            std::task::Poll::Ready(())
-        })
-        .await;
-        holder.execute("COMMIT").await.unwrap();
-        for result in futures_util::future::join_all(updates).await {
+        let updates = writes.iter().map(|(r, t)| store.update(r, t)).collect();
+        for result in queued_behind_a_lock(&path, updates).await {
             result.unwrap();
         }
         let stats = store.write_stats();
@@ -184,7 +155,33 @@ mod file_only {
         assert!((2..=3).contains(&rows), "4 writes, {rows} rows: {stats:?}");
         assert_eq!(store.get("chain").await.unwrap(), Some(chain));
         assert_eq!(store.get("single").await.unwrap(), Some(single));
+    }
+
+    /// Runs `calls` to a store on the file at `path` while another connection holds its
+    /// write lock: each is started (and found waiting) before the lock is let go, so the
+    /// store's writer finds them all queued. Their results, in order.
+    async fn queued_behind_a_lock<T>(
+        path: &std::path::Path,
+        mut calls: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>,
+    ) -> Vec<T> {
+        use sqlx::Connection;
+        let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .connect()
+            .await
+            .unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        std::future::poll_fn(|cx| {
+            for call in &mut calls {
+                assert!(call.as_mut().poll(cx).is_pending());
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        holder.execute("COMMIT").await.unwrap();
+        let results = futures_util::future::join_all(calls).await;
         holder.close().await.unwrap();
+        results
     }
 
     /// The store URL of the child of `no_acknowledged_job_is_lost_to_a_kill`.
