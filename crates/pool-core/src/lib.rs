@@ -85,7 +85,7 @@ pub use queue::{Constraint, JobQueue, QueueEntry, ServerView};
 pub use record::{CurrentAttempt, JobRecord, JobSpec, JobState, Variant};
 pub use server::ServerConfig;
 pub use stats::{PoolStats, ServerStats};
-pub use store::{JobPage, JobQuery, JobStore, StoreError, StoredBlock};
+pub use store::{JobPage, JobQuery, JobStore, StoreError, StoredBlock, chain_steps};
 pub use stream::JobEvents;
 pub use time::{Timestamp, TimestampError};
 pub use transition::Transition;

@@ -28,8 +28,18 @@ struct Inner {
     /// Insert number → id: acceptance order.
     accepted: BTreeMap<u64, String>,
     inserts: u64,
+    /// Updates taken (each writes a job's record once, whatever its transitions).
+    updates: u64,
     blobs: HashMap<String, Bytes>,
     blocks: HashMap<(ServerId, WorkflowHash), StoredBlock>,
+}
+
+impl MemoryStore {
+    /// How many updates it took: each [`JobStore::update`] or [`JobStore::update_chain`]
+    /// that wrote a job's record (a chain of transitions counts once, as it is one write).
+    pub fn updates(&self) -> u64 {
+        self.inner.lock().updates
+    }
 }
 
 /// The cursor of a listing: the (created_at, id) of the last job of the page.
@@ -65,19 +75,25 @@ impl JobStore for MemoryStore {
         Ok(None)
     }
 
-    async fn update(&self, record: &JobRecord, _: &Transition) -> Result<(), StoreError> {
+    async fn update_chain(
+        &self,
+        record: &JobRecord,
+        transitions: &[Transition],
+    ) -> Result<(), StoreError> {
+        let steps = crate::chain_steps(record, transitions)?;
         let mut inner = self.inner.lock();
         let Some(stored) = inner.jobs.get_mut(record.id.as_str()) else {
             return Err(StoreError::NotFound(record.id.to_string()));
         };
-        if stored.version + 1 != record.version {
+        if stored.version.checked_add(steps) != Some(record.version) {
             return Err(StoreError::Conflict {
                 id: record.id.to_string(),
                 stored: stored.version,
-                expected: record.version.saturating_sub(1),
+                expected: record.version.saturating_sub(steps),
             });
         }
         *stored = record.clone();
+        inner.updates += 1;
         Ok(())
     }
 

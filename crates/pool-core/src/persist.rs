@@ -4,9 +4,9 @@
 //! only: a dispatch's prompt id before the prompt is submitted (write-ahead), a job's terminal
 //! state before its terminal event. Writes that only record progress (prompt submitted,
 //! execution started, attempt ended) wait up to 20 ms for their own job's next write, so that
-//! the two share a commit and the store writes the job's row once; another job's write does
-//! not take them along (it would cost a row write of their own), but with a fleet, where a
-//! job's writes go to the store one per group, it does.
+//! the two share a commit; another job's write does not take them along (it would cost a row
+//! write of their own). A job's writes handed over together go as one chain
+//! ([`JobStore::update_chain`]): one row write, all or none, and one record serialized.
 //!
 //! A store that fails transiently is retried with backoff, holding back the writes behind
 //! it (and so every dispatch: the pool stalls rather than act on what is not durable).
@@ -204,10 +204,8 @@ async fn run(
         }
         // A pressing write takes along only the held writes of its own job (they then share
         // its row's update); the others stay held until their own job writes again or the
-        // hold runs out. A flush, the end and a full batch take everything; so does any
-        // pressing write with a fleet, where a job's writes go out one per group (below):
-        // there, a job's held progress would make its end wait one round trip per write.
-        let kept = if closed || due || batch.len() >= MAX_GROUP || fleet.is_some() {
+        // hold runs out. A flush, the end and a full batch take everything.
+        let kept = if closed || due || batch.len() >= MAX_GROUP {
             Vec::new()
         } else {
             split_pressed(&mut batch)
@@ -217,38 +215,64 @@ async fn run(
         } else {
             Some(held_since.unwrap_or(now))
         };
-        match &fleet {
-            None => write_group(store.as_ref(), &mut batch, &pool, None).await,
-            Some(tap) => {
-                // A job's writes after one the store refused must not reach it: its copy here
-                // is stale. So a batch goes out in groups holding one write per job, and a
-                // copy refused once is refused from then on without asking the store.
-                poisoned.retain(|_, cell| Arc::strong_count(cell) > 1);
-                let mut rest = std::mem::take(&mut batch);
-                while !rest.is_empty() {
-                    let mut seen = HashSet::new();
-                    let split = rest
-                        .iter()
-                        .position(|w| w.cell().is_some_and(|c| !seen.insert(address(c))))
-                        .unwrap_or(rest.len());
-                    let tail = rest.split_off(split);
-                    let mut group = rest;
-                    rest = tail;
-                    write_group(
-                        store.as_ref(),
-                        &mut group,
-                        &pool,
-                        Some((tap, &mut poisoned)),
-                    )
-                    .await;
-                }
-            }
+        // A job's writes go to the store as one (a chain: one row write, all or none). With
+        // a fleet, a job's writes after one the store refused must not reach it (its copy
+        // here is stale): a copy refused once is refused from then on without asking the
+        // store, and should a copy have two chains in the batch, they go in groups one after
+        // the other.
+        if fleet.is_some() {
+            poisoned.retain(|_, cell| Arc::strong_count(cell) > 1);
+        }
+        let mut rest = chains(std::mem::take(&mut batch));
+        while !rest.is_empty() {
+            let mut seen = HashSet::new();
+            let split = rest
+                .iter()
+                .position(|u| u[0].cell().is_some_and(|c| !seen.insert(address(c))))
+                .unwrap_or(rest.len());
+            let tail = rest.split_off(split);
+            let mut group = rest;
+            rest = tail;
+            let tap = fleet.as_ref().map(|tap| (tap, &mut poisoned));
+            write_group(store.as_ref(), &mut group, &pool, tap).await;
         }
         batch = kept;
         if closed {
             break;
         }
     }
+}
+
+/// Writes that go to the store as one: a job copy's consecutive writes of a batch, or any
+/// other write alone. Never empty.
+type Unit = Vec<Write>;
+
+/// `batch` as units, in the order of their first writes: each job copy's writes whose
+/// versions follow each other make one chain (a copy's write that does not follow its chain
+/// starts another).
+fn chains(batch: Vec<Write>) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::with_capacity(batch.len());
+    // The unit each copy's writes go to now, by the copy's address.
+    let mut open: HashMap<usize, usize> = HashMap::new();
+    for write in batch {
+        let Some(cell) = write.cell() else {
+            units.push(vec![write]);
+            continue;
+        };
+        let at = address(cell);
+        let follows = |unit: &Unit| {
+            let last = unit.last().and_then(Write::version);
+            last.is_some_and(|v| write.version() == Some(v + 1))
+        };
+        match open.get(&at) {
+            Some(&i) if follows(&units[i]) => units[i].push(write),
+            _ => {
+                open.insert(at, units.len());
+                units.push(vec![write]);
+            }
+        }
+    }
+    units
 }
 
 /// Leaves in `batch` what goes to the store now, in order: every write that presses, every
@@ -277,42 +301,33 @@ type Poisoned = HashMap<usize, Arc<JobCell>>;
 /// their order) and settles each write.
 async fn write_group(
     store: &dyn JobStore,
-    group: &mut Vec<Write>,
+    group: &mut Vec<Unit>,
     pool: &broadcast::Sender<PoolEvent>,
     mut fleet: Option<(&FleetTap, &mut Poisoned)>,
 ) {
-    let refused = |w: &Write, poisoned: &Poisoned| {
-        w.cell().is_some_and(|c| poisoned.contains_key(&address(c)))
+    let refused = |u: &Unit, poisoned: &Poisoned| {
+        u[0].cell()
+            .is_some_and(|c| poisoned.contains_key(&address(c)))
     };
-    let results = futures_util::future::join_all(group.iter().map(|w| {
-        let stale = fleet.as_ref().is_some_and(|(_, p)| refused(w, p));
+    let results = futures_util::future::join_all(group.iter().map(|u| {
+        let stale = fleet.as_ref().is_some_and(|(_, p)| refused(u, p));
         async move {
             if stale {
                 return Err(StoreError::Conflict {
-                    id: w.job().unwrap_or_default(),
+                    id: u[0].job().unwrap_or_default(),
                     stored: 0,
                     expected: 0,
                 });
             }
-            apply(store, w).await
+            apply(store, u).await
         }
     }))
     .await;
-    for (write, result) in group.drain(..).zip(results) {
+    for (unit, result) in group.drain(..).zip(results) {
         let result = match result {
-            Err(error) if error.is_transient() => retry(store, &write).await,
+            Err(error) if error.is_transient() => retry(store, &unit).await,
             other => other,
         };
-        let mut followed = false;
-        if let Some((tap, poisoned)) = &mut fleet {
-            if matches!(result, Err(StoreError::Conflict { .. }))
-                && let Some(cell) = write.cell()
-                && poisoned.insert(address(cell), Arc::clone(cell)).is_none()
-            {
-                tap.stale(cell);
-            }
-            followed = tap.settled(&write, &result);
-        }
         match &result {
             // Another process claimed or changed the job: not this process's to write.
             Err(error @ StoreError::Conflict { .. }) if fleet.is_some() => {
@@ -321,8 +336,20 @@ async fn write_group(
             Err(error) => tracing::error!(%error, "comfy-pool: a job store write failed"),
             Ok(()) => {}
         }
-        if !followed {
-            settle(write, result.is_ok(), pool);
+        for write in unit {
+            let mut followed = false;
+            if let Some((tap, poisoned)) = &mut fleet {
+                if matches!(result, Err(StoreError::Conflict { .. }))
+                    && let Some(cell) = write.cell()
+                    && poisoned.insert(address(cell), Arc::clone(cell)).is_none()
+                {
+                    tap.stale(cell);
+                }
+                followed = tap.settled(&write, &result);
+            }
+            if !followed {
+                settle(write, result.is_ok(), pool);
+            }
         }
     }
 }
@@ -368,6 +395,27 @@ impl Write {
         }
     }
 
+    /// The job's record after the write, if it is a job's.
+    fn record(&self) -> Option<&JobRecord> {
+        match self {
+            Self::Update { record, .. } | Self::Terminal { record, .. } => Some(record),
+            _ => None,
+        }
+    }
+
+    /// The job's transition, if it is a job's write.
+    fn transition(&self) -> Option<&Transition> {
+        match self {
+            Self::Update { transition, .. } | Self::Terminal { transition, .. } => Some(transition),
+            _ => None,
+        }
+    }
+
+    /// The version of the job's record after the write, if it is a job's.
+    fn version(&self) -> Option<u64> {
+        self.record().map(|r| r.version)
+    }
+
     /// The job's id, if it is a job's write.
     fn job(&self) -> Option<String> {
         self.job_id().map(str::to_owned)
@@ -379,7 +427,20 @@ impl Write {
     }
 }
 
-async fn apply(store: &dyn JobStore, write: &Write) -> Result<(), StoreError> {
+/// Writes `unit`: a chain of several writes as one update of its job (to its last record).
+async fn apply(store: &dyn JobStore, unit: &[Write]) -> Result<(), StoreError> {
+    let Some(write) = unit.last() else {
+        return Ok(());
+    };
+    if unit.len() > 1
+        && let Some(record) = write.record()
+    {
+        let transitions: Vec<Transition> = unit
+            .iter()
+            .filter_map(|w| w.transition().cloned())
+            .collect();
+        return store.update_chain(record, &transitions).await;
+    }
     match write {
         Write::Update {
             record, transition, ..
@@ -393,8 +454,8 @@ async fn apply(store: &dyn JobStore, write: &Write) -> Result<(), StoreError> {
     }
 }
 
-/// Tries a failed write again until the store takes it (or fails it for good).
-async fn retry(store: &dyn JobStore, write: &Write) -> Result<(), StoreError> {
+/// Tries a failed unit again until the store takes it (or fails it for good).
+async fn retry(store: &dyn JobStore, write: &[Write]) -> Result<(), StoreError> {
     let mut pause = Duration::from_millis(50);
     loop {
         tokio::time::sleep(pause).await;

@@ -179,7 +179,23 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Persists one transition of a stored job: `record` is the job's record after it,
     /// whose version is one more than the stored one ([`StoreError::Conflict`] otherwise).
-    async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError>;
+    /// The same as [`update_chain`](Self::update_chain) with one transition.
+    async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError> {
+        self.update_chain(record, std::slice::from_ref(transition))
+            .await
+    }
+
+    /// Persists consecutive transitions of a stored job as one write, all of them or none:
+    /// `record` is the job's record after the last of `transitions`, whose version is the
+    /// stored one plus their number ([`StoreError::Conflict`] otherwise, and nothing is
+    /// written). The pool writes a job's held progress this way with its next write: one
+    /// row write, and a refusal that cannot leave the first transitions stored without the
+    /// others. An empty `transitions` is refused ([`StoreError::Rejected`]).
+    async fn update_chain(
+        &self,
+        record: &JobRecord,
+        transitions: &[Transition],
+    ) -> Result<(), StoreError>;
 
     /// The stored record of a job.
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
@@ -223,4 +239,20 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// the newest `keep`; also the blobs no record refers to any more. Returns how many jobs
     /// were deleted.
     async fn purge(&self, before: Timestamp, keep: u64) -> Result<u64, StoreError>;
+}
+
+/// How many versions a [`JobStore::update_chain`] of `transitions` moves `record`'s job on
+/// (for implementations): their number, [`StoreError::Rejected`] when there are none.
+///
+/// # Errors
+///
+/// [`StoreError::Rejected`] for an empty chain.
+pub fn chain_steps(record: &JobRecord, transitions: &[Transition]) -> Result<u64, StoreError> {
+    match transitions.len() {
+        0 => Err(StoreError::Rejected(format!(
+            "an update of job {} without a transition",
+            record.id
+        ))),
+        n => Ok(n as u64),
+    }
 }

@@ -397,6 +397,25 @@ async fn accepted_and_changed_jobs_are_told_to_the_others() {
     assert_eq!(sent, ["accepted j", "j running", "j completed"]);
 }
 
+/// A job's progress (submitted, executing, attempt ended) waits for its end and goes to the
+/// store with it as one chain, so a job run here costs two updates of its record: the claim
+/// and the end.
+#[tokio::test(start_paused = true)]
+async fn a_jobs_progress_goes_to_the_store_with_its_end_as_one_update() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    fleet.grant(&["a"]);
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
+    job.result().await.unwrap();
+    let stored = store.get("j").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Completed);
+    assert!(stored.attempts[0].submitted_at.is_some());
+    assert_eq!(store.updates(), 2);
+}
+
 /// A queued job as another process accepts it (stored, not in this pool).
 async fn accepted_elsewhere(store: &MemoryStore, id: &str) -> JobRecord {
     let wf = Arc::new(workflow("w"));

@@ -50,23 +50,32 @@ impl JobStore for Gated {
     async fn insert(&self, record: &JobRecord) -> Result<Option<JobRecord>, StoreError> {
         self.inner.insert(record).await
     }
-    async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError> {
-        let name = match transition {
-            Transition::Dispatched { .. } => "dispatched",
-            Transition::PromptSubmitted { .. } => "submitted",
-            Transition::ExecutionStarted { .. } => "executing",
-            Transition::AttemptEnded { .. } => "ended",
-            Transition::Finished { .. } => "finished",
-            _ => "other",
-        };
-        self.seen
-            .lock()
-            .unwrap()
-            .push((record.id.to_string(), name, tokio::time::Instant::now()));
-        if name == self.gated {
+    async fn update_chain(
+        &self,
+        record: &JobRecord,
+        transitions: &[Transition],
+    ) -> Result<(), StoreError> {
+        let mut gated = false;
+        for transition in transitions {
+            let name = match transition {
+                Transition::Dispatched { .. } => "dispatched",
+                Transition::PromptSubmitted { .. } => "submitted",
+                Transition::ExecutionStarted { .. } => "executing",
+                Transition::AttemptEnded { .. } => "ended",
+                Transition::Finished { .. } => "finished",
+                _ => "other",
+            };
+            self.seen.lock().unwrap().push((
+                record.id.to_string(),
+                name,
+                tokio::time::Instant::now(),
+            ));
+            gated |= name == self.gated;
+        }
+        if gated {
             self.gate.acquire().await.unwrap().forget();
         }
-        self.inner.update(record, transition).await
+        self.inner.update_chain(record, transitions).await
     }
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.inner.get(id).await

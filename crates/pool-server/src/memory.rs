@@ -35,8 +35,12 @@ impl JobStore for MemoryServiceStore {
     async fn insert(&self, record: &JobRecord) -> Result<Option<JobRecord>, StoreError> {
         self.jobs.insert(record).await
     }
-    async fn update(&self, record: &JobRecord, transition: &Transition) -> Result<(), StoreError> {
-        self.jobs.update(record, transition).await
+    async fn update_chain(
+        &self,
+        record: &JobRecord,
+        transitions: &[Transition],
+    ) -> Result<(), StoreError> {
+        self.jobs.update_chain(record, transitions).await
     }
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.jobs.get(id).await

@@ -47,14 +47,16 @@ impl NewJob {
     }
 }
 
-/// A job's record after one transition, serialized by the caller (its spec is not written
-/// again).
+/// A job's record after one or more consecutive transitions, serialized by the caller (its
+/// spec is not written again).
 #[derive(Debug)]
 pub(crate) struct JobChange {
     id: String,
     state: &'static str,
     updated_at: i64,
     version: u64,
+    /// How many transitions it records (the stored version it expects is `version - steps`).
+    steps: u64,
     last_seq: i64,
     rest: String,
     /// The blobs its result refers to (its inputs were recorded at insert).
@@ -77,9 +79,16 @@ impl JobChange {
         self.version
     }
 
-    /// The version it expects stored (the one before).
-    pub(crate) fn expected(&self) -> u64 {
-        self.version.saturating_sub(1)
+    /// The version it expects stored (the one before its transitions); `None` for a record
+    /// that follows no stored version (fewer versions than transitions).
+    pub(crate) fn expected(&self) -> Option<u64> {
+        self.version.checked_sub(self.steps)
+    }
+
+    /// [`expected`](Self::expected) as bound in a statement: -1, which no row has, when
+    /// there is none.
+    pub(crate) fn expected_bound(&self) -> i64 {
+        self.expected().map_or(-1, int)
     }
 
     /// The blobs its result refers to.
@@ -99,8 +108,9 @@ impl JobChange {
             .bind(self.rest.as_str())
     }
 
-    /// The change that makes the stored record `record`.
-    pub(crate) fn of(record: &JobRecord) -> Result<Self, StoreError> {
+    /// The change that makes the stored record `record`, `steps` transitions after the one
+    /// it follows.
+    pub(crate) fn of(record: &JobRecord, steps: u64) -> Result<Self, StoreError> {
         let blobs = record
             .result
             .iter()
@@ -112,6 +122,7 @@ impl JobChange {
             state: record.state.as_str(),
             updated_at: millis(record.updated_at),
             version: record.version,
+            steps,
             last_seq: int(record.last_seq),
             rest: codec::rest_json(record)?,
             blobs,
@@ -180,7 +191,6 @@ pub(crate) async fn update(
     conn: &mut WriteConn,
     change: &JobChange,
 ) -> Result<Outcome, sqlx::Error> {
-    let expected = change.version.saturating_sub(1);
     let updated = conn
         .execute(
             &Query::new(
@@ -193,17 +203,12 @@ pub(crate) async fn update(
             .bind(int(change.version))
             .bind(change.last_seq)
             .bind(change.rest.as_str())
-            // A version 0 record follows no stored one: -1 matches nothing.
-            .bind(if change.version == 0 {
-                -1
-            } else {
-                int(expected)
-            }),
+            .bind(change.expected_bound()),
         )
         .await?;
     if updated == 0 {
         let stored = stored_version(conn, &change.id).await?;
-        return Ok(stored.and_then(|stored| Err(missed(&change.id, stored, expected))));
+        return Ok(stored.and_then(|stored| Err(missed(change, stored))));
     }
     refer(conn, &change.id, &change.blobs).await?;
     Ok(Ok(Done::Nothing))
@@ -220,15 +225,14 @@ pub(crate) async fn stored_version(
     Ok(row.map(|r| r.int(0)).transpose())
 }
 
-/// Why an update of job `id` expecting version `expected` changed nothing, given the version
-/// stored (`None`: no such job).
-pub(crate) fn missed(id: &str, stored: Option<i64>, expected: u64) -> StoreError {
+/// Why `change` changed nothing, given the version stored (`None`: no such job).
+pub(crate) fn missed(change: &JobChange, stored: Option<i64>) -> StoreError {
     match stored {
-        None => StoreError::NotFound(id.to_owned()),
+        None => StoreError::NotFound(change.id.clone()),
         Some(stored) => StoreError::Conflict {
-            id: id.to_owned(),
+            id: change.id.clone(),
             stored: u64::try_from(stored).unwrap_or(0),
-            expected,
+            expected: change.expected().unwrap_or(0),
         },
     }
 }

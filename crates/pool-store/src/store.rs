@@ -108,8 +108,17 @@ impl<D: 'static> JobStore for SqlStore<D> {
         }
     }
 
-    async fn update(&self, record: &JobRecord, _: &Transition) -> Result<(), StoreError> {
-        nothing(&self.write(Work::Update(JobChange::of(record)?)).await?)
+    async fn update_chain(
+        &self,
+        record: &JobRecord,
+        transitions: &[Transition],
+    ) -> Result<(), StoreError> {
+        let steps = pool_core::chain_steps(record, transitions)?;
+        nothing(
+            &self
+                .write(Work::Update(JobChange::of(record, steps)?))
+                .await?,
+        )
     }
 
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {

@@ -11,7 +11,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::codec::int;
 use crate::jobs::{self, JobChange};
 use crate::sql::{Query, WriteConn};
 use crate::writer::{Done, Outcome};
@@ -49,7 +48,7 @@ pub(crate) async fn update_all(
         let rows: Vec<(&JobChange, i64)> = chunk
             .iter()
             .filter_map(|id| jobs.get(id))
-            .map(|(first, last)| (*last, int(first.expected())))
+            .map(|(first, last)| (*last, first.expected_bound()))
             .collect();
         for id in conn.fetch_all_text(&statement(&rows)).await? {
             written.insert(id);
@@ -77,20 +76,20 @@ pub(crate) async fn update_all(
                 }
             },
         };
-        outcomes.push(Err(jobs::missed(change.id(), version, change.expected())));
+        outcomes.push(Err(jobs::missed(change, version)));
     }
     Ok((outcomes, written.len() as u64))
 }
 
-/// Whether every job's writes follow each other version by version (a write of version 0,
-/// which follows no stored record, is left to the one-by-one path).
+/// Whether every job's writes follow each other version by version (a write that follows no
+/// stored record is left to the one-by-one path).
 fn chained(changes: &[&JobChange]) -> bool {
     let mut last: HashMap<&str, u64> = HashMap::new();
     changes.iter().all(|change| {
-        let ok = change.version() > 0
-            && last
-                .get(change.id())
-                .is_none_or(|previous| change.version() == previous + 1);
+        let ok = change.expected().is_some_and(|expected| {
+            last.get(change.id())
+                .is_none_or(|previous| expected == *previous)
+        });
         last.insert(change.id(), change.version());
         ok
     })

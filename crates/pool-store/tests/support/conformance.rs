@@ -485,6 +485,81 @@ pub async fn updates_sent_together_end_as_in_sequence(store: &dyn JobStore) {
     assert_eq!(store.get("missing").await.unwrap(), None);
 }
 
+/// A chain of a job's transitions is one write, all or none: taken when the stored version
+/// is the chain's first, refused whole otherwise (nothing of it stored), refused empty; and
+/// chains sent together with another job's chain and single updates end as each would alone.
+pub async fn a_chain_of_transitions_is_all_or_none(store: &dyn JobStore) {
+    let run = a_successful_run("a", at(2));
+    let mut a = job("a", None, at(1));
+    let mut b = job("b", None, at(1));
+    store.insert(&a).await.unwrap();
+    store.insert(&b).await.unwrap();
+
+    // a: dispatched alone, then submitted, executing, ended and completed as one chain.
+    advance(store, &mut a, &run[0], at(2)).await;
+    let mut after = a.clone();
+    for (i, t) in run[1..].iter().enumerate() {
+        assert!(after.apply(t, at(3 + i as u64)));
+    }
+    // The same chain on a version the store does not hold: refused whole.
+    let mut skipped = after.clone();
+    skipped.version += 1;
+    assert_eq!(
+        store.update_chain(&skipped, &run[1..]).await,
+        Err(StoreError::Conflict {
+            id: "a".into(),
+            stored: 2,
+            expected: 3
+        })
+    );
+    assert_eq!(
+        store.update_chain(&after, &[]).await,
+        Err(StoreError::Rejected(
+            "an update of job a without a transition".into()
+        ))
+    );
+    assert_eq!(store.get("a").await.unwrap().as_ref(), Some(&a));
+
+    // b: a chain of two whose first the store misses (it holds 1; the chain follows 2).
+    let cancel = Transition::CancelRequested;
+    let mut stale = b.clone();
+    for i in 0..3 {
+        stale.apply(&cancel, at(2 + i));
+    }
+    // Sent together: a's chain, b's stale chain, and b's right single update.
+    let mut single = b.clone();
+    single.apply(&cancel, at(2));
+    let chain_a = store.update_chain(&after, &run[1..]);
+    let two = [cancel.clone(), cancel.clone()];
+    let chain_b = store.update_chain(&stale, &two);
+    let one_b = store.update(&single, &cancel);
+    let (ra, rb, rc) = tokio::join!(chain_a, chain_b, one_b);
+    assert_eq!(ra, Ok(()));
+    assert_eq!(
+        rb,
+        Err(StoreError::Conflict {
+            id: "b".into(),
+            stored: 1,
+            expected: 2
+        })
+    );
+    assert_eq!(rc, Ok(()));
+    let stored = store.get("a").await.unwrap().unwrap();
+    assert_eq!(stored, after);
+    assert_eq!(stored.state, JobState::Completed);
+    assert_eq!(stored.version, 6);
+    b = single;
+    assert_eq!(store.get("b").await.unwrap().as_ref(), Some(&b));
+    assert!(
+        store
+            .unfinished()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id.as_str() != "a")
+    );
+}
+
 /// API keys: stored, found by hash, listed oldest first, revoked; ids are unique.
 pub async fn api_keys(store: &dyn ServiceStore) {
     let k1 = ApiKey::new("key-1", "acme", "a".repeat(64), at(2));
@@ -584,6 +659,7 @@ macro_rules! job_store_conformance {
             get_many_reads_what_get_reads,
             update_is_compare_and_set,
             updates_sent_together_end_as_in_sequence,
+            a_chain_of_transitions_is_all_or_none,
             unfinished_in_acceptance_order,
             list_filters_and_pages,
             blobs_by_content,
