@@ -247,32 +247,37 @@ async fn run(
 /// other write alone. Never empty.
 type Unit = Vec<Write>;
 
-/// `batch` as units, in the order of their first writes: each job copy's writes whose
-/// versions follow each other make one chain (a copy's write that does not follow its chain
-/// starts another).
+/// `batch` as units, in the order of their last writes (so that whatever preceded a write
+/// still precedes it): each job copy's writes whose versions follow each other make one
+/// chain (a copy's write that does not follow its chain starts another).
 fn chains(batch: Vec<Write>) -> Vec<Unit> {
-    let mut units: Vec<Unit> = Vec::with_capacity(batch.len());
+    // Each unit, with the position of its last write.
+    let mut units: Vec<(Unit, usize)> = Vec::with_capacity(batch.len());
     // The unit each copy's writes go to now, by the copy's address.
     let mut open: HashMap<usize, usize> = HashMap::new();
-    for write in batch {
+    for (at, write) in batch.into_iter().enumerate() {
         let Some(cell) = write.cell() else {
-            units.push(vec![write]);
+            units.push((vec![write], at));
             continue;
         };
-        let at = address(cell);
+        let copy = address(cell);
         let follows = |unit: &Unit| {
             let last = unit.last().and_then(Write::version);
             last.is_some_and(|v| write.version() == Some(v + 1))
         };
-        match open.get(&at) {
-            Some(&i) if follows(&units[i]) => units[i].push(write),
+        match open.get(&copy) {
+            Some(&i) if follows(&units[i].0) => {
+                units[i].0.push(write);
+                units[i].1 = at;
+            }
             _ => {
-                open.insert(at, units.len());
-                units.push(vec![write]);
+                open.insert(copy, units.len());
+                units.push((vec![write], at));
             }
         }
     }
-    units
+    units.sort_by_key(|(_, last)| *last);
+    units.into_iter().map(|(unit, _)| unit).collect()
 }
 
 /// Leaves in `batch` what goes to the store now, in order: every write that presses, every
@@ -484,5 +489,81 @@ fn settle(write: Write, durable: bool, pool: &broadcast::Sender<PoolEvent>) {
             let _ = done.send(());
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{JobKey, JobOptions, JobSpec, Timestamp};
+
+    fn cell(id: &str) -> Arc<JobCell> {
+        let workflow = json!({"1": {"class_type": "SaveImage", "inputs": {}}});
+        let hash = WorkflowHash::of(&workflow).unwrap_or_else(|e| panic!("{e}"));
+        let spec = JobSpec::new(Arc::new(workflow), hash, JobOptions::new());
+        let record = JobRecord::new(JobId::from(id), Arc::new(spec), Timestamp::now());
+        Arc::new(JobCell::new(JobKey(0), record))
+    }
+
+    /// The write of `cell`'s next version (and the record it makes).
+    fn next(cell: &Arc<JobCell>, record: &mut JobRecord) -> Write {
+        record.apply(&Transition::CancelRequested, Timestamp::now());
+        Write::Update {
+            cell: Arc::clone(cell),
+            record: Box::new(record.clone()),
+            transition: Transition::CancelRequested,
+            durable: None,
+        }
+    }
+
+    fn shape(units: &[Unit]) -> Vec<Vec<String>> {
+        units
+            .iter()
+            .map(|u| {
+                u.iter()
+                    .map(|w| match (w.job_id(), w.version()) {
+                        (Some(id), Some(v)) => format!("{id}@{v}"),
+                        _ => "other".to_owned(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_copys_consecutive_writes_make_one_chain_placed_at_its_last_write() {
+        let (a, b) = (cell("a"), cell("b"));
+        let (mut ra, mut rb) = (a.record(), b.record());
+        let (flush, _) = oneshot::channel();
+        let batch = vec![
+            next(&a, &mut ra),
+            next(&b, &mut rb),
+            Write::Flush(flush),
+            next(&a, &mut ra),
+            next(&a, &mut ra),
+        ];
+        assert_eq!(
+            shape(&chains(batch)),
+            [vec!["b@2"], vec!["other"], vec!["a@2", "a@3", "a@4"]]
+        );
+    }
+
+    #[test]
+    fn a_write_that_does_not_follow_its_copys_chain_starts_another() {
+        let (a, again) = (cell("a"), cell("a"));
+        let mut ra = a.record();
+        let first = next(&a, &mut ra);
+        let mut skipped = ra.clone();
+        skipped.version += 1;
+        let gap = next(&a, &mut skipped);
+        // Another copy of the same job: a chain of its own.
+        let mut other = again.record();
+        let theirs = next(&again, &mut other);
+        assert_eq!(
+            shape(&chains(vec![first, theirs, gap])),
+            [vec!["a@2"], vec!["a@2"], vec!["a@4"]]
+        );
     }
 }
