@@ -219,6 +219,20 @@ impl WriteConn {
         })
     }
 
+    /// Runs a query; every row.
+    pub(crate) async fn fetch_all(&mut self, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(c) => c.fetch(q, usize::MAX)?.into_iter().map(Row::Lite).collect(),
+            Self::Postgres(c) => q
+                .bound::<Postgres>()
+                .fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
     /// Runs a query; the first column of every row, as text.
     pub(crate) async fn fetch_all_text(&mut self, q: &Query) -> Result<Vec<String>, sqlx::Error> {
         match self {

@@ -243,16 +243,30 @@ impl Task {
     }
 }
 
-/// BEGIN, every work, COMMIT; or a lone update of a job's row, which is one statement and so
-/// atomic by itself, without the two round trips of a transaction (a dispatch's write-ahead
-/// on an idle pool). The outcomes, and how many job rows were written.
+/// BEGIN, every work, COMMIT; or, without the two round trips of a transaction, work that is
+/// one statement and so atomic by itself: a lone update of a job's row (a dispatch's
+/// write-ahead on an idle pool), or on PostgreSQL updates that go as one statement (see
+/// [`update_batch::one_statement`]). The outcomes, and how many job rows were written.
 async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64), sqlx::Error> {
     if let [Work::Update(change)] = works
         && !change.refers_to_blobs()
+        && conn.dialect() == Dialect::Sqlite
     {
         let outcome = jobs::update(conn, change).await?;
         let written = u64::from(outcome.is_ok());
         return Ok((vec![outcome], written));
+    }
+    if conn.dialect() == Dialect::Postgres {
+        let updates: Vec<&jobs::JobChange> = works
+            .iter()
+            .map_while(|work| match work {
+                Work::Update(change) => Some(change),
+                _ => None,
+            })
+            .collect();
+        if updates.len() == works.len() && update_batch::one_statement(&updates) {
+            return update_batch::update_all(conn, &updates).await;
+        }
     }
     conn.raw(match conn.dialect() {
         // Take the write lock now: waiting for it is then covered by the busy timeout.
