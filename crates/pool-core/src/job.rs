@@ -288,6 +288,11 @@ impl JobCell {
         inner.log.subscribe(&self.id, first, after, last, closed)
     }
 
+    /// Whether someone reads the job's event stream.
+    pub(crate) fn watched(&self) -> bool {
+        self.inner.lock().log.watched()
+    }
+
     /// The events that say where the job stands now, then live ones.
     pub(crate) fn subscribe_current(&self) -> JobEvents {
         let mut inner = self.inner.lock();

@@ -124,7 +124,10 @@ impl Engine {
     }
 
     /// Another process changed a job: a copy queued here that is older leaves the queue
-    /// (read again if the job is queued still); a followed job that ended is read to end it.
+    /// (read again if the job is queued still); a followed job that ended is read to end it,
+    /// or forgotten when nothing here could see its end (see [`forget_unseen`]).
+    ///
+    /// [`forget_unseen`]: Self::forget_unseen
     pub(crate) fn on_changed(&mut self, id: &JobId, version: u64, state: JobState) {
         self.drop_stale_copy(id, version);
         let followed = self
@@ -132,9 +135,45 @@ impl Engine {
             .as_ref()
             .is_some_and(|f| f.followed.contains_key(id));
         let waiting = matches!(state, JobState::Queued | JobState::RetryWait);
+        if followed && state.is_terminal() && self.forget_unseen(id) {
+            return;
+        }
         if (followed && state.is_terminal()) || (waiting && !self.knows(id)) {
             self.load(vec![id.clone()]);
         }
+    }
+
+    /// A followed job that ended elsewhere, when nothing here observes it (no handle or
+    /// stream of it, nobody subscribed to the pool's events): its copies are forgotten instead
+    /// of reading its record to end them — a copy that only mirrored another process's job.
+    /// Whoever asks for it afterwards finds it in the store. Whether it was forgotten.
+    fn forget_unseen(&mut self, id: &JobId) -> bool {
+        if self.shared.events.receiver_count() > 0 {
+            return false;
+        }
+        let Some(fleet) = &mut self.fleet else {
+            return false;
+        };
+        let Some(cells) = fleet.followed.get(id) else {
+            return false;
+        };
+        // Under the registry's lock, so no handle is made meanwhile.
+        let mut registry = self.shared.registry.lock();
+        let registered = registry.get(id.as_str());
+        let unseen = cells.iter().all(|cell| {
+            // The followed list holds one reference, the registry maybe another.
+            let ours = 1 + usize::from(registered.is_some_and(|r| Arc::ptr_eq(r, cell)));
+            Arc::strong_count(cell) == ours && !cell.watched()
+        });
+        if !unseen {
+            return false;
+        }
+        if registered.is_some_and(|r| cells.iter().any(|c| Arc::ptr_eq(r, c))) {
+            registry.remove(id);
+        }
+        drop(registry);
+        fleet.followed.remove(id);
+        true
     }
 
     /// Removes a live job from this process without ending it; its cell is followed.

@@ -213,6 +213,13 @@ impl EventLog {
         }
     }
 
+    /// Whether a live subscriber (one whose reader is still there) follows the stream.
+    pub(crate) fn watched(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|s| s.subscribers.iter().any(|feed| !feed.0.lock().reader_gone))
+    }
+
     /// Ends the stream (after the terminal event, or when the pool detaches): subscribers
     /// finish reading, and only the state changes are kept for later ones.
     pub(crate) fn close(&mut self) {

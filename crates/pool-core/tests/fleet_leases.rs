@@ -490,6 +490,73 @@ async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
     assert_eq!(pool.record("raced").unwrap().state, JobState::Cancelled);
 }
 
+/// Another process claims `record` (mirrored here) and ends it cancelled, telling each
+/// change.
+async fn ended_elsewhere(fleet: &ScriptedFleet, store: &MemoryStore, record: &mut JobRecord) {
+    let attempt = serde_json::from_value(serde_json::json!({
+        "attempt": 1,
+        "server": "b",
+        "prompt_id": format!("prompt-{}", record.id),
+        "started_at": Timestamp::now(),
+        "duration_ms": 0,
+        "outcome": {"status": "running"},
+    }))
+    .unwrap();
+    let cancelled = Transition::Finished {
+        outcome: Err(Error::Cancelled),
+    };
+    for transition in [Transition::Dispatched { attempt }, cancelled] {
+        change(store, record, transition).await;
+        fleet
+            .deliver(FleetNotice::Changed {
+                job: record.id.clone(),
+                version: record.version,
+                state: record.state,
+            })
+            .await;
+    }
+    pass(Duration::from_millis(10)).await;
+}
+
+/// A job mirrored here that another process ran to its end: read to end its copy here only
+/// if something here could see that end (a stream of its events, a subscriber of the pool's
+/// events); otherwise its copy is forgotten, and the store has it.
+#[tokio::test(start_paused = true)]
+async fn a_mirrored_job_ended_elsewhere_is_read_only_if_watched_here() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Arc::new(MemoryStore::default());
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    // No lease here: the mirrored jobs wait in this process's queue.
+    let mut unseen = mirrored_here(&fleet, &store, "unseen").await;
+    let mut streamed = mirrored_here(&fleet, &store, "streamed").await;
+    let mut events = pool.job("streamed").expect("mirrored").events();
+    ended_elsewhere(&fleet, &store, &mut unseen).await;
+    ended_elsewhere(&fleet, &store, &mut streamed).await;
+    assert!(pool.record("unseen").is_none(), "nothing watched it here");
+    assert_eq!(
+        pool.record("streamed").map(|r| r.state),
+        Some(JobState::Cancelled)
+    );
+    let mut last = None;
+    while let Some(event) = events.recv().await {
+        last = Some(event.kind);
+    }
+    assert!(matches!(last, Some(JobEventKind::Cancelled)), "{last:?}");
+
+    // A subscriber of the pool's events sees every end: read.
+    let _all = pool.subscribe();
+    let mut fed = mirrored_here(&fleet, &store, "fed").await;
+    ended_elsewhere(&fleet, &store, &mut fed).await;
+    assert_eq!(
+        pool.record("fed").map(|r| r.state),
+        Some(JobState::Cancelled)
+    );
+    assert_eq!(a.run_count(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn cancels_cross_processes() {
     let a = Fake::scripted("a", |_| Step::Hang);
