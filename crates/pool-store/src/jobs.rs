@@ -28,6 +28,33 @@ pub(crate) struct NewJob {
 }
 
 impl NewJob {
+    /// The job's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The blobs it refers to (its input files).
+    pub(crate) fn blobs(&self) -> &[String] {
+        &self.blobs
+    }
+
+    /// `query` with the job's id, tenant, state, priority, hash, creation and update times,
+    /// version, last sequence number, record and spec bound, in this order.
+    pub(crate) fn bind_row(&self, query: Query) -> Query {
+        query
+            .bind(self.id.as_str())
+            .bind(self.tenant.clone())
+            .bind(self.state)
+            .bind(self.priority)
+            .bind(self.hash.as_str())
+            .bind(self.created_at)
+            .bind(self.updated_at)
+            .bind(self.version)
+            .bind(self.last_seq)
+            .bind(self.rest.as_str())
+            .bind(self.spec.as_str())
+    }
+
     /// The row of `record`.
     pub(crate) fn of(record: &JobRecord) -> Result<Self, StoreError> {
         Ok(Self {
@@ -162,14 +189,7 @@ pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome
     }
     let inserted = conn.fetch_optional(&query).await?;
     let Some(inserted) = inserted else {
-        let row = conn.fetch_optional(&by_id(&job.id)).await?;
-        return Ok(match row {
-            Some(row) => record_of(&row).map(|r| Done::Existing(Some(Box::new(r)))),
-            None => Err(StoreError::Unavailable(format!(
-                "job {} was neither inserted nor found",
-                job.id
-            ))),
-        });
+        return existing(conn, &job.id).await;
     };
     let seq = match inserted.int(0) {
         Ok(seq) => seq,
@@ -185,6 +205,17 @@ pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome
     }
     refer(conn, &job.id, &job.blobs).await?;
     Ok(Ok(Done::Existing(None)))
+}
+
+/// The answer to an insert of job `id` that inserted nothing: the record stored under the id.
+pub(crate) async fn existing(conn: &mut WriteConn, id: &str) -> Result<Outcome, sqlx::Error> {
+    let row = conn.fetch_optional(&by_id(id)).await?;
+    Ok(match row {
+        Some(row) => record_of(&row).map(|r| Done::Existing(Some(Box::new(r)))),
+        None => Err(StoreError::Unavailable(format!(
+            "job {id} was neither inserted nor found"
+        ))),
+    })
 }
 
 pub(crate) async fn update(

@@ -16,7 +16,7 @@ use pool_core::{JobRecord, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sql::{Dialect, WriteConn};
-use crate::{blocks, jobs, service_sql, update_batch};
+use crate::{blocks, insert_batch, jobs, service_sql, update_batch};
 
 /// The most work one transaction takes (bounds the latency of the first caller in it).
 pub(crate) const MAX_BATCH: usize = 512;
@@ -276,8 +276,27 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64
     .await?;
     let mut outcomes = Vec::with_capacity(works.len());
     let mut rows = 0;
-    // Consecutive updates go as one run (see `update_batch`); any other work ends a run.
-    for run in works.chunk_by(|a, b| is_update(a) && is_update(b)) {
+    // Consecutive updates go as one run (see `update_batch`), and so do consecutive inserts
+    // (see `insert_batch`); any other work ends a run.
+    let same =
+        |a: &&Work, b: &&Work| (is_update(a) && is_update(b)) || (is_insert(a) && is_insert(b));
+    for run in works.chunk_by(same) {
+        let inserts: Vec<&jobs::NewJob> = run
+            .iter()
+            .filter_map(|work| match work {
+                Work::Insert(job) => Some(job),
+                _ => None,
+            })
+            .collect();
+        if inserts.len() == run.len() && insert_batch::batched(conn, &inserts) {
+            let done = insert_batch::insert_all(conn, &inserts).await?;
+            rows += done
+                .iter()
+                .filter(|o| matches!(o, Ok(Done::Existing(None))))
+                .count() as u64;
+            outcomes.extend(done);
+            continue;
+        }
         if is_update(run[0]) {
             let updates: Vec<&jobs::JobChange> = run
                 .iter()
@@ -305,6 +324,10 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64
 
 fn is_update(work: &Work) -> bool {
     matches!(work, Work::Update(_))
+}
+
+fn is_insert(work: &Work) -> bool {
+    matches!(work, Work::Insert(_))
 }
 
 async fn apply(conn: &mut WriteConn, work: &Work) -> Result<Outcome, sqlx::Error> {

@@ -30,6 +30,55 @@ pub async fn insert_get_and_idempotent_insert(store: &dyn JobStore) {
     assert_eq!(store.get("job-2").await.unwrap(), None);
 }
 
+/// Inserts sent together (one statement in a SQL store that can) end as one after the
+/// other: the new jobs are stored and taken in the order sent (acceptance order, ids not in
+/// order), one already stored answers the stored record and changes nothing; and an insert
+/// of an id already in the same group answers the first.
+pub async fn inserts_sent_together_end_as_in_sequence(store: &dyn JobStore) {
+    let stored = job("job-m", Some("acme"), at(1));
+    store.insert(&stored).await.unwrap();
+    let together = |ids: &[&str], from: u64| -> Vec<JobRecord> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| job(id, Some(&format!("t{i}")), at(from + i as u64)))
+            .collect()
+    };
+    let first = together(&["job-z", "job-m", "job-a", "job-q"], 10);
+    assert_eq!(
+        insert_together(store, &first).await,
+        vec![None, Some(stored.clone()), None, None]
+    );
+    let second = together(&["job-b", "job-b"], 20);
+    assert_eq!(
+        insert_together(store, &second).await,
+        vec![None, Some(second[0].clone())]
+    );
+    for expected in [&first[0], &first[2], &first[3], &second[0]] {
+        assert_eq!(
+            store.get(expected.id.as_str()).await.unwrap().as_ref(),
+            Some(expected)
+        );
+    }
+    assert_eq!(store.get("job-m").await.unwrap(), Some(stored));
+    let order: Vec<String> = store
+        .unfinished()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    assert_eq!(order, ["job-m", "job-z", "job-a", "job-q", "job-b"]);
+}
+
+/// Inserts `records` at once (each sent before any is answered); their answers in order.
+async fn insert_together(store: &dyn JobStore, records: &[JobRecord]) -> Vec<Option<JobRecord>> {
+    futures_util::future::join_all(records.iter().map(|r| store.insert(r)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Several records read at once are those stored, each as `get` reads it; unknown ids are
 /// left out; more ids than one query takes are read all the same.
 pub async fn get_many_reads_what_get_reads(store: &dyn JobStore) {
@@ -656,6 +705,7 @@ macro_rules! job_store_conformance {
     ($make:expr) => {
         job_store_conformance!(@tests $make;
             insert_get_and_idempotent_insert,
+            inserts_sent_together_end_as_in_sequence,
             get_many_reads_what_get_reads,
             update_is_compare_and_set,
             updates_sent_together_end_as_in_sequence,
