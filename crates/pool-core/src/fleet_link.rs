@@ -93,12 +93,31 @@ impl FleetLink {
 /// Notices sent together at most (what queued while the previous ones were sent).
 const NOTIFY_BATCH: usize = 512;
 
+/// The pause after a send of notices while they keep coming: what is told within it goes out
+/// together at its end. A notice told after a quiet spell (the last send ended longer ago)
+/// goes at once, so an idle fleet adds no delay; a busy one sends a batch per process at most
+/// once per send and pause (each send costs a statement, and every process a wake-up).
+pub(crate) const NOTIFY_EVERY: Duration = Duration::from_millis(1);
+
 async fn notify(fleet: Arc<dyn Fleet>, mut rx: mpsc::UnboundedReceiver<FleetNotice>) {
     let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+    let mut last: Option<Instant> = None;
     while rx.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        if let Some(last) = last
+            && last.elapsed() < NOTIFY_EVERY
+        {
+            tokio::time::sleep_until(last + NOTIFY_EVERY).await;
+            while batch.len() < NOTIFY_BATCH {
+                match rx.try_recv() {
+                    Ok(notice) => batch.push(notice),
+                    Err(_) => break,
+                }
+            }
+        }
         if let Err(error) = fleet.notify_all(&batch).await {
             tracing::warn!(%error, "comfy-pool: a fleet notice was not sent");
         }
+        last = Some(Instant::now());
         batch.clear();
     }
 }
@@ -413,4 +432,78 @@ pub(crate) fn spawn_load(
         let records = load(store.as_ref(), &jobs).await;
         send(&engine, FleetInput::Records(records));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::StoreError;
+
+    /// A fleet that records each send of notices: how many, and when.
+    #[derive(Debug, Default)]
+    struct Sends(Mutex<Vec<(usize, Instant)>>);
+
+    #[async_trait]
+    impl Fleet for Sends {
+        fn process(&self) -> &str {
+            "test"
+        }
+        async fn lease(&self, _: &[ServerId], _: Duration) -> Result<Vec<Lease>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn leave(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError> {
+            self.notify_all(std::slice::from_ref(notice)).await
+        }
+        async fn notify_all(&self, notices: &[FleetNotice]) -> Result<(), StoreError> {
+            self.0.lock().push((notices.len(), Instant::now()));
+            Ok(())
+        }
+        async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError> {
+            Ok(mpsc::channel(1).1)
+        }
+    }
+
+    fn cancel(i: usize) -> FleetNotice {
+        FleetNotice::Cancel {
+            job: JobId::from(format!("job-{i}")),
+        }
+    }
+
+    /// Notices told right after a send wait out the pause ([`NOTIFY_EVERY`]) and go
+    /// together; one told after a quiet spell goes at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_link_sends_at_most_once_per_interval_and_an_idle_one_at_once() {
+        let fleet = Arc::new(Sends::default());
+        let link = FleetLink::spawn(Arc::clone(&fleet) as Arc<dyn Fleet>, Duration::from_secs(3));
+        let start = Instant::now();
+        link.tell(cancel(0));
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        for i in 1..4 {
+            link.tell(cancel(i));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let quiet = Instant::now() - start;
+        link.tell(cancel(9));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let sends: Vec<(usize, Duration)> = fleet
+            .0
+            .lock()
+            .iter()
+            .map(|(n, at)| (*n, *at - start))
+            .collect();
+        assert_eq!(
+            sends,
+            [(1, Duration::ZERO), (3, NOTIFY_EVERY), (1, quiet)],
+            "the first at once, the next ones together one interval on, one after a quiet \
+             spell at once"
+        );
+    }
 }
