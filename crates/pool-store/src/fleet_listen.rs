@@ -79,6 +79,8 @@ async fn forward(
     tx: &mpsc::Sender<FleetNotice>,
 ) {
     let mut overflowing = false;
+    // How this process's own payloads begin (they are skipped unread).
+    let own = crate::fleet_sql::head(process).ok();
     loop {
         let next = tokio::select! {
             () = tx.closed() => return,
@@ -86,7 +88,10 @@ async fn forward(
         };
         match next {
             Ok(Some(notification)) => {
-                deliver(process, notification.payload(), tx, &mut overflowing);
+                let payload = notification.payload();
+                if !own.as_deref().is_some_and(|own| payload.starts_with(own)) {
+                    deliver(process, payload, tx, &mut overflowing);
+                }
             }
             // sqlx has connected and listened again already.
             Ok(None) => warn!(
@@ -141,9 +146,9 @@ async fn relisten(
     }
 }
 
-/// Hands the notices of one payload to the receiver, unless it is this process's own or
-/// unreadable. A full
-/// receiver loses it (logged once per run of losses).
+/// Hands the notices of one payload to the receiver, unless it is this process's own (in a
+/// form its head did not give away) or unreadable. A full receiver loses it (logged once
+/// per run of losses).
 fn deliver(process: &str, payload: &str, tx: &mpsc::Sender<FleetNotice>, overflowing: &mut bool) {
     let envelope: Envelope<String, FleetNotice> = match serde_json::from_str(payload) {
         Ok(envelope) => envelope,

@@ -88,6 +88,15 @@ pub(crate) async fn leave(pool: &PgPool, process: &str) -> Result<(), StoreError
     .map(drop)
 }
 
+/// How every payload `process` sends begins (its envelope up to its first notice): a
+/// listener skips its own process's payloads by it, without reading their notices.
+pub(crate) fn head(process: &str) -> Result<String, serde_json::Error> {
+    Ok(format!(
+        "{{\"from\":{},\"notices\":[",
+        serde_json::to_string(process)?
+    ))
+}
+
 /// The payload of `notice` alone from `process`, or [`StoreError::Rejected`] when it is too
 /// long for the channel.
 #[cfg(test)]
@@ -109,10 +118,7 @@ pub(crate) fn payloads(
     let not_json = |e: serde_json::Error| {
         StoreError::Rejected(format!("a fleet notice that is not JSON: {e}"))
     };
-    let head = format!(
-        "{{\"from\":{},\"notices\":[",
-        serde_json::to_string(process).map_err(not_json)?
-    );
+    let head = head(process).map_err(not_json)?;
     const TAIL: &str = "]}";
     let mut payloads = Vec::new();
     let mut refused = None;
@@ -170,6 +176,19 @@ mod tests {
     fn cancel(len: usize) -> FleetNotice {
         FleetNotice::Cancel {
             job: "j".repeat(len).into(),
+        }
+    }
+
+    #[test]
+    fn every_payload_of_a_process_begins_with_its_head_and_no_other_process_payload_does() {
+        let notices: Vec<FleetNotice> = (0..400).map(|i| cancel(50 + i)).collect();
+        let (mine, _) = payloads("p1", &notices).unwrap();
+        assert!(mine.len() > 1);
+        let own = head("p1").unwrap();
+        assert!(mine.iter().all(|p| p.starts_with(&own)));
+        for other in ["p10", "p", "\"p1\""] {
+            let (theirs, _) = payloads(other, &notices).unwrap();
+            assert!(theirs.iter().all(|p| !p.starts_with(&own)), "{other}");
         }
     }
 
