@@ -139,3 +139,53 @@ pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
     /// receiver is full, are lost. The feed ends when the receiver is dropped.
     async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError>;
 }
+
+/// A fleet for the crate's unit tests: no leases, nothing heard, and every send of notices
+/// recorded (the notices and when).
+#[cfg(test)]
+pub(crate) mod recording {
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// Records each send of notices.
+    #[derive(Debug, Default)]
+    pub(crate) struct Recording(Mutex<Vec<(Vec<FleetNotice>, Instant)>>);
+
+    impl Recording {
+        /// Each send so far: how many notices, and when.
+        pub(crate) fn sends(&self) -> Vec<(usize, Instant)> {
+            self.0.lock().iter().map(|(n, at)| (n.len(), *at)).collect()
+        }
+
+        /// Every notice sent so far, in order.
+        pub(crate) fn notices(&self) -> Vec<FleetNotice> {
+            self.0.lock().iter().flat_map(|(n, _)| n.clone()).collect()
+        }
+    }
+
+    #[async_trait]
+    impl Fleet for Recording {
+        fn process(&self) -> &str {
+            "here"
+        }
+        async fn lease(&self, _: &[ServerId], _: Duration) -> Result<Vec<Lease>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn leave(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError> {
+            self.notify_all(std::slice::from_ref(notice)).await
+        }
+        async fn notify_all(&self, notices: &[FleetNotice]) -> Result<(), StoreError> {
+            self.0.lock().push((notices.to_vec(), Instant::now()));
+            Ok(())
+        }
+        async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError> {
+            Ok(mpsc::channel(1).1)
+        }
+    }
+}

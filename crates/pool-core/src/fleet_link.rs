@@ -436,38 +436,8 @@ pub(crate) fn spawn_load(
 
 #[cfg(test)]
 mod tests {
-    use async_trait::async_trait;
-    use parking_lot::Mutex;
-
     use super::*;
-    use crate::StoreError;
-
-    /// A fleet that records each send of notices: how many, and when.
-    #[derive(Debug, Default)]
-    struct Sends(Mutex<Vec<(usize, Instant)>>);
-
-    #[async_trait]
-    impl Fleet for Sends {
-        fn process(&self) -> &str {
-            "test"
-        }
-        async fn lease(&self, _: &[ServerId], _: Duration) -> Result<Vec<Lease>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn leave(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-        async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError> {
-            self.notify_all(std::slice::from_ref(notice)).await
-        }
-        async fn notify_all(&self, notices: &[FleetNotice]) -> Result<(), StoreError> {
-            self.0.lock().push((notices.len(), Instant::now()));
-            Ok(())
-        }
-        async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError> {
-            Ok(mpsc::channel(1).1)
-        }
-    }
+    use crate::fleet::recording::Recording;
 
     fn cancel(i: usize) -> FleetNotice {
         FleetNotice::Cancel {
@@ -479,7 +449,7 @@ mod tests {
     /// together; one told after a quiet spell goes at once.
     #[tokio::test(start_paused = true)]
     async fn a_busy_link_sends_at_most_once_per_interval_and_an_idle_one_at_once() {
-        let fleet = Arc::new(Sends::default());
+        let fleet = Arc::new(Recording::default());
         let link = FleetLink::spawn(Arc::clone(&fleet) as Arc<dyn Fleet>, Duration::from_secs(3));
         let start = Instant::now();
         link.tell(cancel(0));
@@ -494,10 +464,9 @@ mod tests {
         link.tell(cancel(9));
         tokio::time::sleep(Duration::from_millis(5)).await;
         let sends: Vec<(usize, Duration)> = fleet
-            .0
-            .lock()
-            .iter()
-            .map(|(n, at)| (*n, *at - start))
+            .sends()
+            .into_iter()
+            .map(|(n, at)| (n, at - start))
             .collect();
         assert_eq!(
             sends,

@@ -65,36 +65,9 @@ impl Relay {
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-    use parking_lot::Mutex;
-    use tokio::sync::mpsc;
-
     use super::*;
-    use crate::{Error, Fleet, Lease, PreviewFormat, ServerId, StoreError, Timestamp};
-
-    /// A fleet that keeps what it is told.
-    #[derive(Debug, Default)]
-    struct Told(Mutex<Vec<FleetNotice>>);
-
-    #[async_trait]
-    impl Fleet for Told {
-        fn process(&self) -> &str {
-            "here"
-        }
-        async fn lease(&self, _: &[ServerId], _: Duration) -> Result<Vec<Lease>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn leave(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-        async fn notify(&self, notice: &FleetNotice) -> Result<(), StoreError> {
-            self.0.lock().push(notice.clone());
-            Ok(())
-        }
-        async fn notices(&self) -> Result<mpsc::Receiver<FleetNotice>, StoreError> {
-            Ok(mpsc::channel(1).1)
-        }
-    }
+    use crate::fleet::recording::Recording;
+    use crate::{Error, Fleet, PreviewFormat, Timestamp};
 
     fn progress(value: u64) -> JobEventKind {
         JobEventKind::Run(RunEvent::Progress {
@@ -106,7 +79,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn progress_and_previews_are_thinned_and_outputs_and_ends_stay_home() {
-        let told = Arc::new(Told::default());
+        let told = Arc::new(Recording::default());
         let link = Arc::new(FleetLink::spawn(
             Arc::clone(&told) as Arc<dyn Fleet>,
             Duration::from_secs(3),
@@ -154,8 +127,7 @@ mod tests {
         tokio::task::yield_now().await;
 
         let told: Vec<(u64, JobEventKind)> = told
-            .0
-            .lock()
+            .notices()
             .iter()
             .map(|n| match n {
                 FleetNotice::Event { event } => (event.seq, event.kind.clone()),

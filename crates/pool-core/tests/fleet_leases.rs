@@ -306,6 +306,20 @@ async fn mirrored_here(fleet: &ScriptedFleet, store: &MemoryStore, id: &str) -> 
     record
 }
 
+/// The first attempt's dispatch to `server` under `prompt`, now.
+fn dispatched_to(server: &str, prompt: &str) -> Transition {
+    let attempt = serde_json::from_value(serde_json::json!({
+        "attempt": 1,
+        "server": server,
+        "prompt_id": prompt,
+        "started_at": Timestamp::now(),
+        "duration_ms": 0,
+        "outcome": {"status": "running"},
+    }))
+    .unwrap();
+    Transition::Dispatched { attempt }
+}
+
 /// A job another process dispatched to `server` under `prompt` (its record running there),
 /// the server's acceptance recorded or not.
 async fn dispatched_elsewhere(
@@ -316,16 +330,7 @@ async fn dispatched_elsewhere(
     accepted: bool,
 ) -> JobRecord {
     let mut record = accepted_elsewhere(store, id).await;
-    let attempt = serde_json::from_value(serde_json::json!({
-        "attempt": 1,
-        "server": server,
-        "prompt_id": prompt,
-        "started_at": Timestamp::now(),
-        "duration_ms": 0,
-        "outcome": {"status": "running"},
-    }))
-    .unwrap();
-    change(store, &mut record, Transition::Dispatched { attempt }).await;
+    change(store, &mut record, dispatched_to(server, prompt)).await;
     if accepted {
         change(
             store,
@@ -493,19 +498,11 @@ async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
 /// Another process claims `record` (mirrored here) and ends it cancelled, telling each
 /// change.
 async fn ended_elsewhere(fleet: &ScriptedFleet, store: &MemoryStore, record: &mut JobRecord) {
-    let attempt = serde_json::from_value(serde_json::json!({
-        "attempt": 1,
-        "server": "b",
-        "prompt_id": format!("prompt-{}", record.id),
-        "started_at": Timestamp::now(),
-        "duration_ms": 0,
-        "outcome": {"status": "running"},
-    }))
-    .unwrap();
+    let dispatched = dispatched_to("b", &format!("prompt-{}", record.id));
     let cancelled = Transition::Finished {
         outcome: Err(Error::Cancelled),
     };
-    for transition in [Transition::Dispatched { attempt }, cancelled] {
+    for transition in [dispatched, cancelled] {
         change(store, record, transition).await;
         fleet
             .deliver(FleetNotice::Changed {

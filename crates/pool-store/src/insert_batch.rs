@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use crate::jobs::{self, NewJob};
-use crate::sql::{Dialect, Query, WriteConn};
+use crate::sql::{Arg, Dialect, Query, WriteConn, bind_padding, padded_values};
 use crate::writer::{Done, Outcome};
 
 /// Rows of one statement at most (12 arguments each: far below PostgreSQL's limit).
@@ -45,52 +45,40 @@ pub(crate) async fn insert_all(
     Ok(outcomes)
 }
 
+/// The NULL of each column of a row (its place, the job's row as [`NewJob::bind_row`] binds
+/// it, its spec): a padding row inserts nothing.
+const NULLS: [Arg; 12] = [
+    Arg::Int(None),
+    Arg::Text(None),
+    Arg::Text(None),
+    Arg::Text(None),
+    Arg::Int(None),
+    Arg::Text(None),
+    Arg::Int(None),
+    Arg::Int(None),
+    Arg::Int(None),
+    Arg::Int(None),
+    Arg::Text(None),
+    Arg::Text(None),
+];
+
 /// The statement inserting `jobs`, returning the ids of those that were new.
 fn statement(jobs: &[&NewJob]) -> Query {
-    const COLUMNS: usize = 12;
-    let mut sql = String::from("WITH v AS (VALUES ");
-    for i in 0..jobs.len().next_power_of_two() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        let params: Vec<String> = (1..=COLUMNS)
-            .map(|c| format!("${}", i * COLUMNS + c))
-            .collect();
-        sql.push('(');
-        sql.push_str(&params.join(", "));
-        sql.push(')');
-    }
     // column1 is the row's place (the acceptance order), column2..column12 the job's.
-    sql.push_str(
-        "), j AS (INSERT INTO jobs (id, tenant, state, priority, hash, created_at, updated_at, \
-         version, last_seq, record) \
+    let sql = format!(
+        "WITH v AS ({}), j AS (INSERT INTO jobs (id, tenant, state, priority, hash, created_at, \
+         updated_at, version, last_seq, record) \
          SELECT column2, column3, column4, column5, column6, column7, column8, column9, \
          column10, column11 FROM v WHERE column2 IS NOT NULL ORDER BY column1 \
          ON CONFLICT (id) DO NOTHING RETURNING id, seq), \
          s AS (INSERT INTO job_specs (seq, spec) SELECT j.seq, v.column12 FROM j \
          JOIN v ON v.column2 = j.id) \
          SELECT id FROM j",
+        padded_values(jobs.len(), &NULLS)
     );
     let mut query = Query::new(sql);
     for (i, job) in jobs.iter().enumerate() {
-        query = job.bind_row(query.bind(i as i64));
+        query = job.bind_row(query.bind(i as i64)).bind(job.spec());
     }
-    // Rows of nothing up to the statement's size (a few sizes only, for the cache of
-    // prepared statements): they insert nothing.
-    for _ in jobs.len()..jobs.len().next_power_of_two() {
-        query = query.bind(None::<i64>);
-        query = query
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<String>);
-    }
-    query
+    bind_padding(query, jobs.len(), &NULLS)
 }

@@ -38,8 +38,13 @@ impl NewJob {
         &self.blobs
     }
 
-    /// `query` with the job's id, tenant, state, priority, hash, creation and update times,
-    /// version, last sequence number, record and spec bound, in this order.
+    /// Its spec, as JSON.
+    pub(crate) fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// `query` with the job's row bound: its id, tenant, state, priority, hash, creation and
+    /// update times, version, last sequence number and record, in this order.
     pub(crate) fn bind_row(&self, query: Query) -> Query {
         query
             .bind(self.id.as_str())
@@ -52,7 +57,6 @@ impl NewJob {
             .bind(self.version)
             .bind(self.last_seq)
             .bind(self.rest.as_str())
-            .bind(self.spec.as_str())
     }
 
     /// The row of `record`.
@@ -173,17 +177,7 @@ pub(crate) async fn insert(conn: &mut WriteConn, job: &NewJob) -> Result<Outcome
     } else {
         INSERT_JOB.to_owned()
     };
-    let mut query = Query::new(sql)
-        .bind(job.id.as_str())
-        .bind(job.tenant.clone())
-        .bind(job.state)
-        .bind(job.priority)
-        .bind(job.hash.as_str())
-        .bind(job.created_at)
-        .bind(job.updated_at)
-        .bind(job.version)
-        .bind(job.last_seq)
-        .bind(job.rest.as_str());
+    let mut query = job.bind_row(Query::new(sql));
     if together {
         query = query.bind(job.spec.as_str());
     }

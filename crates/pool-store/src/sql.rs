@@ -121,6 +121,36 @@ impl Query {
     }
 }
 
+/// A `VALUES` list for `rows` rows of one parameter per entry of `nulls`, padded with rows of
+/// nothing up to the next power of two: a few statement sizes only, so that the connection's
+/// cache of prepared statements keeps them. Bind the rows, then [`bind_padding`].
+pub(crate) fn padded_values(rows: usize, nulls: &[Arg]) -> String {
+    let columns = nulls.len();
+    let mut sql = String::from("VALUES ");
+    for row in 0..rows.next_power_of_two() {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 1..=columns {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `query` with the padding rows of a [`padded_values`] list of `rows` rows bound: `nulls`
+/// (each column's NULL, typed as the column) once per padding row.
+pub(crate) fn bind_padding(query: Query, rows: usize, nulls: &[Arg]) -> Query {
+    (rows..rows.next_power_of_two())
+        .flat_map(|_| nulls.iter().cloned())
+        .fold(query, Query::bind)
+}
+
 /// Which database a store is on (for the few statements that differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::jobs::{self, JobChange};
-use crate::sql::{Dialect, Query, WriteConn};
+use crate::sql::{Arg, Dialect, Query, WriteConn, bind_padding, padded_values};
 use crate::writer::{Done, Outcome};
 
 /// Rows of one statement at most (7 arguments each: far below both databases' limits).
@@ -58,8 +58,9 @@ pub(crate) async fn update_all(
             });
     }
     let mut written: HashSet<String> = HashSet::with_capacity(order.len());
-    // The versions stored before the statement, by job (PostgreSQL; `None`: no such job).
-    let mut before: HashMap<String, Option<i64>> = HashMap::new();
+    // The versions stored of the jobs missed (`None`: no such job): on PostgreSQL from the
+    // statement, on SQLite read once per job below.
+    let mut stored: HashMap<String, Option<i64>> = HashMap::new();
     for chunk in order.chunks(MAX_ROWS) {
         let rows: Vec<(&JobChange, i64)> = chunk
             .iter()
@@ -72,7 +73,7 @@ pub(crate) async fn update_all(
                 if row.boolean(1).map_err(|e| decode(&e))? {
                     written.insert(id);
                 } else {
-                    before.insert(id, row.opt_int(2).map_err(|e| decode(&e))?);
+                    stored.insert(id, row.opt_int(2).map_err(|e| decode(&e))?);
                 }
             }
         } else {
@@ -82,19 +83,18 @@ pub(crate) async fn update_all(
         }
     }
     let mut outcomes = Vec::with_capacity(changes.len());
-    let mut stored: HashMap<&str, Option<i64>> = HashMap::new();
     for change in changes {
         if written.contains(change.id()) {
             jobs::refer(conn, change.id(), change.blobs()).await?;
             outcomes.push(Ok(Done::Nothing));
             continue;
         }
-        // Missed: what is stored says why (read once per job, unless the statement said).
-        let version = match (before.get(change.id()), stored.get(change.id())) {
-            (Some(version), _) | (None, Some(version)) => *version,
-            (None, None) => match jobs::stored_version(conn, change.id()).await? {
+        // Missed: what is stored says why.
+        let version = match stored.get(change.id()) {
+            Some(version) => *version,
+            None => match jobs::stored_version(conn, change.id()).await? {
                 Ok(version) => {
-                    stored.insert(change.id(), version);
+                    stored.insert(change.id().to_owned(), version);
                     version
                 }
                 Err(e) => {
@@ -127,17 +127,12 @@ fn chained(changes: &[&JobChange]) -> bool {
     })
 }
 
-/// The number of rows of a statement for `n` rows: the next power of two.
-fn padded(n: usize) -> usize {
-    n.next_power_of_two()
-}
-
 /// The statement writing `rows` (each the record to store and the version expected stored),
 /// returning the ids of the jobs written.
 fn statement(rows: &[(&JobChange, i64)]) -> Query {
     let sql = format!(
         "UPDATE jobs SET {SET} FROM ({}) AS v WHERE {MATCH} RETURNING jobs.id",
-        values(rows.len())
+        padded_values(rows.len(), &NULLS)
     );
     bind_rows(Query::new(sql), rows)
 }
@@ -151,7 +146,7 @@ fn statement_with_versions(rows: &[(&JobChange, i64)]) -> Query {
          SELECT v.column1, u.id IS NOT NULL, j.version FROM v \
          LEFT JOIN u ON u.id = v.column1 LEFT JOIN jobs j ON j.id = v.column1 \
          WHERE v.column1 IS NOT NULL",
-        values(rows.len())
+        padded_values(rows.len(), &NULLS)
     );
     bind_rows(Query::new(sql), rows)
 }
@@ -163,45 +158,24 @@ const SET: &str = "state = v.column2, updated_at = v.column3, version = v.column
 /// Which job an update of row `v` writes: its id, at the version expected.
 const MATCH: &str = "jobs.id = v.column1 AND jobs.version = v.column7";
 
-/// `VALUES` of 7 parameters per row for `n` rows, padded to a few sizes only (the next power
-/// of two), so that the connection's cache of prepared statements keeps them.
-fn values(n: usize) -> String {
-    let mut sql = String::from("VALUES ");
-    for i in 0..padded(n) {
-        let p = i * 7;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7
-        ));
-    }
-    sql
-}
+/// The NULL of each column of a row (id, state, update time, version, last sequence number,
+/// record, expected version): a padding row matches no job.
+const NULLS: [Arg; 7] = [
+    Arg::Text(None),
+    Arg::Text(None),
+    Arg::Int(None),
+    Arg::Int(None),
+    Arg::Int(None),
+    Arg::Text(None),
+    Arg::Int(None),
+];
 
-/// `query` with `rows` bound, then rows of nothing up to the padded size (they match no job).
+/// `query` with `rows` bound, then the padding.
 fn bind_rows(mut query: Query, rows: &[(&JobChange, i64)]) -> Query {
     for (change, expected) in rows {
         query = change.bind_row(query).bind(*expected);
     }
-    for _ in rows.len()..padded(rows.len()) {
-        query = query
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<i64>);
-    }
-    query
+    bind_padding(query, rows.len(), &NULLS)
 }
 
 #[cfg(test)]

@@ -256,17 +256,11 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64
         let written = u64::from(outcome.is_ok());
         return Ok((vec![outcome], written));
     }
-    if conn.dialect() == Dialect::Postgres {
-        let updates: Vec<&jobs::JobChange> = works
-            .iter()
-            .map_while(|work| match work {
-                Work::Update(change) => Some(change),
-                _ => None,
-            })
-            .collect();
-        if updates.len() == works.len() && update_batch::one_statement(&updates) {
-            return update_batch::update_all(conn, &updates).await;
-        }
+    if conn.dialect() == Dialect::Postgres
+        && let Some(updates) = all_updates(works)
+        && update_batch::one_statement(&updates)
+    {
+        return update_batch::update_all(conn, &updates).await;
     }
     conn.raw(match conn.dialect() {
         // Take the write lock now: waiting for it is then covered by the busy timeout.
@@ -281,14 +275,9 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64
     let same =
         |a: &&Work, b: &&Work| (is_update(a) && is_update(b)) || (is_insert(a) && is_insert(b));
     for run in works.chunk_by(same) {
-        let inserts: Vec<&jobs::NewJob> = run
-            .iter()
-            .filter_map(|work| match work {
-                Work::Insert(job) => Some(job),
-                _ => None,
-            })
-            .collect();
-        if inserts.len() == run.len() && insert_batch::batched(conn, &inserts) {
+        if let Some(inserts) = all_inserts(run)
+            && insert_batch::batched(conn, &inserts)
+        {
             let done = insert_batch::insert_all(conn, &inserts).await?;
             rows += done
                 .iter()
@@ -297,14 +286,7 @@ async fn run(conn: &mut WriteConn, works: &[&Work]) -> Result<(Vec<Outcome>, u64
             outcomes.extend(done);
             continue;
         }
-        if is_update(run[0]) {
-            let updates: Vec<&jobs::JobChange> = run
-                .iter()
-                .filter_map(|work| match work {
-                    Work::Update(change) => Some(change),
-                    _ => None,
-                })
-                .collect();
+        if let Some(updates) = all_updates(run) {
             let (done, written) = update_batch::update_all(conn, &updates).await?;
             outcomes.extend(done);
             rows += written;
@@ -328,6 +310,28 @@ fn is_update(work: &Work) -> bool {
 
 fn is_insert(work: &Work) -> bool {
     matches!(work, Work::Insert(_))
+}
+
+/// The changes of `works` if every one is an update.
+fn all_updates<'a>(works: &[&'a Work]) -> Option<Vec<&'a jobs::JobChange>> {
+    works
+        .iter()
+        .map(|work| match work {
+            Work::Update(change) => Some(change),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The new jobs of `works` if every one is an insert.
+fn all_inserts<'a>(works: &[&'a Work]) -> Option<Vec<&'a jobs::NewJob>> {
+    works
+        .iter()
+        .map(|work| match work {
+            Work::Insert(job) => Some(job),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn apply(conn: &mut WriteConn, work: &Work) -> Result<Outcome, sqlx::Error> {
