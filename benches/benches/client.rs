@@ -1,9 +1,11 @@
 //! Client overhead per trivial prompt against a local `comfy-sim` with zero execution
-//! time: one `run` at a time (latency) and 16 runs in flight (throughput).
+//! time: one `run` at a time (latency) and 16 runs in flight (throughput); and the parsing
+//! of the websocket text frames of one recorded run of ComfyUI 0.3.64 (every frame of
+//! `ws-01-success`, the client's share of every message a pool receives).
 
 use std::time::Duration;
 
-use comfy_client::{Client, RunOptions};
+use comfy_client::{Client, Event, RunOptions};
 use comfy_sim::{SimConfig, SimServer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -67,5 +69,34 @@ fn bench_client(c: &mut Criterion) {
     drop(sim);
 }
 
-criterion_group!(benches, bench_client);
+/// The text frames the server sent in a recorded successful run.
+fn recorded_frames() -> Vec<String> {
+    const RUN: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/comfy-client/tests/fixtures/transcripts/ws-01-success.jsonl"
+    ));
+    RUN.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|row| row["dir"] == "in" && row["frame"] == "text")
+        .filter_map(|row| row["raw"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn bench_events(c: &mut Criterion) {
+    let frames = recorded_frames();
+    assert!(frames.len() >= 10, "{} frames", frames.len());
+    let mut group = c.benchmark_group("client_events");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    group.bench_function("parse_text_one_run", |b| {
+        b.iter(|| {
+            for frame in &frames {
+                let event = Event::parse_text(frame).unwrap_or_else(|e| panic!("parse: {e}"));
+                std::hint::black_box(event);
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_client, bench_events);
 criterion_main!(benches);

@@ -195,3 +195,33 @@ fn malformed_known_frames_are_decode_errors() {
         assert!(Event::parse_binary(bad.to_vec()).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn frames_parse_whatever_the_order_escapes_or_missing_data() {
+    // `data` before `type`, and an escaped `type`: the same event as the plain frame.
+    let plain = Event::parse_text(r#"{"type":"executing","data":{"node":"5","prompt_id":"p"}}"#)
+        .unwrap_or_else(|e| panic!("plain: {e}"));
+    for frame in [
+        r#"{"data":{"node":"5","prompt_id":"p"},"type":"executing"}"#,
+        r#"{"type":"exec\u0075ting","data":{"node":"5","prompt_id":"p"}}"#,
+    ] {
+        let event = Event::parse_text(frame).unwrap_or_else(|e| panic!("{frame}: {e}"));
+        assert_eq!(event, plain, "{frame}");
+    }
+    // An unknown type keeps its (escaped) name and data; without data, null.
+    let Event::Unknown(unknown) = Event::parse_text(r#"{"type":"cr\u00e8me","data":[1,{"a":2}]}"#)
+        .unwrap_or_else(|e| panic!("unknown: {e}"))
+    else {
+        panic!("not an unknown message");
+    };
+    assert_eq!(unknown.kind, "crème");
+    assert_eq!(unknown.data, serde_json::json!([1, {"a": 2}]));
+    let Event::Unknown(bare) =
+        Event::parse_text(r#"{"type":"bare"}"#).unwrap_or_else(|e| panic!("bare: {e}"))
+    else {
+        panic!("not an unknown message");
+    };
+    assert_eq!(bare.data, serde_json::Value::Null);
+    // A known type without data is malformed, as before.
+    assert!(Event::parse_text(r#"{"type":"executing"}"#).is_err());
+}

@@ -5,11 +5,12 @@ mod messages;
 mod size;
 mod stream;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use binary::{ImageFormat, NodeText, Preview, PreviewMetadata, UnknownBinary};
 pub use messages::{
@@ -98,25 +99,32 @@ pub enum ConnectionState {
     Closed,
 }
 
+/// A text frame's envelope, borrowed from the frame: its `data` is parsed once, straight
+/// into the type its `type` names (no intermediate `Value` tree).
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    data: Value,
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
-fn data<T: serde::de::DeserializeOwned>(kind: &str, data: Value) -> Result<T> {
-    serde_json::from_value(data).map_err(|e| Error::decode(format!("`{kind}` message"), e))
+/// The JSON text of a frame's `data` (`null` when it has none).
+fn raw(data: Option<&RawValue>) -> &str {
+    data.map_or("null", RawValue::get)
+}
+
+fn data<T: serde::de::DeserializeOwned>(kind: &str, data: Option<&RawValue>) -> Result<T> {
+    serde_json::from_str(raw(data)).map_err(|e| Error::decode(format!("`{kind}` message"), e))
 }
 
 impl Event {
     /// Parses a text frame: `{"type": ..., "data": ...}`. Unknown types become
     /// [`Event::Unknown`]; a known type with a malformed `data` is an error.
     pub fn parse_text(text: &str) -> Result<Self> {
-        let env: Envelope =
+        let env: Envelope<'_> =
             serde_json::from_str(text).map_err(|e| Error::decode("websocket text frame", e))?;
-        let kind = env.kind.as_str();
+        let kind = env.kind.as_ref();
         let d = env.data;
         Ok(match kind {
             "status" => Self::Status(data(kind, d)?),
@@ -132,8 +140,9 @@ impl Event {
             "notification" => Self::Notification(data(kind, d)?),
             "feature_flags" => Self::FeatureFlags(data(kind, d)?),
             _ => Self::Unknown(UnknownMessage {
-                kind: env.kind,
-                data: d,
+                data: serde_json::from_str(raw(d))
+                    .map_err(|e| Error::decode("websocket text frame", e))?,
+                kind: env.kind.into_owned(),
             }),
         })
     }
