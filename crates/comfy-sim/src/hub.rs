@@ -147,6 +147,11 @@ pub(crate) fn text_frame(node_id: &str, text: &str) -> Message {
     Message::Binary(frame.freeze())
 }
 
+/// A text frame of JSON text put together by the caller.
+pub(crate) fn text_json(frame: String) -> Message {
+    Message::Text(Utf8Bytes::from(frame))
+}
+
 /// Encodes `{"type": kind, "data": data}` as a text frame.
 pub(crate) fn text(kind: &str, data: Value) -> Message {
     let mut frame = serde_json::Map::new();

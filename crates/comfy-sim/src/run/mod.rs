@@ -3,6 +3,7 @@
 mod finish;
 mod flood;
 mod node;
+mod progress;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use crate::hub::text;
+use crate::hub::{text, text_json};
 use crate::life::{Life, QueueItem};
 use crate::plan::{order, signatures};
 use crate::shared::Shared;
+use progress::NodeStates;
 
 /// Runs queued prompts until the life ends.
 ///
@@ -45,10 +47,6 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Most node states one `progress_state` message carries (ComfyUI sends all of them, which
-/// grows quadratically with the length of a prompt).
-const PROGRESS_WINDOW: usize = 64;
-
 /// Why a run stopped early.
 enum Stop {
     Interrupted(String),
@@ -59,7 +57,7 @@ struct Run<'a> {
     shared: &'a Shared,
     life: &'a Life,
     item: Arc<QueueItem>,
-    progress: Map<String, Value>,
+    progress: NodeStates,
     messages: Vec<Value>,
     executed: Vec<String>,
     outputs: Map<String, Value>,
@@ -73,7 +71,7 @@ impl<'a> Run<'a> {
             shared,
             life,
             item,
-            progress: Map::new(),
+            progress: NodeStates::default(),
             messages: Vec::new(),
             executed: Vec::new(),
             outputs: Map::new(),
@@ -109,25 +107,13 @@ impl<'a> Run<'a> {
     }
 
     fn progress_state(&mut self, node: &str, value: &Value, max: &Value, state: &str) {
-        let entry = json!({
-            "value": value, "max": max, "state": state, "node_id": node,
-            "prompt_id": self.prompt_id(), "display_node_id": node,
-            "parent_node_id": null, "real_node_id": node,
-        });
-        self.progress.insert(node.to_owned(), entry);
+        self.progress
+            .set(&self.item.prompt_id, node, value, max, state);
         if !self.life.hub.reaches(self.client()) {
             return;
         }
-        // The most recently started nodes, in start order (all of them in any usual prompt).
-        let skip = self.progress.len().saturating_sub(PROGRESS_WINDOW);
-        let nodes: Map<String, Value> = self
-            .progress
-            .iter()
-            .skip(skip)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let data = json!({"prompt_id": self.prompt_id(), "nodes": nodes});
-        self.to_client_or_all("progress_state", data);
+        let frame = text_json(self.progress.message(self.prompt_id()));
+        self.life.hub.send_or_broadcast(self.client(), frame);
     }
 
     async fn execute(mut self) {

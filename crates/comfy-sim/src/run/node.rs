@@ -121,10 +121,8 @@ impl Run<'_> {
 
     pub(super) fn executed_or_current(&self) -> String {
         self.progress
-            .iter()
-            .rev()
-            .find(|(_, v)| v.get("state").and_then(Value::as_str) == Some("running"))
-            .map(|(k, _)| k.clone())
+            .last_running()
+            .map(str::to_owned)
             .unwrap_or_default()
     }
 
