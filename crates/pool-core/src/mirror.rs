@@ -135,6 +135,18 @@ impl Engine {
             .as_ref()
             .is_some_and(|f| f.followed.contains_key(id));
         let waiting = matches!(state, JobState::Queued | JobState::RetryWait);
+        if !followed
+            && (waiting || state.is_terminal())
+            && self.held_version(id).is_some_and(|local| local < version)
+        {
+            // Held here (its dispatch, a claim, may be losing to the other process's): the
+            // copy here goes on until its write is answered; if it is let go then, it is
+            // read again (its end, or its return to the queue, was told meanwhile).
+            if let Some(fleet) = &mut self.fleet {
+                fleet.missed.insert(id.clone());
+            }
+            return;
+        }
         if followed && state.is_terminal() && self.forget_unseen(id) {
             return;
         }
@@ -174,6 +186,28 @@ impl Engine {
         drop(registry);
         fleet.followed.remove(id);
         true
+    }
+
+    /// The version of the copy of `id` this process holds (queued, running or ending here;
+    /// not followed), if it holds one.
+    fn held_version(&self, id: &JobId) -> Option<u64> {
+        let key = self
+            .shared
+            .registry
+            .lock()
+            .get(id.as_str())
+            .map(|c| c.key)?;
+        let job = self.jobs.get(&key)?;
+        (job.cell.id == *id).then(|| job.cell.read(|r| r.version))
+    }
+
+    /// A job this process just let go of (its write refused, its copy detached): read again
+    /// if another process changed it while it was held here.
+    pub(crate) fn reread_if_missed(&mut self, id: &JobId) {
+        let Some(fleet) = &mut self.fleet else { return };
+        if fleet.missed.remove(id) && self.shutdown.is_none() {
+            self.load(vec![id.clone()]);
+        }
     }
 
     /// Removes a live job from this process without ending it; its cell is followed.
@@ -230,7 +264,20 @@ impl Engine {
 
     /// Reads the followed jobs again (the resync: notices may be lost).
     pub(crate) fn reload_followed(&mut self) {
+        let missed: Vec<JobId> = self
+            .fleet
+            .as_ref()
+            .map(|f| f.missed.iter().cloned().collect())
+            .unwrap_or_default();
+        let gone: Vec<JobId> = missed
+            .into_iter()
+            .filter(|id| self.held_version(id).is_none())
+            .collect();
         if let Some(fleet) = &mut self.fleet {
+            // Jobs that ended here after all (their claim won): nothing to read again.
+            for id in &gone {
+                fleet.missed.remove(id);
+            }
             let followed = &fleet.followed;
             fleet.cancels.retain(|id| followed.contains_key(id));
             for job in &fleet.cancels {

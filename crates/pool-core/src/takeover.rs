@@ -31,6 +31,10 @@ pub(crate) struct FleetState {
     pub(crate) cancels: HashSet<JobId>,
     /// Jobs to read from the store at the end of the engine's turn.
     pub(crate) loads: Vec<JobId>,
+    /// Jobs held here (dispatched, say, their claim not yet answered) that another process
+    /// changed meanwhile: read again if this process lets them go, since the notices of
+    /// those changes found no copy here to act on (see `Engine::reread_if_missed`).
+    pub(crate) missed: HashSet<JobId>,
     pub(crate) tasks: Option<FleetTasks>,
 }
 
@@ -42,6 +46,7 @@ impl FleetState {
             followed: HashMap::new(),
             cancels: HashSet::new(),
             loads: Vec::new(),
+            missed: HashSet::new(),
             tasks: None,
         }
     }

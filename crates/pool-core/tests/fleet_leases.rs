@@ -19,6 +19,7 @@ use pool_core::{
     JobState, JobStore, Lease, MemoryStore, Pool, RunEvent, ServerId, StoreError, Timestamp,
     Transition, WorkflowHash,
 };
+use support::gated::Gated;
 use support::{Fake, Step, workflow};
 use tokio::sync::mpsc;
 
@@ -81,7 +82,11 @@ impl Fleet for ScriptedFleet {
     }
 }
 
-fn fleet_pool(fleet: &Arc<ScriptedFleet>, store: &Arc<MemoryStore>, fakes: &[&Arc<Fake>]) -> Pool {
+fn fleet_pool<S: JobStore>(
+    fleet: &Arc<ScriptedFleet>,
+    store: &Arc<S>,
+    fakes: &[&Arc<Fake>],
+) -> Pool {
     Pool::builder()
         .servers(fakes.iter().map(|f| f.config()))
         .store(Arc::clone(store) as Arc<dyn JobStore>)
@@ -493,6 +498,40 @@ async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
     .await;
     assert!(matches!(job.result().await, Err(Error::Cancelled)));
     assert_eq!(pool.record("raced").unwrap().state, JobState::Cancelled);
+}
+
+/// A claim here loses to another process's while its write waits unanswered: meanwhile the
+/// other process runs the job to its end and tells each change, which finds no copy here to
+/// act on (this one is dispatched). Once the claim is refused, the copy is read again, so its
+/// handle ends at once, not at the next resync.
+#[tokio::test(start_paused = true)]
+async fn a_lost_claim_whose_end_was_told_meanwhile_ends_its_handle_at_once() {
+    let a = Fake::new("a");
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Gated::new("dispatched");
+    let pool = fleet_pool(&fleet, &store, &[&a]);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    let mut record = mirrored_here(&fleet, &store.inner, "raced").await;
+    let job = pool.job("raced").expect("mirrored");
+    // The server is leased: the job is dispatched here, its claim held at the store.
+    fleet.grant(&["a"]);
+    pass(TTL).await;
+    assert_eq!(
+        pool.record("raced").map(|r| r.state),
+        Some(JobState::Running)
+    );
+    ended_elsewhere(&fleet, &store.inner, &mut record).await;
+    // The claim reaches the store now, stale: refused.
+    store.gate.add_permits(1);
+    let refused = tokio::time::Instant::now();
+    assert!(matches!(job.result().await, Err(Error::Cancelled)));
+    let waited = refused.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the handle ended {waited:?} after the refusal (the resync comes every 5 s)"
+    );
+    assert_eq!(a.run_count(), 0, "a job whose claim failed never runs");
 }
 
 /// Another process claims `record` (mirrored here) and ends it cancelled, telling each
