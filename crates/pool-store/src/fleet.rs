@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::mpsc;
 
+use crate::held::Connections;
 use crate::locator::{Location, redacted, scrub};
 use crate::{fleet_listen, fleet_sql, migrations};
 
@@ -46,6 +47,9 @@ const MAX_PROCESS_ID: usize = 40;
 #[derive(Debug, Clone)]
 pub struct PgFleet {
     pool: PgPool,
+    /// The connection notices go out on, kept between notices (see `held`): one process
+    /// sends its notices one statement at a time.
+    notifier: Arc<Connections>,
     process: Arc<str>,
 }
 
@@ -70,8 +74,10 @@ impl PgFleet {
             .run(&pool)
             .await
             .map_err(migrations::error)?;
+        let notifier = Arc::new(Connections::new(pool.connect_options().as_ref().clone(), 1));
         Ok(Self {
             pool,
+            notifier,
             process: process.into(),
         })
     }
@@ -138,7 +144,7 @@ impl Fleet for PgFleet {
 
     async fn notify_all(&self, notices: &[FleetNotice]) -> Result<(), StoreError> {
         let (payloads, refused) = fleet_sql::payloads(&self.process, notices)?;
-        fleet_sql::notify(&self.pool, &payloads).await?;
+        fleet_sql::notify(&self.notifier, &payloads).await?;
         refused.map_or(Ok(()), Err)
     }
 

@@ -8,6 +8,7 @@ use pool_core::{FleetNotice, Lease, ServerId, StoreError};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row as _};
 
+use crate::held::Connections;
 use crate::sql::{on_live_connection, unavailable};
 
 /// The channel every process of a fleet listens on (one per database).
@@ -152,21 +153,24 @@ pub(crate) fn payloads(
 
 /// Sends `payloads` on the channel in one statement (delivered in order when it commits: at
 /// once).
-pub(crate) async fn notify(pool: &PgPool, payloads: &[String]) -> Result<(), StoreError> {
+pub(crate) async fn notify(conns: &Connections, payloads: &[String]) -> Result<(), StoreError> {
     if payloads.is_empty() {
         return Ok(());
     }
-    on_live_connection(pool.options().get_max_connections(), || {
+    on_live_connection(conns.size(), || async {
+        let mut held = conns.acquire().await?;
         sqlx::query(
             "SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n) \
              ORDER BY n",
         )
         .bind(CHANNEL)
         .bind(payloads)
-        .execute(pool)
+        .execute(held.conn())
+        .await?;
+        held.keep();
+        Ok(())
     })
     .await
-    .map(drop)
 }
 
 #[cfg(test)]

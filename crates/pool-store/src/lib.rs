@@ -55,6 +55,7 @@ mod codec;
 mod fleet;
 mod fleet_listen;
 mod fleet_sql;
+mod held;
 mod insert_batch;
 mod jobs;
 mod lite;

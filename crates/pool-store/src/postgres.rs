@@ -7,11 +7,13 @@
 
 use std::marker::PhantomData;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pool_core::StoreError;
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 
+use crate::held::Connections;
 use crate::locator::{redacted, scrub};
 use crate::sql::{ReadPool, WriteConn};
 use crate::store::{Postgres, SqlStore};
@@ -49,13 +51,9 @@ impl SqlStore<Postgres> {
             .run(&mut conn)
             .await
             .map_err(|e| scrubbed(migrations::error(e), url))?;
-        // No round trip to test a connection before each read (it doubled the cost of a
-        // read); a read that finds its connection lost is run again on another.
-        let reads = PgPoolOptions::new()
-            .max_connections(READERS)
-            .min_connections(0)
-            .test_before_acquire(false)
-            .connect_lazy_with(options.clone());
+        // No round trip to test a connection before or after each read (one doubled the
+        // cost of a read); a read that finds its connection lost is run again on another.
+        let reads = Arc::new(Connections::new(options.clone(), READERS));
         let url = url.to_owned();
         let (writer, task) = Writer::spawn(
             WriteConn::Postgres(conn),

@@ -4,10 +4,13 @@
 //! by column position. Everything above this module is written once for both databases.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pool_core::StoreError;
 use sqlx::{Connection, Database, Encode, Executor, Row as _, Type};
-use sqlx::{PgConnection, PgPool, SqlitePool};
+use sqlx::{PgConnection, SqlitePool};
+
+use crate::held::Connections;
 use sqlx::{Postgres, Sqlite};
 
 use crate::lite::{FromLite, LiteConn, LiteRow};
@@ -307,7 +310,7 @@ impl WriteConn {
 #[derive(Debug, Clone)]
 pub(crate) enum ReadPool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Postgres(Arc<Connections>),
 }
 
 impl ReadPool {
@@ -321,7 +324,7 @@ impl ReadPool {
     fn size(&self) -> u32 {
         match self {
             Self::Sqlite(p) => p.options().get_max_connections(),
-            Self::Postgres(p) => p.options().get_max_connections(),
+            Self::Postgres(p) => p.size(),
         }
     }
 
@@ -332,11 +335,12 @@ impl ReadPool {
                 .fetch_all(p)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-            Self::Postgres(p) => q
-                .bound::<Postgres>()
-                .fetch_all(p)
-                .await
-                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
+            Self::Postgres(p) => {
+                let mut held = p.acquire().await?;
+                let rows = q.bound::<Postgres>().fetch_all(held.conn()).await?;
+                held.keep();
+                Ok(rows.into_iter().map(Row::Postgres).collect())
+            }
         }
     }
 
@@ -353,11 +357,12 @@ impl ReadPool {
                 .fetch_optional(p)
                 .await
                 .map(|row| row.map(Row::Sqlite)),
-            Self::Postgres(p) => q
-                .bound::<Postgres>()
-                .fetch_optional(p)
-                .await
-                .map(|row| row.map(Row::Postgres)),
+            Self::Postgres(p) => {
+                let mut held = p.acquire().await?;
+                let row = q.bound::<Postgres>().fetch_optional(held.conn()).await?;
+                held.keep();
+                Ok(row.map(Row::Postgres))
+            }
         }
     }
 

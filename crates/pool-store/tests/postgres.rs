@@ -94,6 +94,61 @@ async fn a_write_the_database_refuses_fails_alone() {
     assert_eq!((stats.rollbacks, stats.commits), (2, 31), "{stats:?}");
 }
 
+/// Read connections stay open between reads and go back only once a read had its whole
+/// answer: reads given up at any point of their exchange (a caller's timeout) leave no
+/// connection half-way through one, and sequential reads reuse one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_given_up_midway_leave_every_connection_usable() {
+    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let records: Vec<_> = (0..20)
+        .map(|i| job(&format!("job-{i}"), None, at(i)))
+        .collect();
+    for record in &records {
+        store.insert(record).await.unwrap();
+    }
+    let ids: Vec<_> = records.iter().map(|r| r.id.clone()).collect();
+    let backends = || async {
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+        n
+    };
+    let before = backends().await;
+    for _ in 0..50 {
+        assert_eq!(
+            store.get("job-3").await.unwrap().as_ref(),
+            Some(&records[3])
+        );
+    }
+    assert!(
+        backends().await <= before + 1,
+        "sequential reads open one connection at most"
+    );
+    for i in 0..300u64 {
+        // Given up after 0 to 300 µs: before, during or after the exchange.
+        let give_up = std::time::Duration::from_micros(i);
+        let _ = tokio::time::timeout(give_up, store.get_many(&ids)).await;
+        let _ = tokio::time::timeout(give_up, store.get("job-7")).await;
+        if i % 10 == 0 {
+            assert_eq!(
+                store.get("job-7").await.unwrap().as_ref(),
+                Some(&records[7])
+            );
+            assert_eq!(store.get_many(&ids).await.unwrap(), records);
+        }
+    }
+    store.close().await;
+}
+
 /// Reads take their connection without testing it first; one whose backend was terminated
 /// (a restart, an administrator) is found out by the read, which runs again on a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
