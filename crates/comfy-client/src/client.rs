@@ -119,6 +119,14 @@ impl Client {
         self.ws().watch_state()
     }
 
+    /// Closes the websocket now, if it is open; the next use opens it again. Streams of it
+    /// end. For a caller that stops using the server for a while (a pool process that no
+    /// longer holds it): every socket open on a server gets its broadcast messages.
+    pub fn close_socket(&self) {
+        let slot = self.inner.ws.lock().take();
+        drop(slot);
+    }
+
     /// Waits until the websocket is open (opening it if needed), at most `timeout`.
     /// Returns whether it is open.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {

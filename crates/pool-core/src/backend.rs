@@ -344,6 +344,16 @@ pub trait ServerBackend: Send + Sync + 'static {
         std::future::pending::<()>().await;
     }
 
+    /// Whether this process holds the server now: always without a fleet; in a fleet, while
+    /// it holds the server's lease. A backend may keep connections open only while it is
+    /// held: [`ComfyBackend`](crate::ComfyBackend) keeps its websocket only then, since every
+    /// socket open on a server gets the server's broadcasts (`status`, `progress_state`),
+    /// which a fleet of N processes would otherwise make each server send N times. Health
+    /// checks go on either way. The default does nothing.
+    fn hold(&self, held: bool) {
+        let _ = held;
+    }
+
     /// Uploads an input file (overwriting a file of the same name).
     async fn upload(&self, file: &InputFile) -> Result<(), AttemptFailure>;
 

@@ -1,6 +1,7 @@
 //! [`ComfyBackend`]: the [`ServerBackend`] over `comfy-client`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +31,9 @@ pub struct ComfyBackend {
     checked: Arc<Mutex<Option<ConnectionState>>>,
     /// Whether the server offers the Jobs API, once asked.
     jobs_api: Arc<Mutex<Option<bool>>>,
+    /// Whether this process holds the server (see [`ServerBackend::hold`]): the websocket
+    /// is opened by health checks, and kept, only while it does.
+    held: Arc<AtomicBool>,
 }
 
 impl ComfyBackend {
@@ -45,6 +49,7 @@ impl ComfyBackend {
             run_options,
             checked: Arc::default(),
             jobs_api: Arc::default(),
+            held: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -260,8 +265,13 @@ impl ServerBackend for ComfyBackend {
     }
 
     async fn health(&self) -> std::result::Result<(), AttemptFailure> {
-        // Opens the socket on the first check, so the pool keeps one connection per server.
-        let seen = *self.client.watch_connection().borrow();
+        // Opens the socket on the first check while the server is held, so the pool keeps
+        // one connection per server it dispatches to.
+        let seen = if self.held.load(Ordering::Relaxed) {
+            *self.client.watch_connection().borrow()
+        } else {
+            self.client.connection_state()
+        };
         *self.checked.lock() = Some(seen);
         self.client
             .system_stats()
@@ -279,6 +289,10 @@ impl ServerBackend for ComfyBackend {
         let Some(seen) = checked else {
             return std::future::pending().await;
         };
+        if seen == ConnectionState::Idle || !self.held.load(Ordering::Relaxed) {
+            // No socket (the server is not held here): nothing to watch.
+            return std::future::pending().await;
+        }
         let mut watch = self.client.watch_connection();
         loop {
             if *watch.borrow_and_update() != seen {
@@ -289,6 +303,14 @@ impl ServerBackend for ComfyBackend {
                 return std::future::pending().await;
             }
         }
+    }
+
+    fn hold(&self, held: bool) {
+        if !self.held.swap(held, Ordering::Relaxed) || held {
+            return;
+        }
+        // Let go: its socket closes now (a hint then checks the server once more, over HTTP).
+        self.client.close_socket();
     }
 
     async fn upload(&self, file: &InputFile) -> std::result::Result<(), AttemptFailure> {

@@ -93,6 +93,8 @@ impl Engine {
             return Err(Error::DuplicateServer(config.id));
         }
         let backend = crate::comfy_backend::backend_for(&config)?;
+        // In a fleet, a server is held once its lease is (see `on_takeover`).
+        backend.hold(self.fleet.is_none());
         let nudge = Arc::new(Notify::new());
         let health_task = health::spawn(
             config.id.clone(),

@@ -142,6 +142,7 @@ impl Engine {
             return;
         }
         server.leased = false;
+        server.backend.hold(false);
         tracing::info!(server = %id, "comfy-pool: server lease lost");
         // A prompt the server accepted stays there for the next holder; an attempt not
         // submitted yet goes back to the queue (withdrawn) once its submission, if under
@@ -181,6 +182,9 @@ impl Engine {
         self.restore_blocks(blocks);
         if let Some(server) = self.server_mut(id) {
             server.leased = true;
+            server.backend.hold(true);
+            // Checked at once: its socket opens before its first prompt.
+            server.nudge.notify_one();
         }
         tracing::info!(server = %id, jobs = records.len(), "comfy-pool: server lease gained");
         self.on_records(records);

@@ -16,11 +16,11 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use pool_core::{
     Backoff, Error, Fleet, FleetNotice, JobEvent, JobEventKind, JobOptions, JobRecord, JobSpec,
-    JobState, JobStore, Lease, MemoryStore, Pool, RunEvent, ServerId, StoreError, Timestamp,
-    Transition, WorkflowHash,
+    JobState, JobStore, Lease, MemoryStore, Pool, RunEvent, ServerConfig, ServerId, ShutdownMode,
+    StoreError, Timestamp, Transition, WorkflowHash,
 };
 use support::gated::Gated;
-use support::{Fake, Step, workflow};
+use support::{Fake, Step, chain, workflow};
 use tokio::sync::mpsc;
 
 const TTL: Duration = Duration::from_secs(3);
@@ -809,4 +809,64 @@ async fn a_copy_here_follows_the_run_another_process_tells() {
             (7, "cancelled")
         ]
     );
+}
+
+/// Polls `done` (every 10 ms, at most 10 s): whether it came true.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
+
+/// A process keeps a websocket open on a server only while it holds the server's lease:
+/// every socket on a server gets its broadcasts, so a fleet's other processes stay off it.
+/// Health checks go on over HTTP meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_is_open_only_on_a_held_server() {
+    let sim = comfy_sim::SimServer::start(comfy_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let fleet = Arc::new(ScriptedFleet::default());
+    let store = Arc::new(MemoryStore::default());
+    let pool = Pool::builder()
+        .server(ServerConfig::new(sim.url()).id("s"))
+        .store(Arc::clone(&store) as Arc<dyn JobStore>)
+        .fleet(Arc::clone(&fleet) as Arc<dyn Fleet>)
+        .lease_ttl(Duration::from_millis(300))
+        .health_check_interval(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    pool.ready().await;
+    assert!(
+        eventually(|| sim.stats().requests("GET /system_stats") >= 3).await,
+        "health checks go on"
+    );
+    assert_eq!(sim.stats().ws_connections, 0, "not held: no socket");
+
+    fleet.grant(&["s"]);
+    assert!(
+        eventually(|| sim.stats().ws_open == 1).await,
+        "held: one socket"
+    );
+    let job = pool.enqueue(chain(1), JobOptions::new()).await.unwrap();
+    job.result().await.unwrap();
+
+    fleet.grant(&[]);
+    assert!(
+        eventually(|| sim.stats().ws_open == 0).await,
+        "let go: closed"
+    );
+    let checks = sim.stats().requests("GET /system_stats");
+    assert!(
+        eventually(|| sim.stats().requests("GET /system_stats") >= checks + 3).await,
+        "health checks go on"
+    );
+    assert_eq!(sim.stats().ws_open, 0, "and open no socket");
+    assert_eq!(sim.stats().ws_connections, 1);
+    pool.shutdown(ShutdownMode::Drain).await;
 }
