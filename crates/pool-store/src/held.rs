@@ -8,10 +8,16 @@
 //! fails its next statement, which the caller runs again on another (see
 //! `sql::on_live_connection`).
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
-use std::sync::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// How long a caller waits for a connection (a free one, or a new one connecting) before it
+/// gets [`sqlx::Error::PoolTimedOut`].
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// At most `size` connections, opened as needed and kept open between uses.
 #[derive(Debug)]
@@ -39,8 +45,14 @@ impl Connections {
     }
 
     /// A connection for the caller alone: an idle one, or a new one. Waits while all of
-    /// them are in use.
+    /// them are in use, at most [`ACQUIRE_TIMEOUT`] in all.
     pub(crate) async fn acquire(&self) -> Result<Held<'_>, sqlx::Error> {
+        tokio::time::timeout(ACQUIRE_TIMEOUT, self.acquire_now())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    async fn acquire_now(&self) -> Result<Held<'_>, sqlx::Error> {
         let permit = self
             .permits
             .acquire()

@@ -1,13 +1,14 @@
 //! A store whose updates of one kind wait for permits: to see what waits for durability,
 //! and to hold a write unanswered while something else happens.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use pool_core::{
     Blob, JobPage, JobQuery, JobRecord, JobStore, MemoryStore, ServerId, StoreError, StoredBlock,
     Timestamp, Transition, WorkflowHash,
 };
-use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// An update as a store saw it: the job's id, the transition's name, when.
@@ -16,9 +17,11 @@ pub type Seen = (String, &'static str, tokio::time::Instant);
 /// A store whose updates of one kind wait for permits (to see what waits for durability).
 #[derive(Debug)]
 pub struct Gated {
+    /// The store the writes reach once let through.
     pub inner: MemoryStore,
     /// Which transitions wait: "dispatched" or "finished".
     pub gated: &'static str,
+    /// One permit lets one gated update through.
     pub gate: Semaphore,
     /// Each update as it reached the store: its job, its transition's name and when.
     pub seen: std::sync::Mutex<Vec<Seen>>,
