@@ -39,9 +39,7 @@ const TTL: Duration = Duration::from_secs(600);
 
 /// Three members on a new database, settled at their fair shares.
 async fn fleet(servers: &[ServerId]) -> Vec<PgFleet> {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap_or_else(|e| panic!("database: {e}"));
+    let url = test_infra::new_pg_database().await;
     let mut members = Vec::new();
     for i in 0..MEMBERS {
         let member = PgFleet::connect(&url, format!("bench-{i}"))
@@ -138,9 +136,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Three pools as one fleet on a new database, each server leased by one of them.
 async fn fleet_pools(servers: &[ServerConfig]) -> Vec<Pool> {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap_or_else(|e| panic!("database: {e}"));
+    let url = test_infra::new_pg_database().await;
     let mut pools = Vec::new();
     for i in 0..MEMBERS {
         let store: Arc<dyn JobStore> = Arc::new(

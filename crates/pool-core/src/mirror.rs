@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::engine::{Engine, Work};
 use crate::fleet_link::spawn_load;
-use crate::job::JobCell;
+use crate::job::{Job, JobCell};
 use crate::{FleetNotice, JobEvent, JobId, JobKey, JobRecord, JobState};
 
 impl Engine {
@@ -82,16 +82,25 @@ impl Engine {
     /// Drops the copy of `id` waiting here (queued or in backoff) if `stale` says so of its
     /// version.
     fn drop_waiting_copy(&mut self, id: &JobId, stale: impl FnOnce(u64) -> bool) {
-        let key = self.shared.registry.lock().get(id.as_str()).map(|c| c.key);
-        let Some(key) = key else { return };
-        let Some(job) = self.jobs.get(&key) else {
-            return;
-        };
+        let Some(job) = self.held(id) else { return };
+        let key = job.cell.key;
         let (state, local) = job.cell.read(|r| (r.state, r.version));
         if matches!(state, JobState::Queued | JobState::RetryWait) && stale(local) {
             self.queue.remove(key);
             self.drop_local(key);
         }
+    }
+
+    /// The copy of `id` this process holds (queued, running or ending here; not followed),
+    /// if it holds one.
+    fn held(&self, id: &JobId) -> Option<&Job> {
+        let key = self
+            .shared
+            .registry
+            .lock()
+            .get(id.as_str())
+            .map(|c| c.key)?;
+        self.jobs.get(&key).map(|job| &**job)
     }
 
     /// An event of a job another process runs: the job's copies followed here add it to their
@@ -137,7 +146,9 @@ impl Engine {
         let waiting = matches!(state, JobState::Queued | JobState::RetryWait);
         if !followed
             && (waiting || state.is_terminal())
-            && self.held_version(id).is_some_and(|local| local < version)
+            && self
+                .held(id)
+                .is_some_and(|job| job.cell.read(|r| r.version) < version)
         {
             // Held here (its dispatch, a claim, may be losing to the other process's): the
             // copy here goes on until its write is answered; if it is let go then, it is
@@ -188,28 +199,6 @@ impl Engine {
         true
     }
 
-    /// The version of the copy of `id` this process holds (queued, running or ending here;
-    /// not followed), if it holds one.
-    fn held_version(&self, id: &JobId) -> Option<u64> {
-        let key = self
-            .shared
-            .registry
-            .lock()
-            .get(id.as_str())
-            .map(|c| c.key)?;
-        let job = self.jobs.get(&key)?;
-        (job.cell.id == *id).then(|| job.cell.read(|r| r.version))
-    }
-
-    /// A job this process just let go of (its write refused, its copy detached): read again
-    /// if another process changed it while it was held here.
-    pub(crate) fn reread_if_missed(&mut self, id: &JobId) {
-        let Some(fleet) = &mut self.fleet else { return };
-        if fleet.missed.remove(id) && self.shutdown.is_none() {
-            self.load(vec![id.clone()]);
-        }
-    }
-
     /// Removes a live job from this process without ending it; its cell is followed.
     pub(crate) fn drop_local(&mut self, key: JobKey) {
         let Some(job) = self.jobs.remove(&key) else {
@@ -227,6 +216,11 @@ impl Engine {
     pub(crate) fn let_go(&mut self, cell: Arc<JobCell>) {
         match &mut self.fleet {
             Some(fleet) if self.shutdown.is_none() => {
+                // Another process changed it while it was held here (see `missed`): those
+                // notices found no copy to act on, so it is read again.
+                if fleet.missed.remove(&cell.id) {
+                    fleet.loads.push(cell.id.clone());
+                }
                 let cells = fleet.followed.entry(cell.id.clone()).or_default();
                 if !cells.iter().any(|c| Arc::ptr_eq(c, &cell)) {
                     cells.push(cell);
@@ -264,20 +258,15 @@ impl Engine {
 
     /// Reads the followed jobs again (the resync: notices may be lost).
     pub(crate) fn reload_followed(&mut self) {
-        let missed: Vec<JobId> = self
+        // Jobs that ended here after all (their claim won): nothing to read again.
+        let mut missed = self
             .fleet
-            .as_ref()
-            .map(|f| f.missed.iter().cloned().collect())
+            .as_mut()
+            .map(|f| std::mem::take(&mut f.missed))
             .unwrap_or_default();
-        let gone: Vec<JobId> = missed
-            .into_iter()
-            .filter(|id| self.held_version(id).is_none())
-            .collect();
+        missed.retain(|id| self.held(id).is_some());
         if let Some(fleet) = &mut self.fleet {
-            // Jobs that ended here after all (their claim won): nothing to read again.
-            for id in &gone {
-                fleet.missed.remove(id);
-            }
+            fleet.missed = missed;
             let followed = &fleet.followed;
             fleet.cancels.retain(|id| followed.contains_key(id));
             for job in &fleet.cancels {

@@ -106,7 +106,6 @@ impl Engine {
             if let Some(job) = job {
                 self.drop_timers(&job.timers);
                 self.let_go(Arc::clone(&job.cell));
-                self.reread_if_missed(&job.cell.id);
             }
             self.after_slot_freed(&server);
             return;

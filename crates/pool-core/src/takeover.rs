@@ -33,7 +33,7 @@ pub(crate) struct FleetState {
     pub(crate) loads: Vec<JobId>,
     /// Jobs held here (dispatched, say, their claim not yet answered) that another process
     /// changed meanwhile: read again if this process lets them go, since the notices of
-    /// those changes found no copy here to act on (see `Engine::reread_if_missed`).
+    /// those changes found no copy here to act on (see `Engine::let_go`).
     pub(crate) missed: HashSet<JobId>,
     pub(crate) tasks: Option<FleetTasks>,
 }

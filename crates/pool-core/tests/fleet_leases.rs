@@ -96,6 +96,18 @@ fn fleet_pool<S: JobStore>(
         .unwrap()
 }
 
+/// [`fleet_pool`], ready and given the time to listen to the fleet.
+async fn listening_pool<S: JobStore>(
+    fleet: &Arc<ScriptedFleet>,
+    store: &Arc<S>,
+    fakes: &[&Arc<Fake>],
+) -> Pool {
+    let pool = fleet_pool(fleet, store, fakes);
+    pool.ready().await;
+    pass(Duration::from_millis(10)).await;
+    pool
+}
+
 fn options(id: &str) -> JobOptions {
     JobOptions::new().job_id(id).backoff(Backoff::none())
 }
@@ -448,9 +460,7 @@ async fn a_job_accepted_elsewhere_is_mirrored_and_run_here() {
     let fleet = Arc::new(ScriptedFleet::default());
     fleet.grant(&["a"]);
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     mirrored_here(&fleet, &store, "remote").await;
     let job = pool.job("remote").expect("mirrored");
     job.result().await.unwrap();
@@ -465,9 +475,7 @@ async fn a_lost_claim_never_runs_and_the_handle_ends_as_stored() {
     let a = Fake::new("a");
     let fleet = Arc::new(ScriptedFleet::default());
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     // Mirrored here while no server is leased: it waits in the local queue.
     let mut record = mirrored_here(&fleet, &store, "raced").await;
     let job = pool.job("raced").expect("mirrored");
@@ -509,9 +517,7 @@ async fn a_lost_claim_whose_end_was_told_meanwhile_ends_its_handle_at_once() {
     let a = Fake::new("a");
     let fleet = Arc::new(ScriptedFleet::default());
     let store = Gated::new("dispatched");
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     let mut record = mirrored_here(&fleet, &store.inner, "raced").await;
     let job = pool.job("raced").expect("mirrored");
     // The server is leased: the job is dispatched here, its claim held at the store.
@@ -562,9 +568,7 @@ async fn a_mirrored_job_ended_elsewhere_is_read_only_if_watched_here() {
     let a = Fake::new("a");
     let fleet = Arc::new(ScriptedFleet::default());
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     // No lease here: the mirrored jobs wait in this process's queue.
     let mut unseen = mirrored_here(&fleet, &store, "unseen").await;
     let mut streamed = mirrored_here(&fleet, &store, "streamed").await;
@@ -599,9 +603,7 @@ async fn cancels_cross_processes() {
     let fleet = Arc::new(ScriptedFleet::default());
     fleet.grant(&["a"]);
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
 
     // Another process asks to cancel a job running here: it is cancelled here.
     let job = pool.enqueue(workflow("w"), options("here")).await.unwrap();
@@ -658,9 +660,7 @@ async fn a_copy_the_store_refused_once_writes_nothing_more() {
     let a = Fake::new("a");
     let fleet = Arc::new(ScriptedFleet::default());
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     let mut record = mirrored_here(&fleet, &store, "stale").await;
     let job = pool.job("stale").expect("mirrored");
     // Another process changes the job (version 2); this copy does not know.
@@ -707,9 +707,7 @@ async fn a_job_taken_up_from_the_store_tells_its_run_to_the_others() {
     let fleet = Arc::new(ScriptedFleet::default());
     fleet.grant(&["a"]);
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     mirrored_here(&fleet, &store, "remote").await;
     pool.job("remote")
         .expect("mirrored")
@@ -742,9 +740,7 @@ async fn a_copy_here_follows_the_run_another_process_tells() {
     let a = Fake::new("a");
     let fleet = Arc::new(ScriptedFleet::default());
     let store = Arc::new(MemoryStore::default());
-    let pool = fleet_pool(&fleet, &store, &[&a]);
-    pool.ready().await;
-    pass(Duration::from_millis(10)).await;
+    let pool = listening_pool(&fleet, &store, &[&a]).await;
     // Accepted here while this process leases no server: it waits in the queue here.
     let job = pool.enqueue(workflow("w"), options("j")).await.unwrap();
     let mut events = job.events_after(0);

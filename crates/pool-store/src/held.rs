@@ -136,9 +136,7 @@ mod tests {
     /// beyond the size wait for one to come back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kept_connections_are_reused_and_dropped_ones_replaced() {
-        let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let url = test_infra::new_pg_database().await;
         let options = PgConnectOptions::from_str(&url).unwrap_or_else(|e| panic!("{e}"));
         let conns = Connections::new(options, 1);
         let (held, first) = backend(&conns).await;

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use pool_core::StoreError;
 use sqlx::{Connection, Database, Encode, Executor, Row as _, Type};
 use sqlx::{PgConnection, SqlitePool};
-
-use crate::held::Connections;
 use sqlx::{Postgres, Sqlite};
 
+use crate::held::Connections;
 use crate::lite::{FromLite, LiteConn, LiteRow};
 
 /// One argument of a query.

@@ -314,24 +314,23 @@ fn is_insert(work: &Work) -> bool {
 
 /// The changes of `works` if every one is an update.
 fn all_updates<'a>(works: &[&'a Work]) -> Option<Vec<&'a jobs::JobChange>> {
-    works
-        .iter()
-        .map(|work| match work {
-            Work::Update(change) => Some(change),
-            _ => None,
-        })
-        .collect()
+    all_of(works, |work| match work {
+        Work::Update(change) => Some(change),
+        _ => None,
+    })
 }
 
 /// The new jobs of `works` if every one is an insert.
 fn all_inserts<'a>(works: &[&'a Work]) -> Option<Vec<&'a jobs::NewJob>> {
-    works
-        .iter()
-        .map(|work| match work {
-            Work::Insert(job) => Some(job),
-            _ => None,
-        })
-        .collect()
+    all_of(works, |work| match work {
+        Work::Insert(job) => Some(job),
+        _ => None,
+    })
+}
+
+/// What `pick` finds in each of `works`, if it finds something in every one.
+fn all_of<'a, T>(works: &[&'a Work], pick: fn(&'a Work) -> Option<&'a T>) -> Option<Vec<&'a T>> {
+    works.iter().map(|work| pick(work)).collect()
 }
 
 async fn apply(conn: &mut WriteConn, work: &Work) -> Result<Outcome, sqlx::Error> {

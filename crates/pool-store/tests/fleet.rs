@@ -19,13 +19,6 @@ const LONG: Duration = Duration::from_secs(600);
 /// How long a test waits for something that happens within milliseconds when all is well.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The URL of a new database.
-async fn database() -> String {
-    tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap()
-}
-
 /// `n` members `p0`, `p1`, … of the fleet on `url`.
 async fn members(url: &str, n: usize) -> Vec<PgFleet> {
     let mut fleets = Vec::new();
@@ -61,7 +54,7 @@ fn accepted(job: &str) -> FleetNotice {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_share_eight_servers_three_three_two() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 3).await;
     let (a, b, c) = (&fleet[0], &fleet[1], &fleet[2]);
     let all = servers(8);
@@ -103,7 +96,7 @@ async fn three_processes_share_eight_servers_three_three_two() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shares_add_up_to_the_servers() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 3).await;
     let all = servers(4);
     // Not ceil(4 / 3) = 2 each, which would leave the last process with nothing: 2/1/1.
@@ -122,7 +115,7 @@ async fn shares_add_up_to_the_servers() {
 /// a greater epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_is_never_held_by_two_processes() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 3).await;
     let all = servers(8);
     let mut present = [true; 3];
@@ -191,7 +184,7 @@ async fn a_server_is_never_held_by_two_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_process_loses_its_servers_after_the_ttl() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let (a, b) = (&fleet[0], &fleet[1]);
     let all = servers(4);
@@ -234,7 +227,7 @@ async fn a_silent_process_loses_its_servers_after_the_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_frees_the_leases_at_once() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     // Behind the trait object the engine will hold; one on a pool of the caller's.
     let a: Arc<dyn Fleet> = Arc::new(
         PgFleet::join(PgPool::connect_lazy(&url).unwrap(), "p0")
@@ -256,7 +249,7 @@ async fn leave_frees_the_leases_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_epoch_grows_with_every_change_of_holder() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let (a, b) = (&fleet[0], &fleet[1]);
     let all = servers(2);
@@ -284,7 +277,7 @@ async fn the_epoch_grows_with_every_change_of_holder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_no_longer_configured_is_given_up() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let (a, b) = (&fleet[0], &fleet[1]);
     assert_eq!(a.lease(&servers(3), LONG).await.unwrap().len(), 3);
@@ -300,7 +293,7 @@ async fn a_server_no_longer_configured_is_given_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_are_typed_errors() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     assert!(matches!(
         PgFleet::connect(&url, "").await,
         Err(StoreError::Config(_))
@@ -343,7 +336,7 @@ async fn an_unreachable_database_is_unavailable_and_keeps_its_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_reach_the_others_and_not_the_sender() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 3).await;
     let mut feeds = Vec::new();
     for member in &fleet {
@@ -373,7 +366,7 @@ async fn notices_reach_the_others_and_not_the_sender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_notices_sent_together_arrive_all_and_in_order() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let mut feed = fleet[1].notices().await.unwrap();
     // Far more than one payload holds, one too large among them: the rest go, in order.
@@ -396,7 +389,7 @@ async fn many_notices_sent_together_arrive_all_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_notice_is_refused_and_the_largest_allowed_arrives() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let mut feed = fleet[1].notices().await.unwrap();
     let cancel = |len: usize| FleetNotice::Cancel {
@@ -423,7 +416,7 @@ async fn an_oversized_notice_is_refused_and_the_largest_allowed_arrives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_survives_the_loss_of_its_connection() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let mut feed = fleet[1].notices().await.unwrap();
     fleet[0].notify(&accepted("before")).await.unwrap();
@@ -478,7 +471,7 @@ async fn the_feed_survives_the_loss_of_its_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_receiver_stops_listening() {
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let fleet = members(&url, 2).await;
     let feed = fleet[1].notices().await.unwrap();
     let admin = fleet[0].pool();

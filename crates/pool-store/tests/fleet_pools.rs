@@ -161,12 +161,6 @@ fn job_of(prompt: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn database() -> String {
-    tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap()
-}
-
 /// The stored records, by id.
 async fn stored(store: &PostgresStore) -> BTreeMap<String, pool_core::JobRecord> {
     let mut all = BTreeMap::new();
@@ -265,7 +259,7 @@ fn check_prompts(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() {
     let started = Instant::now();
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let cluster = SimCluster::start(4, SimConfig::default().exec_time(Duration::from_millis(15)))
         .await
         .unwrap();
@@ -462,7 +456,7 @@ async fn three_pools_one_dies_every_job_ends_once_and_no_server_is_overfilled() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_loses_nothing_and_runs_nothing_twice() {
     let started = Instant::now();
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let cluster = SimCluster::start(4, SimConfig::default().exec_time(Duration::from_millis(15)))
         .await
         .unwrap();
@@ -531,7 +525,7 @@ async fn a_rolling_restart_loses_nothing_and_runs_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_at_one_process_follows_the_run_in_another() {
     let started = Instant::now();
-    let url = database().await;
+    let url = test_infra::new_pg_database().await;
     let cluster = SimCluster::start(1, SimConfig::default().exec_time(Duration::from_millis(50)))
         .await
         .unwrap();

@@ -38,9 +38,7 @@ async fn sqlite_urls_open_a_file_or_memory() {
 
 #[tokio::test]
 async fn postgres_urls_connect() {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap();
+    let url = test_infra::new_pg_database().await;
     keeps_a_job_and_a_key(&url).await;
 }
 

@@ -13,9 +13,7 @@ use support::records::{advance, at, dispatched, job};
 
 /// A store on a new database.
 async fn pg_store() -> Fixture<PostgresStore> {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap();
+    let url = test_infra::new_pg_database().await;
     Fixture::new(PostgresStore::connect(&url).await.unwrap())
 }
 
@@ -24,9 +22,7 @@ service_store_conformance!(pg_store().await);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_database_meet_at_the_version() {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap();
+    let url = test_infra::new_pg_database().await;
     // Both run the migrations: the second finds them applied.
     let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
     let (a, b) = (a.unwrap(), b.unwrap());
@@ -99,9 +95,7 @@ async fn a_write_the_database_refuses_fails_alone() {
 /// connection half-way through one, and sequential reads reuse one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_given_up_midway_leave_every_connection_usable() {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap();
+    let url = test_infra::new_pg_database().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     let records: Vec<_> = (0..20)
         .map(|i| job(&format!("job-{i}"), None, at(i)))
@@ -153,9 +147,7 @@ async fn reads_given_up_midway_leave_every_connection_usable() {
 /// (a restart, an administrator) is found out by the read, which runs again on a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_connection_was_lost_is_run_again() {
-    let url = tokio::task::spawn_blocking(|| test_infra::fresh_database(&test_infra::pg_url()))
-        .await
-        .unwrap();
+    let url = test_infra::new_pg_database().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     let record = job("job-1", None, at(1));
     store.insert(&record).await.unwrap();

@@ -41,4 +41,6 @@ mod which;
 pub mod browser;
 
 pub use chromium::{CHROMIUM_FLAGS, chromedriver, chromium};
+#[cfg(feature = "async")]
+pub use pg::new_pg_database;
 pub use pg::{fresh_database, pg_url};

@@ -44,6 +44,20 @@ pub fn fresh_database(url: &str) -> String {
     try_fresh_database(url).unwrap_or_else(|e| panic!("could not create a test database: {e}"))
 }
 
+/// A new database on [`pg_url`]'s server ([`fresh_database`]), from async code: the blocking
+/// work (starting this process's cluster on first use, `createdb`) runs off the runtime's
+/// threads. Returns its URL.
+///
+/// # Panics
+///
+/// As [`pg_url`] and [`fresh_database`].
+#[cfg(feature = "async")]
+pub async fn new_pg_database() -> String {
+    tokio::task::spawn_blocking(|| fresh_database(&pg_url()))
+        .await
+        .unwrap_or_else(|e| panic!("could not create a test database: {e}"))
+}
+
 /// [`fresh_database`] with its failure as a value: created with the `createdb` program
 /// (password, if any, passed in its environment), named `test_PID_N_NANOS`.
 ///

@@ -17,5 +17,7 @@ mod watchdog;
 
 pub use bin::PgBin;
 pub use cluster::{Cluster, DATABASE, SUPERUSER};
+#[cfg(feature = "async")]
+pub use database::new_pg_database;
 pub use database::{PG_URL_VAR, fresh_database, pg_url, try_fresh_database};
 pub use error::PgError;
