@@ -89,14 +89,30 @@ impl Engine {
         let strategy = &self.shared.strategy;
         let verdicts = &mut self.verdicts;
         let ahead = self.settings.queue_ahead;
-        let mut candidates = Vec::new();
-        let mut lacking = false;
-        let mut any_allowed = false;
+        // Whether some admitting server does not lack what the job needs, whether one lacks
+        // it, and whether one may run it (blocks aside).
+        let (mut any_candidate, mut lacking, mut any_allowed) = (false, false, false);
         // (busy, variant, not preferred, load, server): a free server first (a busy one
         // only holds the job in its queue), then the first variant, then placement.
         let mut best: Option<(u8, usize, u8, f64, usize)> = None;
         for (i, server) in self.servers.iter().enumerate() {
-            if !server.is_member() || !constraint.admits(&server.view()) {
+            if !server.is_member() {
+                continue;
+            }
+            let busy = if server.has_free_slot() {
+                Some(0)
+            } else if server.has_ahead_slot(ahead) {
+                Some(1)
+            } else {
+                None
+            };
+            if busy.is_none() && any_allowed {
+                // Takes nothing now, and another server already may run the job: asking
+                // whether this one admits it, lacks what it needs or blocks it would change
+                // nothing (with every server busy, each queued job would ask every server).
+                continue;
+            }
+            if !constraint.admits(&server.view()) {
                 continue;
             }
             let variant = match variants::reach(verdicts, strategy.as_ref(), server, &spec, now) {
@@ -106,18 +122,14 @@ impl Engine {
                     continue;
                 }
                 Reach::Blocked => {
-                    candidates.push(server.id.clone());
+                    any_candidate = true;
                     continue;
                 }
                 Reach::Runs(variant) => variant,
             };
-            candidates.push(server.id.clone());
+            any_candidate = true;
             any_allowed = true;
-            let busy = if server.has_free_slot() {
-                0
-            } else if server.has_ahead_slot(ahead) {
-                1
-            } else {
+            let Some(busy) = busy else {
                 continue;
             };
             #[allow(clippy::cast_precision_loss)]
@@ -136,7 +148,7 @@ impl Engine {
                 best = Some(rank);
             }
         }
-        if candidates.is_empty() {
+        if !any_candidate {
             if lacking && wait_for_capable {
                 // Waits for a server that can run it (one that joins, or installs it).
                 self.enqueue_entry(key);

@@ -4,8 +4,16 @@
 
 mod support;
 
-use pool_core::{Error, Ineligible, JobHandle, JobOptions, Pool};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pool_core::{
+    Error, FailoverEvent, FailoverStrategy, FailureClass, Ineligible, JobHandle, JobOptions, Pool,
+    ServerId,
+};
 use support::{Fake, Step, workflow};
+use tokio::time::Instant;
+use workflow_hash::WorkflowHash;
 
 /// A pool whose one server is held busy by a gated first job.
 async fn busy_pool(fake: &std::sync::Arc<Fake>) -> (Pool, JobHandle) {
@@ -247,4 +255,76 @@ async fn a_server_never_gets_more_than_its_slots() {
         stats.server("a").unwrap().completed + stats.server("b").unwrap().completed,
         60
     );
+}
+
+/// Allows every server everything, and counts how often it was asked.
+#[derive(Debug, Default)]
+struct CountingAsks(AtomicUsize);
+
+impl FailoverStrategy for CountingAsks {
+    fn is_allowed(&self, _: &ServerId, _: &WorkflowHash, _: Instant) -> bool {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    fn record_failure(
+        &self,
+        _: &ServerId,
+        _: &WorkflowHash,
+        _: FailureClass,
+        _: Instant,
+    ) -> Vec<FailoverEvent> {
+        Vec::new()
+    }
+
+    fn record_success(&self, _: &ServerId, _: &WorkflowHash, _: Instant) -> Vec<FailoverEvent> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn a_job_queued_while_every_server_is_busy_asks_about_one_server_not_all() {
+    const SERVERS: usize = 16;
+    const QUEUED: usize = 40;
+    let fakes: Vec<_> = (0..SERVERS)
+        .map(|i| Fake::scripted(&format!("s{i}"), |_| Step::Gated))
+        .collect();
+    let strategy = Arc::new(CountingAsks::default());
+    let pool = Pool::builder()
+        .servers(fakes.iter().map(Fake::config))
+        .strategy(Arc::clone(&strategy) as Arc<dyn FailoverStrategy>)
+        .build()
+        .unwrap();
+    pool.ready().await;
+    let mut handles = Vec::new();
+    for i in 0..SERVERS {
+        let job = pool.enqueue(workflow(&format!("busy-{i}")), JobOptions::new());
+        handles.push(job.await.unwrap());
+    }
+    assert_eq!(pool.stats().await.unwrap().running, SERVERS);
+    let before = strategy.0.load(Ordering::SeqCst);
+    for i in 0..QUEUED {
+        let job = pool.enqueue(workflow(&format!("queued-{i}")), JobOptions::new());
+        handles.push(job.await.unwrap());
+    }
+    let stats = pool.stats().await.unwrap();
+    assert_eq!(stats.queued, QUEUED);
+    // One question per queued job (the first server may run it; the busy rest are not
+    // asked), not one per server: 640 questions before.
+    let asked = strategy.0.load(Ordering::SeqCst) - before;
+    assert!(
+        asked <= 2 * QUEUED,
+        "{asked} questions for {QUEUED} jobs queued on {SERVERS} busy servers"
+    );
+    for fake in &fakes {
+        fake.open(QUEUED + 1);
+    }
+    for h in &handles {
+        h.result().await.unwrap();
+    }
+    let runs: usize = fakes.iter().map(|f| f.run_count()).sum();
+    assert_eq!(runs, SERVERS + QUEUED);
+    for fake in &fakes {
+        assert_eq!(fake.max_running.load(Ordering::SeqCst), 1);
+    }
 }
