@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use pool_failover::ServerId;
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -43,9 +44,9 @@ const PULL_WORTH: Duration = Duration::from_millis(25);
 /// each server's prompts take.
 #[derive(Debug, Default)]
 pub(crate) struct Ahead {
-    waiting: HashMap<JobKey, Waiting>,
+    waiting: FxHashMap<JobKey, Waiting>,
     /// Attempts executing: their attempt, server, and since when.
-    started: HashMap<JobKey, (u32, ServerId, Instant)>,
+    started: FxHashMap<JobKey, (u32, ServerId, Instant)>,
     /// Per server, a moving average of its prompts' execution times.
     exec: HashMap<ServerId, Duration>,
     /// Free servers with a pull check due (see `Timer::PullCheck`).

@@ -1,15 +1,13 @@
 //! [`ServerBackend`]: the seam between the pool engine and one server's transport.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pool_failover::FailureClass;
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, mpsc};
 
-use crate::{InputFile, JobId, OutputSelection, RunEvent, WsImage};
+use crate::{EventSink, InputFile, JobId, OutputSelection, WsImage};
 
 /// One attempt of a job, prepared for a server: the workflow (auto-seeded), the prompt id the
 /// pool chose for it, and which outputs to return.
@@ -27,95 +25,6 @@ pub struct AttemptRequest {
     pub workflow: Arc<Value>,
     /// Which outputs to return.
     pub outputs: OutputSelection,
-}
-
-/// Where a backend sends the [`RunEvent`]s of one attempt. Sending never blocks; events
-/// sent after the attempt ended are dropped, and so are progress events and previews while
-/// the pool has more than a few thousand of this attempt's events still to read (a flooding
-/// server cannot grow the pool's memory through it).
-#[derive(Debug, Clone)]
-pub struct EventSink {
-    tx: mpsc::UnboundedSender<RunEvent>,
-    backlog: Arc<AtomicUsize>,
-    done: Arc<Notify>,
-}
-
-/// Unread events of one attempt beyond which expendable ones are dropped.
-const SINK_BACKLOG: usize = 4096;
-
-/// The receiving side of an [`EventSink`].
-#[derive(Debug)]
-pub struct EventSource {
-    rx: mpsc::UnboundedReceiver<RunEvent>,
-    backlog: Arc<AtomicUsize>,
-    done: Arc<Notify>,
-}
-
-impl EventSource {
-    /// The next event; `None` once every sink is gone and everything was read.
-    pub async fn recv(&mut self) -> Option<RunEvent> {
-        let event = self.rx.recv().await;
-        if event.is_some() {
-            self.backlog.fetch_sub(1, Ordering::Relaxed);
-        }
-        event
-    }
-
-    /// The next event if one is ready now.
-    pub fn try_recv(&mut self) -> Option<RunEvent> {
-        let event = self.rx.try_recv().ok();
-        if event.is_some() {
-            self.backlog.fetch_sub(1, Ordering::Relaxed);
-        }
-        event
-    }
-
-    /// Resolves once a sink said [`prompt_done`](EventSink::prompt_done) (at once if it
-    /// did already).
-    pub async fn prompt_done(&self) {
-        self.done.notified().await;
-    }
-
-    /// The signal behind [`prompt_done`](Self::prompt_done), to wait on beside `recv`.
-    pub(crate) fn done_signal(&self) -> Arc<Notify> {
-        Arc::clone(&self.done)
-    }
-}
-
-impl EventSink {
-    /// A sink and the receiver of what is sent to it (for tests of a backend).
-    pub fn channel() -> (Self, EventSource) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let backlog = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(Notify::new());
-        (
-            Self {
-                tx,
-                backlog: Arc::clone(&backlog),
-                done: Arc::clone(&done),
-            },
-            EventSource { rx, backlog, done },
-        )
-    }
-
-    /// Tells the pool that the server is done executing the attempt's prompt (ComfyUI's
-    /// `execution_success`) while the backend still wraps up (reads outputs, reports): the
-    /// server's slot takes its next prompt at once, so the server does not idle for the
-    /// rest of this attempt. Call it only once the server executes nothing more of the
-    /// prompt; the attempt's result still decides the job.
-    pub fn prompt_done(&self) {
-        self.done.notify_one();
-    }
-
-    /// Reports one event.
-    pub fn emit(&self, event: RunEvent) {
-        if event.is_expendable() && self.backlog.load(Ordering::Relaxed) >= SINK_BACKLOG {
-            return;
-        }
-        if self.tx.send(event).is_ok() {
-            self.backlog.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 /// How long one node took, from the server's events.

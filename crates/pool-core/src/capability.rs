@@ -8,11 +8,11 @@
 //! known, or known to be unknowable), after a sign of a restart (its socket dropped and
 //! reopened), periodically, and right after it failed a job for lack of a resource.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use comfy_caps::{Capabilities, Requirements, Verdict, VerdictCache};
 use pool_failover::{FailureClass, ServerId};
+use rustc_hash::FxHashMap;
 use workflow_hash::WorkflowHash;
 
 use crate::command::Command;
@@ -49,7 +49,7 @@ pub(crate) struct ServerCaps {
 /// The requirements of the workflows of live jobs, by hash, with how many jobs share each.
 #[derive(Debug, Default)]
 pub(crate) struct Needs {
-    by_hash: HashMap<WorkflowHash, (Arc<Requirements>, usize)>,
+    by_hash: FxHashMap<WorkflowHash, (Arc<Requirements>, usize)>,
 }
 
 impl Needs {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use pool_failover::{FailoverEvent, FailoverStrategy, ServerId};
+use rustc_hash::FxHashMap;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use workflow_hash::WorkflowHash;
@@ -133,7 +134,7 @@ pub(crate) struct Engine {
     /// The last [`ServerKey`] given out.
     pub(crate) server_seq: ServerKey,
     pub(crate) queue: Box<dyn JobQueue>,
-    pub(crate) jobs: HashMap<JobKey, Box<Job>>,
+    pub(crate) jobs: FxHashMap<JobKey, Box<Job>>,
     pub(crate) timers: BTreeMap<(Instant, u64), Timer>,
     pub(crate) timer_seq: u64,
     pub(crate) constraints: HashMap<Constraint, Arc<Constraint>>,
@@ -173,7 +174,7 @@ impl Engine {
             servers: Vec::new(),
             server_seq: 0,
             queue,
-            jobs: HashMap::new(),
+            jobs: FxHashMap::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             constraints: HashMap::new(),

@@ -57,8 +57,7 @@
 //! ```
 
 pub use backend::{
-    AttemptFailure, AttemptOutput, AttemptRequest, EventSink, EventSource, NodeTiming, Rejected,
-    ServerBackend,
+    AttemptFailure, AttemptOutput, AttemptRequest, NodeTiming, Rejected, ServerBackend,
 };
 pub use backoff::Backoff;
 pub use blob::Blob;
@@ -84,6 +83,7 @@ pub use pool_failover::{FailoverEvent, FailoverStrategy, FailureClass, ServerId}
 pub use queue::{Constraint, JobQueue, QueueEntry, ServerView};
 pub use record::{CurrentAttempt, JobRecord, JobSpec, JobState, Variant};
 pub use server::ServerConfig;
+pub use sink::{EventSink, EventSource};
 pub use stats::{PoolStats, ServerStats};
 pub use store::{JobPage, JobQuery, JobStore, StoreError, StoredBlock, chain_steps};
 pub use stream::JobEvents;
@@ -132,6 +132,7 @@ mod seed;
 mod serde_props;
 mod server;
 mod servers;
+mod sink;
 mod stats;
 mod store;
 mod stream;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use pool_failover::ServerId;
+use rustc_hash::FxHashMap;
 use workflow_hash::WorkflowHash;
 
 use crate::{Constraint, JobKey, JobQueue, QueueEntry, ServerView};
@@ -21,7 +22,7 @@ type TenantKey = Option<Arc<str>>;
 #[derive(Debug, Default)]
 pub struct InMemoryQueue {
     levels: BTreeMap<Reverse<i32>, Level>,
-    entries: HashMap<JobKey, QueueEntry>,
+    entries: FxHashMap<JobKey, QueueEntry>,
     servers: Vec<(ServerId, Vec<String>)>,
 }
 
@@ -41,7 +42,7 @@ struct TenantQueue {
 #[derive(Debug, Default)]
 struct Bucket {
     width: usize,
-    by_hash: HashMap<WorkflowHash, VecDeque<JobKey>>,
+    by_hash: FxHashMap<WorkflowHash, VecDeque<JobKey>>,
     heads: BTreeSet<(JobKey, WorkflowHash)>,
 }
 

@@ -8,10 +8,10 @@
 //! or a key standing for the set of hashes of a job of several ([`VariantSets`] maps it
 //! back), so that a freed server skips a queued job only when every variant is refused there.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use pool_failover::{FailoverStrategy, ServerId};
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use workflow_hash::WorkflowHash;
@@ -41,7 +41,7 @@ pub(crate) fn route_key(spec: &JobSpec) -> WorkflowHash {
 /// many jobs share each key.
 #[derive(Debug, Default)]
 pub(crate) struct VariantSets {
-    by_key: HashMap<WorkflowHash, (Arc<[WorkflowHash]>, usize)>,
+    by_key: FxHashMap<WorkflowHash, (Arc<[WorkflowHash]>, usize)>,
 }
 
 impl VariantSets {
