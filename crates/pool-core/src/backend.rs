@@ -202,8 +202,9 @@ impl std::fmt::Display for AttemptFailure {
 /// ```
 #[async_trait]
 pub trait ServerBackend: Send + Sync + 'static {
-    /// Submits `request` under its prompt id, streams its [`RunEvent`]s into `events` (first
-    /// [`RunEvent::Accepted`] once the server queued it, then [`RunEvent::Executing`] when it
+    /// Submits `request` under its prompt id, streams its [`RunEvent`](crate::RunEvent)s into
+    /// `events` (first [`RunEvent::Accepted`](crate::RunEvent::Accepted) once the server
+    /// queued it, then [`RunEvent::Executing`](crate::RunEvent::Executing) when it
     /// starts executing: the between-events deadline runs from there), and returns
     /// its outputs once the server says it finished. A connection lost mid-run must be
     /// resolved by asking the server what became of the prompt: a prompt that vanished is a

@@ -89,8 +89,8 @@ impl Engine {
         let strategy = &self.shared.strategy;
         let verdicts = &mut self.verdicts;
         let ahead = self.settings.queue_ahead;
-        // Whether some admitting server does not lack what the job needs, whether one lacks
-        // it, and whether one may run it (blocks aside).
+        // Whether some server that admits the job does not lack what it needs (a candidate),
+        // whether one lacks it, and whether a candidate may run it (no block).
         let (mut any_candidate, mut lacking, mut any_allowed) = (false, false, false);
         // (busy, variant, not preferred, load, server): a free server first (a busy one
         // only holds the job in its queue), then the first variant, then placement.
