@@ -22,7 +22,8 @@ use crate::event::{ConnectionState, Event};
 
 type Socket = WebSocketStream<reqwest::Upgraded>;
 
-/// Events not yet read by every subscriber past which the task yields after each frame.
+/// Events not yet read by every subscriber past which the task yields; also how many frames
+/// it sends between two looks at that backlog.
 const BACKLOG_YIELD: usize = 8;
 
 /// Bytes the socket reads at most at once. tungstenite zero-fills this much of its buffer
@@ -167,6 +168,8 @@ async fn session(
     let mut last_seen = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let open_by = last_seen + config.connect_timeout;
+    // Frames sent since the subscribers' backlog was last looked at.
+    let mut unchecked = 0;
     loop {
         let deadline = match ping_sent {
             Some(at) => at + pong_timeout,
@@ -203,10 +206,15 @@ async fn session(
                     Ok(mut event) => {
                         attribution.observe(&mut event);
                         let _ = tx.send(event);
-                        if tx.len() >= BACKLOG_YIELD {
-                            // A subscriber fell behind: let it read before the next frame,
-                            // or a flood would pile up to the broadcast's capacity.
-                            tokio::task::yield_now().await;
+                        unchecked += 1;
+                        // Every few frames (asking costs a search of the broadcast's ring
+                        // under its lock): a subscriber that fell behind gets to read before
+                        // the next frame, or a flood would pile up to the broadcast's capacity.
+                        if unchecked >= BACKLOG_YIELD {
+                            unchecked = 0;
+                            if tx.len() >= BACKLOG_YIELD {
+                                tokio::task::yield_now().await;
+                            }
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "comfy-client: dropped a malformed frame"),
