@@ -141,8 +141,8 @@ impl ClientBuilder {
     }
 
     /// Events buffered per subscriber of the websocket before a slow one starts losing
-    /// them (default 1024). While a subscriber is behind, the websocket task yields after
-    /// each frame so that it can catch up.
+    /// them (default 1024). While a subscriber is 8 or more events behind, the websocket
+    /// task yields every 8 frames so that it can catch up.
     pub fn event_capacity(mut self, n: usize) -> Self {
         self.event_capacity = n;
         self
