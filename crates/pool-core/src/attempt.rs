@@ -177,7 +177,11 @@ pub(crate) async fn run(task: AttemptTask) {
     // not hold a shutdown or a lease change for longer.
     let settle_by = tokio::time::sleep_until(far);
     tokio::pin!(settle_by);
-    let prompt_done = rx.done_signal();
+    let done_signal = rx.done_signal();
+    // One wait for the whole attempt (the signal comes once): made afresh in every turn of
+    // the loop, it would join and leave the signal's waiters at every event.
+    let prompt_done = done_signal.notified();
+    tokio::pin!(prompt_done);
     let mut pull = Pull::new(pull);
     // Its prompt was taken back from the server's queue before it started (queue-ahead): it
     // never runs there, nothing is left to clean up, and the job is placed again (withdrawn).
@@ -206,7 +210,7 @@ pub(crate) async fn run(task: AttemptTask) {
             }
             // The server is done with the prompt: its slot takes the next one before the
             // events still on their way and the result are handled.
-            () = prompt_done.notified(), if !slot_freed => {
+            () = &mut prompt_done, if !slot_freed => {
                 slot_freed = true;
                 let _ = done.send(Command::SlotFreed(server.clone()));
             }
