@@ -54,8 +54,6 @@ pub struct Stats {
     pub prompts_interrupted: u64,
     /// WebSocket connections accepted so far.
     pub ws_connections: u64,
-    /// WebSocket connections open now.
-    pub ws_open: u64,
     /// The most prompts the server held at once (pending plus running), over all its lives.
     pub max_prompts_held: u64,
     /// The same per `client_id` of the prompts (prompts posted without one are not counted

@@ -42,15 +42,10 @@ async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, cl
         return;
     }
     let mut reg = life.hub.register(&client_id);
-    {
-        let mut stats = shared.stats.lock();
-        stats.ws_connections += 1;
-        stats.ws_open += 1;
-    }
+    shared.stats.lock().ws_connections += 1;
     let hello = text("status", life.status_data(Some(&client_id)));
     if socket.send(hello).await.is_err() {
         life.hub.unregister(reg.conn, &client_id);
-        shared.stats.lock().ws_open -= 1;
         return;
     }
     if let Some(node) = life.running_node_for(&client_id) {
@@ -106,5 +101,4 @@ async fn session(shared: Arc<Shared>, life: Arc<Life>, mut socket: WebSocket, cl
     }
     reg.pace.close();
     life.hub.unregister(reg.conn, &client_id);
-    shared.stats.lock().ws_open -= 1;
 }

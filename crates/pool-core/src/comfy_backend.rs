@@ -306,11 +306,12 @@ impl ServerBackend for ComfyBackend {
     }
 
     fn hold(&self, held: bool) {
-        if !self.held.swap(held, Ordering::Relaxed) || held {
-            return;
+        let was_held = self.held.swap(held, Ordering::Relaxed);
+        if was_held && !held {
+            // Let go: its socket closes now (a hint then checks the server once more, over
+            // HTTP).
+            self.client.close_socket();
         }
-        // Let go: its socket closes now (a hint then checks the server once more, over HTTP).
-        self.client.close_socket();
     }
 
     async fn upload(&self, file: &InputFile) -> std::result::Result<(), AttemptFailure> {

@@ -846,7 +846,7 @@ async fn a_websocket_is_open_only_on_a_held_server() {
 
     fleet.grant(&["s"]);
     assert!(
-        eventually(|| sim.stats().ws_open == 1).await,
+        eventually(|| sim.open_websockets() == 1).await,
         "held: one socket"
     );
     let job = pool.enqueue(chain(1), JobOptions::new()).await.unwrap();
@@ -854,7 +854,7 @@ async fn a_websocket_is_open_only_on_a_held_server() {
 
     fleet.grant(&[]);
     assert!(
-        eventually(|| sim.stats().ws_open == 0).await,
+        eventually(|| sim.open_websockets() == 0).await,
         "let go: closed"
     );
     let checks = sim.stats().requests("GET /system_stats");
@@ -862,7 +862,7 @@ async fn a_websocket_is_open_only_on_a_held_server() {
         eventually(|| sim.stats().requests("GET /system_stats") >= checks + 3).await,
         "health checks go on"
     );
-    assert_eq!(sim.stats().ws_open, 0, "and open no socket");
+    assert_eq!(sim.open_websockets(), 0, "and open no socket");
     assert_eq!(sim.stats().ws_connections, 1);
     pool.shutdown(ShutdownMode::Drain).await;
 }
