@@ -120,6 +120,7 @@ impl Engine {
             return;
         };
         let id = record.id.clone();
+        let mut evicted = Vec::new();
         let mut registry = self.shared.registry.lock();
         for cell in cells {
             cell.end_as(record.clone(), &self.shared.events);
@@ -127,9 +128,12 @@ impl Engine {
                 .get(id.as_str())
                 .is_some_and(|c| Arc::ptr_eq(c, &cell))
             {
-                registry.finished(&id);
+                evicted.push(registry.finished(&id));
             }
         }
+        // The jobs no longer retained are freed once the lock is let go.
+        drop(registry);
+        drop(evicted);
     }
 
     /// Another process changed a job: a copy queued here that is older leaves the queue

@@ -501,7 +501,10 @@ impl Engine {
                     .transition(&transition, vec![terminal], &self.shared.events, false);
             }
         }
-        self.shared.registry.lock().finished(&job.cell.id);
+        // The lock is let go at the end of the statement; the jobs it retained no longer are
+        // freed after that.
+        let evicted = self.shared.registry.lock().finished(&job.cell.id);
+        drop(evicted);
     }
 
     pub(crate) fn begin_shutdown(
