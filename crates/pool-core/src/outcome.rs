@@ -501,8 +501,7 @@ impl Engine {
                     .transition(&transition, vec![terminal], &self.shared.events, false);
             }
         }
-        // The lock is let go at the end of the statement; the jobs it retained no longer are
-        // freed after that.
+        // The guard goes at the end of this statement: the evicted jobs are freed after it.
         let evicted = self.shared.registry.lock().finished(&job.cell.id);
         drop(evicted);
     }

@@ -17,10 +17,6 @@ pub(crate) struct Registry {
     pub(crate) closed: bool,
 }
 
-/// Finished jobs taken out of the registry, to be dropped after its lock is released.
-#[derive(Debug, Default)]
-pub(crate) struct Evicted(Vec<Arc<JobCell>>);
-
 impl Registry {
     pub(crate) fn new(retain: usize) -> Self {
         Self {
@@ -55,14 +51,14 @@ impl Registry {
     /// caller drops them once it let go of the registry's lock (freeing a job's record,
     /// results and events is not work to do while enqueues wait for the lock).
     #[must_use = "the evicted jobs are to be dropped outside the registry's lock"]
-    pub(crate) fn finished(&mut self, id: &JobId) -> Evicted {
+    pub(crate) fn finished(&mut self, id: &JobId) -> Vec<Arc<JobCell>> {
         self.finished.push_back(id.clone());
-        let mut evicted = Evicted::default();
+        let mut evicted = Vec::new();
         while self.finished.len() > self.retain {
             if let Some(old) = self.finished.pop_front()
                 && let Some(cell) = self.jobs.remove(&old)
             {
-                evicted.0.push(cell);
+                evicted.push(cell);
             }
         }
         evicted
@@ -87,8 +83,8 @@ mod tests {
         cell
     }
 
-    fn ids(evicted: &Evicted) -> Vec<&str> {
-        evicted.0.iter().map(|c| c.id.as_str()).collect()
+    fn ids(evicted: &[Arc<JobCell>]) -> Vec<&str> {
+        evicted.iter().map(|c| c.id.as_str()).collect()
     }
 
     #[test]
@@ -104,7 +100,7 @@ mod tests {
         // outside the lock), no longer found.
         let evicted = registry.finished(&cells[2].id);
         assert_eq!(ids(&evicted), ["a"]);
-        assert!(Arc::ptr_eq(&evicted.0[0], &cells[0]));
+        assert!(Arc::ptr_eq(&evicted[0], &cells[0]));
         assert!(registry.get("a").is_none());
         for kept in ["b", "c", "live"] {
             assert!(registry.get(kept).is_some(), "{kept} is kept");
