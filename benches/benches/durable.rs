@@ -12,12 +12,16 @@
 //!   event).
 //!   Their throughput ratio over interleaved runs is recorded as
 //!   `pool_sqlite_vs_memory_ratio`; the same with `synchronous = NORMAL` (interleaved with
-//!   them) as `pool_sqlite_normal_vs_memory_ratio`.
+//!   them) as `pool_sqlite_normal_vs_memory_ratio`. Where the time goes: the CPU time of
+//!   the store's writer thread per job (`pool_sqlite_writer_cpu_per_job`) and the cores
+//!   busy while the SQLite pool runs (`pool_sqlite_cores_used`), both printed beside the
+//!   in-memory pool's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use benches::cpu::ThreadCpu;
 use benches::record_figure;
 use benches::runtime;
 use benches::workflow::{golden, trivial};
@@ -131,6 +135,33 @@ async fn pooled(pool: &Pool) -> Duration {
     start.elapsed()
 }
 
+/// Time taken by a pool's batches, and the CPU time spent meanwhile.
+#[derive(Default)]
+struct Spent {
+    wall: Duration,
+    /// Every thread of the process (the pool's, the simulators', the store's writer).
+    cpu: Duration,
+    /// The SQLite store's writer threads.
+    writer: Duration,
+}
+
+impl Spent {
+    /// Runs one batch through `pool` and adds what it took.
+    fn add(&mut self, rt: &tokio::runtime::Runtime, pool: &Pool) {
+        let before = ThreadCpu::now();
+        self.wall += rt.block_on(pooled(pool));
+        let after = ThreadCpu::now();
+        self.cpu += after.since(&before);
+        // The thread is named `comfy-pool-store-writer`; Linux keeps 15 bytes of it.
+        self.writer += after.named_since("comfy-pool-sto", &before);
+    }
+
+    /// Cores busy on average.
+    fn cores(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.wall.as_secs_f64()
+    }
+}
+
 fn bench_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
     let (cluster, memory, durable, store, relaxed) = rt.block_on(async {
         let cluster = SimCluster::start(SERVERS, SimConfig::default())
@@ -171,12 +202,35 @@ fn bench_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime, dir: &std::
         (cluster, memory, durable, store, relaxed)
     });
     let before = store.write_stats();
-    let (mut m, mut d, mut n) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut m, mut d, mut n) = (Spent::default(), Spent::default(), Spent::default());
     for _ in 0..INTERLEAVED {
-        m += rt.block_on(pooled(&memory));
-        d += rt.block_on(pooled(&durable));
-        n += rt.block_on(pooled(&relaxed));
+        m.add(rt, &memory);
+        d.add(rt, &durable);
+        n.add(rt, &relaxed);
     }
+    let per_job = |t: Duration| t.as_secs_f64() * 1e6 / (INTERLEAVED * BATCH) as f64;
+    println!(
+        "CPU per job (every thread, the simulators' too): in-memory pool {:.0} µs on {:.2} cores; \
+         SQLite pool {:.0} µs on {:.2} cores, of which its store's writer thread {:.0} µs",
+        per_job(m.cpu),
+        m.cores(),
+        per_job(d.cpu),
+        d.cores(),
+        per_job(d.writer)
+    );
+    record_figure(
+        "pool_sqlite_writer_cpu_per_job",
+        "SQLite store's writer thread, CPU per job of the pool (synchronous=full)",
+        per_job(d.writer),
+        "µs",
+    );
+    record_figure(
+        "pool_sqlite_cores_used",
+        "cores busy while the SQLite pool runs (of 2)",
+        d.cores(),
+        "cores",
+    );
+    let (m, d, n) = (m.wall, d.wall, n.wall);
     let per_s = |t: Duration| (INTERLEAVED * BATCH) as f64 / t.as_secs_f64();
     let after = store.write_stats();
     let jobs = (INTERLEAVED * BATCH) as f64;

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+pub mod cpu;
 pub mod workflow;
 
 /// The environment variable naming the directory that [`record_figure`] writes into

@@ -523,6 +523,18 @@ fn evaluate(r: &Results) -> Vec<Row> {
                 .map(|(ratio, _)| (ratio, format!("{:.1}% (interleaved runs)", ratio * 100.0))),
         ),
         row(
+            "pool with the SQLite store: its writer thread's CPU per job",
+            "report only",
+            Target::None,
+            figure(r, "pool_sqlite_writer_cpu_per_job"),
+        ),
+        row(
+            "pool with the SQLite store: cores busy (of 2)",
+            "report only",
+            Target::None,
+            figure(r, "pool_sqlite_cores_used"),
+        ),
+        row(
             "store: durable enqueue, PostgreSQL, 64 callers",
             "report only",
             Target::None,
