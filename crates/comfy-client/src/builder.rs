@@ -142,7 +142,9 @@ impl ClientBuilder {
 
     /// Events buffered per subscriber of the websocket before a slow one starts losing
     /// them (default 1024). While a subscriber is 8 or more events behind, the websocket
-    /// task yields every 8 frames so that it can catch up.
+    /// task yields every 8 frames so that it can catch up. The buffer is allocated when the
+    /// socket starts, about 32 bytes a slot: it holds each event once, shared by every
+    /// subscriber (a run copies only the events of its own prompt).
     pub fn event_capacity(mut self, n: usize) -> Self {
         self.event_capacity = n;
         self

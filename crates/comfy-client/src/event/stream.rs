@@ -1,6 +1,7 @@
 //! `EventStream`: a subscriber's view of the broadcast of websocket events.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
@@ -16,7 +17,7 @@ use super::Event;
 /// [`Event::Lagged`] instead of the events it missed. The stream ends when the client
 /// (all its clones) is dropped or the websocket gave up reconnecting.
 pub struct EventStream {
-    inner: BroadcastStream<Event>,
+    inner: BroadcastStream<Arc<Event>>,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -26,7 +27,7 @@ impl std::fmt::Debug for EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
+    pub(crate) fn new(rx: broadcast::Receiver<Arc<Event>>) -> Self {
         Self {
             inner: BroadcastStream::new(rx),
         }
@@ -44,7 +45,7 @@ impl Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         Pin::new(&mut self.inner).poll_next(cx).map(|item| {
             item.map(|res| match res {
-                Ok(event) => event,
+                Ok(event) => Arc::unwrap_or_clone(event),
                 Err(BroadcastStreamRecvError::Lagged(skipped)) => Event::Lagged { skipped },
             })
         })

@@ -71,7 +71,7 @@ pub(crate) struct Driver {
     pub(crate) client: Client,
     pub(crate) prompt_id: String,
     pub(crate) options: RunOptions,
-    pub(crate) rx: broadcast::Receiver<Event>,
+    pub(crate) rx: broadcast::Receiver<Arc<Event>>,
     pub(crate) events: buffer::Sender,
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) ws_up: bool,
@@ -354,13 +354,15 @@ impl Driver {
         Error::Timeout { deadline, limit }
     }
 
-    fn forward(&self, event: Event) {
-        self.events.send(event);
+    /// Hands `event` to the run's own stream: a copy of the broadcast's (shared by every
+    /// subscriber of the socket; only the events a run keeps are copied).
+    fn forward(&self, event: Arc<Event>) {
+        self.events.send(Arc::unwrap_or_clone(event));
     }
 
-    fn on_event(&mut self, event: Event, last_event: &mut Instant) -> Step {
+    fn on_event(&mut self, event: Arc<Event>, last_event: &mut Instant) -> Step {
         let now = Instant::now();
-        match &event {
+        match event.as_ref() {
             Event::Connected => {
                 let was_up = std::mem::replace(&mut self.ws_up, true);
                 self.unbroken &= was_up;
@@ -387,7 +389,7 @@ impl Driver {
         *last_event = now;
         let seen = &mut self.seen;
         seen.live = true;
-        match &event {
+        match event.as_ref() {
             Event::ExecutionStart(d) => {
                 seen.start(now);
                 seen.server_started_ms = d.timestamp;

@@ -35,7 +35,7 @@ use ws_output::ws_output_nodes;
 
 /// A subscription to the websocket, opened before the prompt is followed.
 struct Subscription {
-    rx: broadcast::Receiver<Event>,
+    rx: broadcast::Receiver<Arc<Event>>,
     /// The socket was up once subscribed.
     up: bool,
 }

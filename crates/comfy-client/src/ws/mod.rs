@@ -43,13 +43,13 @@ impl Default for WsConfig {
 /// Only the task holds the strong sender, so subscribers' streams end when it stops.
 #[derive(Clone)]
 pub(crate) struct WsHandle {
-    tx: broadcast::WeakSender<Event>,
+    tx: broadcast::WeakSender<Arc<Event>>,
     state: watch::Receiver<ConnectionState>,
 }
 
 impl WsHandle {
     /// A receiver of the broadcast; already closed if the task has stopped.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         match self.tx.upgrade() {
             Some(tx) => tx.subscribe(),
             None => broadcast::channel(1).1,

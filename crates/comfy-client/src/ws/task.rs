@@ -36,7 +36,7 @@ const FEATURE_FLAGS: &str = r#"{"type":"feature_flags","data":{"supports_preview
 
 pub(super) async fn run(
     config: Arc<Config>,
-    tx: broadcast::Sender<Event>,
+    tx: broadcast::Sender<Arc<Event>>,
     state: watch::Sender<ConnectionState>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -59,14 +59,14 @@ pub(super) async fn run(
                         failures = 0;
                         backoff.reset();
                         state.send_replace(ConnectionState::Connected);
-                        let _ = tx.send(Event::Connected);
+                        let _ = tx.send(Arc::new(Event::Connected));
                     }) => reason,
                 };
                 if opened {
                     tracing::debug!(%reason, "comfy-client: websocket disconnected");
-                    let _ = tx.send(Event::Disconnected {
+                    let _ = tx.send(Arc::new(Event::Disconnected {
                         reason: reason.clone(),
-                    });
+                    }));
                 }
                 reason
             }
@@ -79,11 +79,11 @@ pub(super) async fn run(
         }
         let delay = backoff.next_delay();
         state.send_replace(ConnectionState::Reconnecting);
-        let _ = tx.send(Event::Reconnecting {
+        let _ = tx.send(Arc::new(Event::Reconnecting {
             attempt: failures,
             delay,
             reason,
-        });
+        }));
         tokio::select! {
             _ = &mut shutdown => break,
             () = sleep(delay) => {}
@@ -152,7 +152,7 @@ fn chain(err: &dyn std::error::Error) -> String {
 async fn session(
     socket: Socket,
     config: &Config,
-    tx: &broadcast::Sender<Event>,
+    tx: &broadcast::Sender<Arc<Event>>,
     attribution: &mut Attribution,
     on_open: impl FnOnce(),
 ) -> String {
@@ -205,7 +205,7 @@ async fn session(
                 match parsed {
                     Ok(mut event) => {
                         attribution.observe(&mut event);
-                        let _ = tx.send(event);
+                        let _ = tx.send(Arc::new(event));
                         unchecked += 1;
                         // Every few frames (asking costs a search of the broadcast's ring
                         // under its lock): a subscriber that fell behind gets to read before
