@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Time on the CPU of every thread of this process so far, summed by thread name (Linux
 /// keeps the first 15 bytes of a name). Empty where `/proc/self/task` cannot be read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ThreadCpu {
     by_name: HashMap<String, Duration>,
 }
@@ -43,10 +43,7 @@ impl ThreadCpu {
     /// The time every thread spent on the CPU since `earlier` (threads that ended since are
     /// not counted).
     pub fn since(&self, earlier: &Self) -> Duration {
-        self.by_name
-            .iter()
-            .map(|(name, t)| t.saturating_sub(earlier.of(name)))
-            .sum()
+        self.named_since("", earlier)
     }
 
     /// The time the threads whose names start with `prefix` spent on the CPU since
@@ -55,12 +52,10 @@ impl ThreadCpu {
         self.by_name
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, t)| t.saturating_sub(earlier.of(name)))
+            .map(|(name, t)| {
+                t.saturating_sub(earlier.by_name.get(name).copied().unwrap_or_default())
+            })
             .sum()
-    }
-
-    fn of(&self, name: &str) -> Duration {
-        self.by_name.get(name).copied().unwrap_or_default()
     }
 }
 

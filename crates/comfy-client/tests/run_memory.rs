@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use comfy_client::{Client, Event, RunOptions};
 use common::hostile::{Answer, Frames, Hostile, Socket, node_text, preview, success_end, text};
+use common::live_heap;
 use serde_json::json;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -30,19 +31,13 @@ const EXECUTED: u64 = 200;
 const IMAGES_PER_EXECUTED: usize = 500;
 const NODES: u64 = 20_000;
 
-/// Live heap bytes of the process.
-fn live() -> i64 {
-    let s = GLOBAL.stats();
-    i64::try_from(s.bytes_allocated).unwrap() - i64::try_from(s.bytes_deallocated).unwrap()
-}
-
 /// The flood, in order: previews of node 1, images of the `SaveImageWebsocket` node 7,
 /// texts, `executed` outputs of node 9 (each adding images to the last), `executing` of
 /// ever new nodes, then the end of a successful run. `peak` records the live heap before
 /// each frame.
 fn flood(peak: Arc<AtomicI64>) -> Frames {
     Arc::new(move |id, i| {
-        peak.fetch_max(live(), Ordering::SeqCst);
+        peak.fetch_max(live_heap(), Ordering::SeqCst);
         let mut i = i;
         let mut section = |n: u64| {
             let here = i < n;
@@ -104,7 +99,7 @@ async fn a_flooded_run_keeps_within_its_memory_limit_and_counts_what_it_dropped(
         .memory_limit(LIMIT)
         .collect_previews(true)
         .collect_texts(true);
-    let base = live();
+    let base = live_heap();
     peak.store(base, Ordering::SeqCst);
     let mut exec = client.run(workflow, options).await.unwrap();
 
@@ -112,7 +107,7 @@ async fn a_flooded_run_keeps_within_its_memory_limit_and_counts_what_it_dropped(
     tokio::time::timeout(Duration::from_secs(120), server.history_requested())
         .await
         .expect("the flood did not end");
-    peak.fetch_max(live(), Ordering::SeqCst);
+    peak.fetch_max(live_heap(), Ordering::SeqCst);
     let growth = peak.load(Ordering::SeqCst) - base;
     let flooded = (PREVIEWS + WS_IMAGES) as usize * IMAGE_BYTES + TEXTS as usize * TEXT_BYTES;
     println!("peak growth {growth} bytes for a flood of more than {flooded} bytes");

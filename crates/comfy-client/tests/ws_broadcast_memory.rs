@@ -4,20 +4,17 @@
 //! global allocator (this binary holds a single test so nothing else allocates meanwhile).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::alloc::System;
 
 use comfy_client::{Client, Event};
 use comfy_sim::{SimConfig, SimServer};
+use common::live_heap;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-/// Live heap bytes of the process.
-fn live() -> i64 {
-    let s = GLOBAL.stats();
-    i64::try_from(s.bytes_allocated).unwrap() - i64::try_from(s.bytes_deallocated).unwrap()
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_slot_of_the_event_broadcast_is_a_pointer_not_an_event() {
@@ -25,13 +22,13 @@ async fn a_slot_of_the_event_broadcast_is_a_pointer_not_an_event() {
     // The heap a client and its started websocket hold, with `capacity` slots. No await
     // between the two readings: on this one-threaded runtime nothing else runs meanwhile.
     let held = |capacity: usize| {
-        let before = live();
+        let before = live_heap();
         let client = Client::builder(sim.url())
             .event_capacity(capacity)
             .build()
             .unwrap();
         let events = client.subscribe();
-        let grown = live() - before;
+        let grown = live_heap() - before;
         (grown, client, events)
     };
     let (small, _a, _a_events) = held(16);

@@ -5,6 +5,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+/// Live heap bytes of the process, in a test binary whose global allocator is
+/// `stats_alloc::INSTRUMENTED_SYSTEM` (zero elsewhere).
+pub fn live_heap() -> i64 {
+    let s = stats_alloc::INSTRUMENTED_SYSTEM.stats();
+    i64::try_from(s.bytes_allocated).unwrap() - i64::try_from(s.bytes_deallocated).unwrap()
+}
+
 /// The directory of the recorded real-server fixtures (copied into this crate).
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
