@@ -56,8 +56,8 @@ pub use event::{
     QueueStatus, Status, UnknownBinary, UnknownMessage,
 };
 pub use run::{
-    CancelHandle, Dropped, Execution, NodeTiming, RunOptions, RunOutput, Submitted, Timings,
-    WsOutput,
+    CancelHandle, Dropped, Execution, InlineRun, NodeTiming, RunOptions, RunOutput, Submitted,
+    Timings, WsOutput,
 };
 pub use types::{
     Device, Features, FreeRequest, History, HistoryEntry, HistoryStatus, ImageRef, NodeInfo,

@@ -136,20 +136,23 @@ fn translate(event: Event) -> Option<RunEvent> {
 }
 
 /// Streams an execution's events into `events` and returns its outputs.
+/// Follows `run` to its end in the attempt's task, handing its events on as they come.
 async fn follow_to_end(
-    mut execution: comfy_client::Execution,
+    run: comfy_client::InlineRun,
     events: &EventSink,
 ) -> std::result::Result<AttemptOutput, AttemptFailure> {
-    while let Some(event) = execution.next_event().await {
-        if matches!(event, Event::ExecutionSuccess(_)) {
-            // The server executes nothing more of the prompt: its slot may take the next.
-            events.prompt_done();
-        }
-        if let Some(event) = translate(event) {
-            events.emit(event);
-        }
-    }
-    let output = execution.wait().await.map_err(|e| classify(&e))?;
+    let output = run
+        .drive(|event| {
+            if matches!(event, Event::ExecutionSuccess(_)) {
+                // The server executes nothing more of the prompt: its slot may take the next.
+                events.prompt_done();
+            }
+            if let Some(event) = translate(event) {
+                events.emit(event);
+            }
+        })
+        .await
+        .map_err(|e| classify(&e))?;
     let outputs: Map<String, Value> = output
         .outputs
         .into_iter()
@@ -203,15 +206,15 @@ impl ServerBackend for ComfyBackend {
             .run_options
             .clone()
             .prompt_id(request.prompt_id.clone());
-        let execution = self
+        let run = self
             .client
-            .run(request.workflow, options)
+            .run_inline(request.workflow, options)
             .await
             .map_err(|e| classify(&e))?;
         events.emit(RunEvent::Accepted {
-            prompt_id: execution.prompt_id().to_owned(),
+            prompt_id: run.prompt_id().to_owned(),
         });
-        follow_to_end(execution, &events).await
+        follow_to_end(run, &events).await
     }
 
     async fn follow(
@@ -236,12 +239,12 @@ impl ServerBackend for ComfyBackend {
             .run_options
             .clone()
             .prompt_id(request.prompt_id.clone());
-        let execution = self
+        let run = self
             .client
-            .follow(request.prompt_id.clone(), options)
+            .follow_inline(request.prompt_id.clone(), options)
             .await
             .map_err(|e| classify(&e))?;
-        follow_to_end(execution, &events).await
+        follow_to_end(run, &events).await
     }
     async fn capabilities(
         &self,

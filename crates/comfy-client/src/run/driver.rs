@@ -31,9 +31,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::buffer;
 use super::execution::CancelFlag;
 use super::options::RunOptions;
+use super::outlet::Outlet;
 use super::output::{RunOutput, Timings};
 use super::poll::{self, PollFuture, Polled};
 use super::seen::Seen;
@@ -67,12 +67,13 @@ pub(crate) enum Origin {
     Following,
 }
 
-pub(crate) struct Driver {
+pub(crate) struct Driver<O> {
     pub(crate) client: Client,
     pub(crate) prompt_id: String,
     pub(crate) options: RunOptions,
     pub(crate) rx: broadcast::Receiver<Arc<Event>>,
-    pub(crate) events: buffer::Sender,
+    /// Where the prompt's events go.
+    pub(crate) events: O,
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) ws_up: bool,
     /// The socket has been up since before the prompt was submitted, without a drop or a
@@ -130,7 +131,9 @@ impl Polls {
 /// The verdict of a settled run and until when the socket may still deliver its end.
 type Settled = Option<(Verdict, Instant)>;
 
-impl Driver {
+impl<O: Outlet> Driver<O> {
+    /// Follows the prompt to its end in a task of its own, for an
+    /// [`Execution`](super::Execution) that may stop waiting for the result.
     pub(crate) async fn run(mut self, result: oneshot::Sender<Result<RunOutput>>) {
         let mut result = result;
         let outcome = tokio::select! {
@@ -139,6 +142,12 @@ impl Driver {
         };
         let _ = result.send(outcome);
         // `self.events` drops here, after the result is in place.
+    }
+
+    /// Follows the prompt to its end in the caller's task (an
+    /// [`InlineRun`](super::InlineRun)).
+    pub(crate) async fn run_here(mut self) -> Result<RunOutput> {
+        self.drive().await
     }
 
     /// Whether the socket is the source of the prompt's events: it was submitted with this
@@ -356,7 +365,7 @@ impl Driver {
 
     /// Hands `event` to the run's own stream: a copy of the broadcast's (shared by every
     /// subscriber of the socket; only the events a run keeps are copied).
-    fn forward(&self, event: Arc<Event>) {
+    fn forward(&mut self, event: Arc<Event>) {
         self.events.send(Arc::unwrap_or_clone(event));
     }
 

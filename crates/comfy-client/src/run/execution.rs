@@ -52,6 +52,14 @@ pub struct CancelHandle {
 }
 
 impl CancelHandle {
+    pub(crate) fn new(client: Client, prompt_id: String, flag: Arc<CancelFlag>) -> Self {
+        Self {
+            client,
+            prompt_id,
+            flag,
+        }
+    }
+
     /// Cancels the run: removes the prompt from the queue if it is still waiting and
     /// interrupts it if it is running (only this prompt). The run then ends with
     /// [`Error::Cancelled`], unless it had already finished. Errors are those of the
@@ -101,11 +109,7 @@ impl Execution {
         result: oneshot::Receiver<Result<RunOutput>>,
         flag: Arc<CancelFlag>,
     ) -> Self {
-        let cancel = CancelHandle {
-            client,
-            prompt_id: prompt_id.clone(),
-            flag,
-        };
+        let cancel = CancelHandle::new(client, prompt_id.clone(), flag);
         Self {
             prompt_id,
             number,

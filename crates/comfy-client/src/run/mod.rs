@@ -1,10 +1,13 @@
 //! Following prompts: [`Client::run`] (submit, then follow), and its two halves
-//! [`Client::submit`] and [`Client::follow`].
+//! [`Client::submit`] and [`Client::follow`]; [`Client::run_inline`] and
+//! [`Client::follow_inline`] do the same in the caller's task.
 
 mod buffer;
 mod driver;
 mod execution;
+mod inline;
 mod options;
+mod outlet;
 mod output;
 mod poll;
 mod seen;
@@ -19,6 +22,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, timeout};
 
 pub use execution::{CancelHandle, Execution};
+pub use inline::InlineRun;
 pub use options::RunOptions;
 pub use output::{Dropped, NodeTiming, RunOutput, Timings};
 pub use submitted::Submitted;
@@ -30,6 +34,7 @@ use crate::event::{ConnectionState, Event};
 use crate::types::PromptBody;
 use driver::{Driver, Origin};
 use execution::CancelFlag;
+use outlet::Outlet;
 use seen::Seen;
 use ws_output::ws_output_nodes;
 
@@ -75,14 +80,24 @@ impl Client {
         workflow: impl Into<Arc<Value>>,
         options: RunOptions,
     ) -> Result<Execution> {
-        let workflow = workflow.into();
+        let (subscription, target) = self.submit_to_follow(workflow.into(), &options).await?;
+        Ok(self.start(subscription, options, target))
+    }
+
+    /// The submission of [`run`](Self::run) and of [`run_inline`](Self::run_inline):
+    /// subscribes, then submits; what the driver then follows.
+    async fn submit_to_follow(
+        &self,
+        workflow: Arc<Value>,
+        options: &RunOptions,
+    ) -> Result<(Subscription, Target)> {
         if !workflow.is_object() {
             return Err(Error::InvalidInput(
                 "the workflow must be a JSON object of nodes".into(),
             ));
         }
-        let subscription = self.subscribe_for(&options).await;
-        let submitted = self.submit(&workflow, &options).await?;
+        let subscription = self.subscribe_for(options).await;
+        let submitted = self.submit(&workflow, options).await?;
         let target = Target {
             prompt_id: submitted.prompt_id,
             number: submitted.number,
@@ -91,7 +106,7 @@ impl Client {
             accepted_at: submitted.accepted_at,
             ws_nodes: Some(ws_output_nodes(&workflow)),
         };
-        Ok(self.start(subscription, options, target))
+        Ok((subscription, target))
     }
 
     /// `POST /prompt` of `workflow` with the prompt options of `options` (its prompt id, a
@@ -149,11 +164,21 @@ impl Client {
         prompt_id: impl Into<String>,
         options: RunOptions,
     ) -> Result<Execution> {
-        let prompt_id = prompt_id.into();
+        let (subscription, target) = self.attach_to_follow(prompt_id.into(), &options).await?;
+        Ok(self.start(subscription, options, target))
+    }
+
+    /// The start of [`follow`](Self::follow) and of
+    /// [`follow_inline`](Self::follow_inline): subscribes; what the driver then follows.
+    async fn attach_to_follow(
+        &self,
+        prompt_id: String,
+        options: &RunOptions,
+    ) -> Result<(Subscription, Target)> {
         if prompt_id.is_empty() {
             return Err(Error::InvalidInput("the prompt id is empty".into()));
         }
-        let subscription = self.subscribe_for(&options).await;
+        let subscription = self.subscribe_for(options).await;
         let now = Instant::now();
         let target = Target {
             prompt_id,
@@ -163,7 +188,7 @@ impl Client {
             accepted_at: now,
             ws_nodes: None,
         };
-        Ok(self.start(subscription, options, target))
+        Ok((subscription, target))
     }
 
     /// Subscribes to the websocket, waiting for its first connection so that no early
@@ -187,35 +212,48 @@ impl Client {
 
     /// Spawns the driver that follows the target prompt.
     fn start(&self, subscription: Subscription, options: RunOptions, target: Target) -> Execution {
-        let Target {
-            prompt_id,
-            number,
-            origin,
-            submitted_at,
-            accepted_at,
-            ws_nodes,
-        } = target;
         let (events_tx, events_rx) = buffer::channel(
             options.event_buffer,
             seen::event_share(options.memory_limit),
         );
         let (result_tx, result_rx) = oneshot::channel();
         let flag = Arc::new(CancelFlag::default());
-        let driver = Driver {
+        let (prompt_id, number) = (target.prompt_id.clone(), target.number);
+        let driver = self.driver(subscription, options, target, events_tx, Arc::clone(&flag));
+        tokio::spawn(driver.run(result_tx));
+        Execution::new(self.clone(), prompt_id, number, events_rx, result_rx, flag)
+    }
+
+    /// The driver that follows the target prompt and hands its events to `events`.
+    fn driver<O: Outlet>(
+        &self,
+        subscription: Subscription,
+        options: RunOptions,
+        target: Target,
+        events: O,
+        cancel: Arc<CancelFlag>,
+    ) -> Driver<O> {
+        let Target {
+            prompt_id,
+            number: _,
+            origin,
+            submitted_at,
+            accepted_at,
+            ws_nodes,
+        } = target;
+        Driver {
             client: self.clone(),
-            prompt_id: prompt_id.clone(),
+            prompt_id,
             seen: Seen::new(options.memory_limit, ws_nodes),
             options,
             rx: subscription.rx,
-            events: events_tx,
-            cancel: Arc::clone(&flag),
+            events,
+            cancel,
             ws_up: subscription.up,
             unbroken: subscription.up && origin == Origin::Submitted,
             origin,
             submitted_at,
             accepted_at,
-        };
-        tokio::spawn(driver.run(result_tx));
-        Execution::new(self.clone(), prompt_id, number, events_rx, result_rx, flag)
+        }
     }
 }
