@@ -109,6 +109,9 @@ pub(crate) fn nodes_of(workflow: &Value) -> Result<&Map<String, Value>> {
 
 fn write_workflow<S: Sink>(sink: &mut S, workflow: &Value) -> Result<()> {
     let nodes = nodes_of(workflow)?;
-    let mut writer = Writer::new(sink, nodes.len() + 32);
+    // Room for the nodes and one node's members and inputs at a time (it grows for more):
+    // a small workflow's scratch stays under a kilobyte, which the allocator serves from
+    // its per-thread cache.
+    let mut writer = Writer::new(sink, nodes.len() + 16);
     writer.workflow(nodes).map_err(Deep::into_error)
 }
