@@ -3,12 +3,13 @@
 //! waits on the server to stop: interrupting the prompt there is the engine's background
 //! clean-up (see `cleanup`).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pool_failover::{FailureClass, ServerId};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::command::Command;
 use crate::engine::StopReason;
@@ -121,7 +122,6 @@ pub(crate) async fn run(task: AttemptTask) {
     } = task;
     // Hold a sender for the whole attempt so its report cannot be lost.
     let Some(done) = done.upgrade() else { return };
-    let started = Instant::now();
     let prompt_id = request.prompt_id.clone();
     if let Some(durable) = durable {
         // Write-ahead: the prompt id is in the store before the server hears of it.
@@ -147,9 +147,11 @@ pub(crate) async fn run(task: AttemptTask) {
         }
     }
     let (sink, mut rx) = EventSink::channel();
-    let work = {
+    // Boxed, as the deadlines below are made only when needed: a task's future that stays
+    // under a kilobyte is served from the allocator's per-thread cache, one over it is not.
+    let mut work = {
         let backend = Arc::clone(&backend);
-        async move {
+        Box::pin(async move {
             if mode == AttemptMode::Follow {
                 return backend.follow(request, sink).await;
             }
@@ -157,14 +159,11 @@ pub(crate) async fn run(task: AttemptTask) {
                 backend.upload(file).await?;
             }
             backend.run(request, sink).await
-        }
+        })
     };
-    tokio::pin!(work);
     // The between-events deadline runs only while the prompt executes (from its first event
     // after `Accepted`): uploads and the wait in the server's own queue are not silence.
-    let far = started + Duration::from_secs(86_400 * 365);
-    let idle = tokio::time::sleep_until(far);
-    tokio::pin!(idle);
+    let mut idle = Deadline::default();
     let mut executing = false;
     let mut slot_freed = false;
     // Whether the server has the prompt (it accepted it, or it was there before).
@@ -175,8 +174,7 @@ pub(crate) async fn run(task: AttemptTask) {
     let mut settling: Option<StopReason> = None;
     // ... for a bounded time: a server (or backend) that never answers the submission does
     // not hold a shutdown or a lease change for longer.
-    let settle_by = tokio::time::sleep_until(far);
-    tokio::pin!(settle_by);
+    let mut settle_by = Deadline::default();
     let done_signal = rx.done_signal();
     // One wait for the whole attempt (the signal comes once): made afresh in every turn of
     // the loop, it would join and leave the signal's waiters at every event.
@@ -196,7 +194,7 @@ pub(crate) async fn run(task: AttemptTask) {
                     && matches!(reason, StopReason::LeaseLost | StopReason::Detach)
                 {
                     settling = Some(reason);
-                    settle_by.as_mut().reset(Instant::now() + SETTLE_BOUND);
+                    settle_by.set(Instant::now() + SETTLE_BOUND);
                     continue;
                 }
                 break AttemptEnd::Stopped(settled(reason, accepted));
@@ -204,7 +202,7 @@ pub(crate) async fn run(task: AttemptTask) {
             // No answer in time: the prompt may or may not reach the server; it is left to
             // whoever takes the job up next (as if accepted), who finds it there (and follows
             // it) or not (and queues the job again).
-            () = &mut settle_by, if settling.is_some() => {
+            () = settle_by.wait(), if settling.is_some() => {
                 let reason = settling.unwrap_or(StopReason::Detach);
                 break AttemptEnd::Stopped(settled(reason, true));
             }
@@ -247,7 +245,7 @@ pub(crate) async fn run(task: AttemptTask) {
                     pull.on_accepted(&backend, &prompt_id);
                 }
                 if executing && let Some(limit) = between_events {
-                    idle.as_mut().reset(Instant::now() + limit);
+                    idle.set(Instant::now() + limit);
                 }
             }
             result = &mut work => {
@@ -282,7 +280,7 @@ pub(crate) async fn run(task: AttemptTask) {
                 }
                 break AttemptEnd::Finished(result);
             }
-            () = &mut idle, if executing && between_events.is_some() => {
+            () = idle.wait(), if executing && between_events.is_some() => {
                 let limit = between_events.unwrap_or_default();
                 break AttemptEnd::Finished(Err(AttemptFailure::new(
                     FailureClass::Stuck,
@@ -302,6 +300,27 @@ pub(crate) async fn run(task: AttemptTask) {
         followed: mode == AttemptMode::Follow,
     };
     let _ = done.send(Command::AttemptDone(Box::new(report)));
+}
+
+/// A deadline made when it is first set (an attempt without one holds no timer).
+#[derive(Default)]
+struct Deadline(Option<Pin<Box<Sleep>>>);
+
+impl Deadline {
+    fn set(&mut self, at: Instant) {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.0 = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    /// Resolves when the deadline passes; never before it is set.
+    async fn wait(&mut self) {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// How long a lost lease or a detach waits for a submission under way to be answered.
