@@ -59,54 +59,13 @@ async fn next(exec: &mut Execution) -> Option<Event> {
         .expect("no event within 10 s")
 }
 
-fn name(ev: &Event) -> String {
-    match ev {
-        Event::ExecutionStart(_) => "start".into(),
-        Event::ExecutionCached(_) => "cached".into(),
-        Event::Executing(e) => format!("executing:{}", e.node.as_deref().unwrap_or("-")),
-        Event::Progress(_) => "progress".into(),
-        Event::ProgressState(_) => "progress_state".into(),
-        Event::Executed(e) => format!("executed:{}", e.node),
-        Event::ExecutionSuccess(_) => "success".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// `execution_start`, `execution_cached` (of no node), then `executing` + `executed` of every node of invert-save
-/// (1 → 2 → 3, only 3 has a UI output), then `execution_success`, then `executing(null)`,
-/// each once.
-fn assert_complete(id: &str, events: &[Event]) {
-    for ev in events {
-        assert_eq!(ev.prompt_id(), Some(id), "{ev:?}");
-    }
-    let names: Vec<String> = events
-        .iter()
-        .map(name)
-        .filter(|n| n != "progress" && n != "progress_state")
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "start",
-            "cached",
-            "executing:1",
-            "executing:2",
-            "executing:3",
-            "executed:3",
-            "success",
-            "executing:-"
-        ],
-        "prompt {id}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_sequential_runs_stream_every_event_in_order() {
     let sim = SimServer::start(SimConfig::default()).await.unwrap();
     let c = client(&sim);
     for color in 0..50 {
         let (id, events) = run_and_collect(&c, color).await;
-        assert_complete(&id, &events);
+        common::assert_complete_invert_save(&id, &events);
     }
 }
 
@@ -116,7 +75,7 @@ async fn fast_concurrent_runs_stream_every_event_in_order() {
     let c = client(&sim);
     let runs = join_all((0..50).map(|color| run_and_collect(&c, color))).await;
     for (id, events) in &runs {
-        assert_complete(id, events);
+        common::assert_complete_invert_save(id, events);
     }
 }
 
@@ -146,7 +105,7 @@ async fn a_socket_that_opens_after_submission_still_streams_a_finished_prompt() 
     while let Some(ev) = next(&mut exec).await {
         events.push(ev);
     }
-    let names: Vec<String> = events.iter().map(name).collect();
+    let names: Vec<String> = events.iter().map(common::event_name).collect();
     assert_eq!(names, FAKE_RUN_TWO_PROGRESS);
     let out = exec.wait().await.unwrap();
     assert_eq!(out.images().len(), 1, "{:?}", out.outputs);
@@ -183,7 +142,7 @@ async fn a_full_event_buffer_drops_progress_first_and_keeps_the_result() {
     }
     let skipped = u64::try_from(frames.len() - capacity).unwrap();
     assert_eq!(events.first(), Some(&Event::Lagged { skipped }));
-    let names: Vec<String> = events[1..].iter().map(name).collect();
+    let names: Vec<String> = events[1..].iter().map(common::event_name).collect();
     assert_eq!(names, FAKE_RUN_TWO_PROGRESS);
     let out = exec.wait().await.unwrap();
     assert_eq!(out.images().len(), 1, "{:?}", out.outputs);

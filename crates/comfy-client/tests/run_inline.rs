@@ -55,50 +55,13 @@ async fn run_inline(
     (id, events, result)
 }
 
-fn name(ev: &Event) -> String {
-    match ev {
-        Event::ExecutionStart(_) => "start".into(),
-        Event::ExecutionCached(_) => "cached".into(),
-        Event::Executing(e) => format!("executing:{}", e.node.as_deref().unwrap_or("-")),
-        Event::Executed(e) => format!("executed:{}", e.node),
-        Event::ExecutionSuccess(_) => "success".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Every event is the prompt's, and the run of invert-save is complete and in order.
-fn assert_complete(id: &str, events: &[Event]) {
-    for ev in events {
-        assert_eq!(ev.prompt_id(), Some(id), "{ev:?}");
-    }
-    let names: Vec<String> = events
-        .iter()
-        .filter(|e| !matches!(e, Event::Progress(_) | Event::ProgressState(_)))
-        .map(name)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "start",
-            "cached",
-            "executing:1",
-            "executing:2",
-            "executing:3",
-            "executed:3",
-            "success",
-            "executing:-"
-        ],
-        "prompt {id}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_inline_runs_call_back_every_event_in_order() {
     let sim = SimServer::start(SimConfig::default()).await.unwrap();
     let c = client(&sim);
     for color in 0..30 {
         let (id, events, result) = run_inline(&c, color).await;
-        assert_complete(&id, &events);
+        common::assert_complete_invert_save(&id, &events);
         let out = result.unwrap();
         assert_eq!(out.prompt_id, id);
         assert_eq!(out.images().len(), 1, "{:?}", out.outputs);
@@ -111,7 +74,7 @@ async fn concurrent_inline_runs_each_get_only_their_own_events() {
     let c = client(&sim);
     let runs = join_all((0..30).map(|color| run_inline(&c, color))).await;
     for (id, events, result) in runs {
-        assert_complete(&id, &events);
+        common::assert_complete_invert_save(&id, &events);
         assert_eq!(result.unwrap().images().len(), 1);
     }
 }

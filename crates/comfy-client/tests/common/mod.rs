@@ -88,6 +88,50 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// A short name of an event, for comparing streams: `start`, `executing:3`, …
+pub fn event_name(ev: &comfy_client::Event) -> String {
+    use comfy_client::Event;
+    match ev {
+        Event::ExecutionStart(_) => "start".into(),
+        Event::ExecutionCached(_) => "cached".into(),
+        Event::Executing(e) => format!("executing:{}", e.node.as_deref().unwrap_or("-")),
+        Event::Progress(_) => "progress".into(),
+        Event::ProgressState(_) => "progress_state".into(),
+        Event::Executed(e) => format!("executed:{}", e.node),
+        Event::ExecutionSuccess(_) => "success".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every event is prompt `id`'s, and its run of invert-save is complete and in order:
+/// `execution_start`, `execution_cached` (of no node), then `executing` + `executed` of every
+/// node (1 → 2 → 3, only 3 has a UI output), then `execution_success`, then
+/// `executing(null)`, each once (progress aside).
+pub fn assert_complete_invert_save(id: &str, events: &[comfy_client::Event]) {
+    for ev in events {
+        assert_eq!(ev.prompt_id(), Some(id), "{ev:?}");
+    }
+    let names: Vec<String> = events
+        .iter()
+        .map(event_name)
+        .filter(|n| n != "progress" && n != "progress_state")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "cached",
+            "executing:1",
+            "executing:2",
+            "executing:3",
+            "executed:3",
+            "success",
+            "executing:-"
+        ],
+        "prompt {id}"
+    );
+}
+
 pub mod fake_comfy;
 pub mod hostile;
 pub mod wsserver;
