@@ -88,6 +88,10 @@ pub(crate) struct AttemptTask {
     /// followed attempt whose acceptance was never recorded (its submission may not have
     /// reached the server; absent there, it is withdrawn rather than counted lost).
     pub(crate) confirmed: bool,
+    /// Whether the prompt is known to have started executing: for a followed attempt,
+    /// whether the store recorded it executing (a prompt that never started and is gone
+    /// from the server ran nothing: it is withdrawn, not counted lost); `false` for a run.
+    pub(crate) started: bool,
     /// Resolves once the attempt's dispatch (its prompt id) is durable: nothing is sent to
     /// the server before (write-ahead). `None` without a store.
     pub(crate) durable: Option<oneshot::Receiver<()>>,
@@ -109,6 +113,7 @@ pub(crate) async fn run(task: AttemptTask) {
         key,
         mode,
         confirmed,
+        started,
         durable,
         attempt,
         server,
@@ -269,13 +274,17 @@ pub(crate) async fn run(task: AttemptTask) {
                     break AttemptEnd::Stopped(settled(reason, accepted));
                 }
                 if mode == AttemptMode::Follow
-                    && !confirmed
+                    && (!confirmed || !(started || executing))
                     && let Err(failure) = &result
                     && failure.class == FailureClass::ServerDown
                 {
-                    // A submission never confirmed and not found on the server: it never
-                    // arrived (its process stopped or died while sending it). The job goes
-                    // back to the queue; the server is not taken for broken.
+                    // Not found on the server, and it never ran there: a submission never
+                    // confirmed never arrived (its process stopped or died while sending
+                    // it); one confirmed but never started was taken out of the server's
+                    // queue before it ran (a pull-back whose end a crash kept from the
+                    // store, or a server restart). The job goes back to the queue, the
+                    // attempt does not count against `max_attempts`, and the server is not
+                    // taken for broken.
                     break AttemptEnd::Stopped(StopReason::Withdraw);
                 }
                 break AttemptEnd::Finished(result);

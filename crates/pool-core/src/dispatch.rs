@@ -431,6 +431,7 @@ impl Engine {
             key,
             mode: AttemptMode::Run,
             confirmed: false,
+            started: false,
             durable,
             attempt,
             server: id.clone(),

@@ -169,9 +169,11 @@ impl Engine {
         let Some(current) = job.cell.read(JobRecord::current) else {
             return;
         };
-        let confirmed = job
-            .cell
-            .read(|r| r.attempts.last().is_some_and(|a| a.submitted_at.is_some()));
+        let (confirmed, started) = job.cell.read(|r| {
+            r.attempts.last().map_or((false, false), |a| {
+                (a.submitted_at.is_some(), a.executing_at.is_some())
+            })
+        });
         // A real prompt on the server: it holds a slot whatever the pool's count says.
         server.in_flight += 1;
         let backend = Arc::clone(&server.backend);
@@ -196,6 +198,7 @@ impl Engine {
             key,
             mode: AttemptMode::Follow,
             confirmed,
+            started,
             durable: None,
             attempt: current.attempt,
             server: id.clone(),
