@@ -135,7 +135,6 @@ fn translate(event: Event) -> Option<RunEvent> {
     })
 }
 
-/// Streams an execution's events into `events` and returns its outputs.
 /// Follows `run` to its end in the attempt's task, handing its events on as they come.
 async fn follow_to_end(
     run: comfy_client::InlineRun,

@@ -133,6 +133,20 @@ impl ServerBackend for Server {
     }
 }
 
+/// A pool with queue-ahead over servers `a` and `b` on `store`, once ready.
+async fn pool_on(a: &Arc<Server>, b: &Arc<Server>, store: Arc<MemoryStore>) -> Pool {
+    let pool = Pool::builder()
+        .server(a.config("a"))
+        .server(b.config("b"))
+        .store(store)
+        .queue_ahead(1)
+        .health_check_interval(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    pool.ready().await;
+    pool
+}
+
 /// Job "waits" (with `max_attempts`) is queued ahead on busy server `a` while `b` is down;
 /// `b` comes up, the pool takes "waits" back from `a`, and the process dies the moment `a`
 /// deleted it. A second pool on what the store held then finishes the job: its result,
@@ -144,15 +158,7 @@ async fn taken_back_then_killed(
     let kill = Arc::new(Kill::default());
     let a = Server::new(true, false, Some((Arc::clone(&store), Arc::clone(&kill))));
     let b = Server::new(false, false, None);
-    let first = Pool::builder()
-        .server(a.config("a"))
-        .server(b.config("b"))
-        .store(store.clone())
-        .queue_ahead(1)
-        .health_check_interval(Some(Duration::from_secs(1)))
-        .build()
-        .unwrap();
-    first.ready().await;
+    let first = pool_on(&a, &b, store.clone()).await;
     let options = JobOptions::new().job_id("long").require_server("a");
     first.enqueue(workflow(), options).await.unwrap();
     // The clock is paused: this lets the pool settle ("long" executing on a).
@@ -185,15 +191,7 @@ async fn taken_back_then_killed(
     }
     let a = Server::new(true, true, None);
     let b = Server::new(true, true, None);
-    let second = Pool::builder()
-        .server(a.config("a"))
-        .server(b.config("b"))
-        .store(survivor.clone())
-        .queue_ahead(1)
-        .health_check_interval(Some(Duration::from_secs(1)))
-        .build()
-        .unwrap();
-    second.ready().await;
+    let second = pool_on(&a, &b, survivor.clone()).await;
     let result = second.job("waits").unwrap().result().await;
     let record = survivor.get("waits").await.unwrap().unwrap();
     (result, record)

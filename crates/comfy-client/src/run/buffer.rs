@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
+use super::outlet::Outlet;
 use crate::event::Event;
 
 /// A new buffer holding at most `capacity` events (at least one) and `max_bytes` bytes.
@@ -129,9 +130,9 @@ fn is_expendable(event: &Event) -> bool {
 /// The driver's side; dropping it ends the stream once the buffer is read.
 pub(crate) struct Sender(Arc<Mutex<State>>);
 
-impl Sender {
+impl Outlet for Sender {
     /// Buffers `event` without waiting, making room by the policy of the module.
-    pub(crate) fn send(&self, event: Event) {
+    fn send(&mut self, event: Event) {
         let mut state = self.0.lock();
         if state.receiver_gone {
             return;
@@ -160,7 +161,7 @@ impl Sender {
 
     /// Tells the reader that the run missed `count` events upstream (its subscription to
     /// the websocket lagged).
-    pub(crate) fn note_missed(&self, count: u64) {
+    fn note_missed(&mut self, count: u64) {
         let mut state = self.0.lock();
         state.missed += count;
         if !state.receiver_gone {
@@ -170,7 +171,7 @@ impl Sender {
     }
 
     /// Events dropped by the buffer, and events the run missed upstream, so far.
-    pub(crate) fn losses(&self) -> (u64, u64) {
+    fn losses(&self) -> (u64, u64) {
         let state = self.0.lock();
         (state.dropped, state.missed)
     }
@@ -257,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_drops_progress_first_and_reports_the_gap() {
-        let (tx, mut rx) = channel(3, usize::MAX);
+        let (mut tx, mut rx) = channel(3, usize::MAX);
         tx.send(start());
         tx.send(progress(1.0));
         tx.send(progress(2.0));
@@ -278,7 +279,7 @@ mod tests {
 
     #[test]
     fn without_expendable_events_the_oldest_goes_and_the_newest_stays() {
-        let (tx, mut rx) = channel(2, usize::MAX);
+        let (mut tx, mut rx) = channel(2, usize::MAX);
         tx.send(start());
         tx.send(Event::Connected);
         tx.send(success());
@@ -291,7 +292,7 @@ mod tests {
 
     #[test]
     fn lagged_counts_restart_after_each_report_and_the_stream_ends_after_the_sender() {
-        let (tx, mut rx) = channel(1, usize::MAX);
+        let (mut tx, mut rx) = channel(1, usize::MAX);
         let mut cx = Context::from_waker(Waker::noop());
         tx.send(start());
         tx.send(success());
@@ -324,7 +325,7 @@ mod tests {
     #[test]
     fn bytes_bound_the_buffer_like_the_count_does() {
         let one = preview(1000).retained_size();
-        let (tx, mut rx) = channel(100, 3 * one);
+        let (mut tx, mut rx) = channel(100, 3 * one);
         for _ in 0..5 {
             tx.send(preview(1000));
         }

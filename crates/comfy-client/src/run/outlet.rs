@@ -16,20 +16,6 @@ pub(crate) trait Outlet: Send {
     fn losses(&self) -> (u64, u64);
 }
 
-impl Outlet for super::buffer::Sender {
-    fn send(&mut self, event: Event) {
-        super::buffer::Sender::send(self, event);
-    }
-
-    fn note_missed(&mut self, count: u64) {
-        super::buffer::Sender::note_missed(self, count);
-    }
-
-    fn losses(&self) -> (u64, u64) {
-        super::buffer::Sender::losses(self)
-    }
-}
-
 /// Events go straight to a callback, in the driver's task: nothing is buffered, so nothing
 /// is dropped on the way; events missed upstream reach it as one [`Event::Lagged`].
 pub(crate) struct Callback<F> {
